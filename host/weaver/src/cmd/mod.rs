@@ -1,0 +1,14 @@
+//! One module per `weaver` subcommand group.
+
+pub mod tool;
+
+use std::path::PathBuf;
+
+/// Where compiled components are cached between runs: `$WEFT_CACHE_DIR`, or
+/// the user's cache dir.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("WEFT_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    dirs::cache_dir().map(|d| d.join("weft").join("components"))
+}

@@ -1,0 +1,133 @@
+//! The knobs: per-instance [`Limits`] and engine-wide [`RuntimeConfig`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What one guest instance may consume. Every store the runtime creates is
+/// bound by one of these; there is no unlimited mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Fuel budget for one call (roughly one unit per wasm instruction).
+    /// Exhausting it raises [`crate::RunError::OutOfFuel`].
+    pub fuel: u64,
+    /// Wall-clock deadline for one call, enforced by the epoch ticker inside
+    /// wasm and by a host timer around host calls.
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    /// Upper bound on each linear memory, in bytes.
+    pub max_memory_bytes: usize,
+    /// Upper bound on the elements of each table.
+    pub max_table_elements: usize,
+    /// Core instances, tables and memories a store may create. Bounded so a
+    /// hostile component cannot exhaust the instance pool.
+    pub max_instances: usize,
+    pub max_tables: usize,
+    pub max_memories: usize,
+    /// Bytes captured from each of stdout and stderr. Writing more raises
+    /// [`crate::RunError::OutputLimit`].
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 2_000_000_000,
+            timeout: Duration::from_secs(10),
+            max_memory_bytes: 256 << 20,
+            max_table_elements: 200_000,
+            max_instances: 64,
+            max_tables: 64,
+            max_memories: 64,
+            max_output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Engine-wide settings, fixed when the [`crate::Runtime`] is built.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled artifacts are kept. `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Pooling allocator sizing.
+    pub pool: PoolConfig,
+    /// How often the epoch advances; the resolution of every deadline.
+    pub epoch_tick: Duration,
+    /// A busy guest yields to other tokio tasks after this much fuel, so one
+    /// guest cannot hold a worker thread.
+    pub fuel_yield_interval: u64,
+    /// Wasm stack per call; overflowing it raises `StackOverflow`.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            pool: PoolConfig::default(),
+            epoch_tick: Duration::from_millis(1),
+            fuel_yield_interval: 100_000,
+            max_wasm_stack: 1 << 20,
+        }
+    }
+}
+
+/// Sizing of the pooling instance allocator. Slots are reserved up front
+/// (virtual memory only), which is what makes instantiation cheap.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Live component instances (stores) at once.
+    pub total_component_instances: u32,
+    /// Live core instances, memories and tables at once, across all stores.
+    pub total_core_instances: u32,
+    pub total_memories: u32,
+    pub total_tables: u32,
+    /// Async fiber stacks; one per in-flight call.
+    pub total_stacks: u32,
+    /// Largest linear memory any instance may have. [`Limits::max_memory_bytes`]
+    /// is clamped to this.
+    pub max_memory_bytes: usize,
+    /// Largest table any instance may have.
+    pub table_elements: usize,
+    /// Per-component shape limits; big language runtimes (CPython,
+    /// SpiderMonkey) need generous values.
+    pub max_core_instances_per_component: u32,
+    pub max_memories_per_component: u32,
+    pub max_tables_per_component: u32,
+    pub max_component_instance_size: usize,
+    pub max_core_instance_size: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            total_component_instances: 1_000,
+            total_core_instances: 4_000,
+            total_memories: 2_000,
+            total_tables: 4_000,
+            total_stacks: 1_000,
+            max_memory_bytes: 1 << 30,
+            table_elements: 200_000,
+            max_core_instances_per_component: 64,
+            max_memories_per_component: 16,
+            max_tables_per_component: 32,
+            max_component_instance_size: 1 << 20,
+            max_core_instance_size: 1 << 20,
+        }
+    }
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

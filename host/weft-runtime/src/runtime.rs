@@ -1,0 +1,347 @@
+//! [`Runtime`]: the one engine, its epoch ticker, the artifact cache and the
+//! pre-instantiated components. Cheap to clone; share it everywhere.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+use crate::cache::{ArtifactCache, Digest, LoadSource};
+use crate::config::{Limits, RuntimeConfig};
+use crate::error::{classify, DeadlineHit, FailureContext, RunError};
+use crate::sandbox::{Grants, StoreData};
+
+/// What a component is, judged from its exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComponentKind {
+    /// Exports `describe` and `invoke`: the `weft:kernel` tool world.
+    Tool,
+    /// Exports `wasi:cli/run`: a plain WASI 0.2 command program.
+    Command,
+    /// Exports something else (agents and subsystems have their own worlds,
+    /// checked when they are instantiated).
+    Other,
+}
+
+/// A compiled component plus what we know about it.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    pub digest: Digest,
+    pub component: Component,
+    pub kind: ComponentKind,
+    /// Names of the component's exports, for error messages.
+    pub exports: Vec<String>,
+    pub source: LoadSource,
+}
+
+impl std::fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedComponent")
+            .field("digest", &self.digest)
+            .field("kind", &self.kind)
+            .field("exports", &self.exports)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared wasm runtime. One per process.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    config: RuntimeConfig,
+    cache: Option<ArtifactCache>,
+    components: Mutex<HashMap<Digest, LoadedComponent>>,
+    pub(crate) pres: crate::pre::PreCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Build the engine (component model, fuel, epochs, pooling allocator)
+    /// and start the epoch ticker thread.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RunError> {
+        let engine = Engine::new(&engine_config(&config)?)
+            .map_err(|e| RunError::Host(format!("cannot create engine: {e:#}")))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ArtifactCache::new(dir, &engine).map_err(|e| {
+                RunError::Host(format!("cannot open cache dir {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone())?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                cache,
+                components: Mutex::default(),
+                pres: Default::default(),
+                ticker_stop,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn pres(&self) -> &crate::pre::PreCache {
+        &self.inner.pres
+    }
+
+    /// Load a component file (see [`Runtime::load`]).
+    pub fn load_file(&self, path: &Path) -> Result<LoadedComponent, RunError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| RunError::Host(format!("cannot read {}: {e}", path.display())))?;
+        self.load(&bytes)
+    }
+
+    /// Compile a component, or fetch it from the in-memory map or the disk
+    /// cache. Bytes that are not a valid component give `InvalidComponent`.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, RunError> {
+        let digest = Digest::of(bytes);
+        if let Some(c) = lock(&self.inner.components).get(&digest) {
+            let mut c = c.clone();
+            c.source = LoadSource::Memory;
+            return Ok(c);
+        }
+        let engine = &self.inner.engine;
+        let (component, source) = match self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(engine, &digest))
+        {
+            Some(c) => (c, LoadSource::DiskCache),
+            None => {
+                let c = compile(engine, bytes)?;
+                if let Some(cache) = &self.inner.cache {
+                    cache.store(&digest, &c);
+                }
+                (c, LoadSource::Compiled)
+            }
+        };
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let kind = if exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2")) {
+            ComponentKind::Command
+        } else if exports.iter().any(|e| e == "invoke") && exports.iter().any(|e| e == "describe") {
+            ComponentKind::Tool
+        } else {
+            ComponentKind::Other
+        };
+        let loaded = LoadedComponent {
+            digest,
+            component,
+            kind,
+            exports,
+            source,
+        };
+        lock(&self.inner.components).insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Forget a component's compiled code and pre-instantiations held in
+    /// memory (the disk cache keeps it). Used when an app is removed.
+    pub fn evict(&self, digest: &Digest) {
+        lock(&self.inner.components).remove(digest);
+        self.inner.pres.evict(digest);
+    }
+
+    /// A linker with WASI 0.2 already in it, for embedders (the kernel) that
+    /// add their own interfaces on top.
+    pub fn linker<T: Send + 'static>(&self) -> Result<Linker<StoreData<T>>, RunError> {
+        let mut linker = Linker::new(&self.inner.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RunError::Host(format!("cannot link WASI: {e:#}")))?;
+        Ok(linker)
+    }
+
+    /// A fresh store bound by `limits`, with a WASI context built only from
+    /// `grants`. Arm it with [`Runtime::arm`] before each call.
+    pub fn new_store<T: Send>(
+        &self,
+        limits: &Limits,
+        grants: &Grants,
+        data: T,
+    ) -> Result<Store<StoreData<T>>, RunError> {
+        let limits = self.clamp(limits);
+        let mut store = Store::new(&self.inner.engine, StoreData::new(&limits, grants, data)?);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .fuel_async_yield_interval(Some(self.inner.config.fuel_yield_interval))
+            .map_err(|e| RunError::Host(format!("{e:#}")))?;
+        self.arm(&mut store, &limits);
+        Ok(store)
+    }
+
+    /// Reset fuel and the wall-clock deadline for the next call.
+    pub fn arm<T: Send>(&self, store: &mut Store<StoreData<T>>, limits: &Limits) {
+        // Fuel is always enabled on our engine, so this cannot fail.
+        let _ = store.set_fuel(limits.fuel);
+        let timeout = limits.timeout;
+        let deadline = Instant::now() + timeout;
+        let tick = self.inner.config.epoch_tick;
+        store.set_epoch_deadline(ticks_for(timeout, tick));
+        store.epoch_deadline_callback(move |_| {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(wasmtime::Error::new(DeadlineHit(timeout)));
+            }
+            Ok(UpdateDeadline::Continue(ticks_for(deadline - now, tick)))
+        });
+    }
+
+    /// Fuel consumed since the last [`Runtime::arm`] with `limits`.
+    pub fn fuel_used<T>(&self, store: &Store<StoreData<T>>, limits: &Limits) -> u64 {
+        limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0))
+    }
+
+    /// What the call since the last [`Runtime::arm`] consumed.
+    pub fn usage<T>(
+        &self,
+        store: &Store<StoreData<T>>,
+        limits: &Limits,
+        start: Instant,
+    ) -> crate::Usage {
+        crate::Usage {
+            fuel_used: self.fuel_used(store, limits),
+            wall: start.elapsed(),
+            peak_memory: store.data().peak_memory(),
+        }
+    }
+
+    /// Run `call` against `store` under the store's deadline, with a host
+    /// timer as a backstop for time spent outside wasm, and classify any
+    /// failure.
+    pub async fn guard<T: Send, R>(
+        &self,
+        store: &mut Store<StoreData<T>>,
+        limits: &Limits,
+        call: impl AsyncFnOnce(&mut Store<StoreData<T>>) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let grace = self.inner.config.epoch_tick * 50 + Duration::from_millis(50);
+        let outcome = tokio::time::timeout(limits.timeout + grace, call(store)).await;
+        let err = match outcome {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => e,
+            Err(_) => wasmtime::Error::new(DeadlineHit(limits.timeout)),
+        };
+        Err(self.classify(store, limits, err))
+    }
+
+    /// Turn a raw error from a call on `store` into a [`RunError`].
+    pub fn classify<T>(
+        &self,
+        store: &Store<StoreData<T>>,
+        limits: &Limits,
+        err: wasmtime::Error,
+    ) -> RunError {
+        let d = store.data();
+        classify(
+            err,
+            FailureContext {
+                fuel_budget: limits.fuel,
+                timeout: limits.timeout,
+                max_wasm_stack: self.inner.config.max_wasm_stack,
+                denied_growth: d.limiter.denied,
+                overflowed: d.stdout.overflow().or(d.stderr.overflow()),
+                stderr_tail: d.stderr.tail(512),
+            },
+        )
+    }
+
+    fn clamp(&self, limits: &Limits) -> Limits {
+        let mut l = limits.clone();
+        let pool = &self.inner.config.pool;
+        l.max_memory_bytes = l.max_memory_bytes.min(pool.max_memory_bytes);
+        l.max_table_elements = l.max_table_elements.min(pool.table_elements);
+        l
+    }
+}
+
+fn ticks_for(d: Duration, tick: Duration) -> u64 {
+    (d.as_nanos() / tick.as_nanos().max(1)).clamp(1, u32::MAX as u128) as u64
+}
+
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, RunError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(RunError::invalid("not a WebAssembly binary (bad magic)"));
+    }
+    // A core module has layer 0 / version 1; a component has layer 1.
+    if bytes[6..8] == [0, 0] {
+        return Err(RunError::invalid(
+            "this is a core wasm module, not a component; build for wasm32-wasip2 \
+             or wrap it with `wasm-tools component new`",
+        ));
+    }
+    Component::new(engine, bytes).map_err(RunError::invalid)
+}
+
+fn engine_config(rc: &RuntimeConfig) -> Result<Config, RunError> {
+    let mut c = Config::new();
+    c.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(rc.max_wasm_stack)
+        // Fiber stacks must hold the wasm stack plus host frames.
+        .async_stack_size(rc.max_wasm_stack + (1 << 20))
+        .parallel_compilation(true);
+    let p = &rc.pool;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(p.total_component_instances)
+        .total_core_instances(p.total_core_instances)
+        .total_memories(p.total_memories)
+        .total_tables(p.total_tables)
+        .total_stacks(p.total_stacks)
+        .max_memory_size(p.max_memory_bytes)
+        .table_elements(p.table_elements)
+        .max_core_instances_per_component(p.max_core_instances_per_component)
+        .max_memories_per_component(p.max_memories_per_component)
+        .max_tables_per_component(p.max_tables_per_component)
+        .max_component_instance_size(p.max_component_instance_size)
+        .max_core_instance_size(p.max_core_instance_size);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(c)
+}
+
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result<(), RunError> {
+    std::thread::Builder::new()
+        .name("weft-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| RunError::Host(format!("cannot start epoch ticker: {e}")))
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

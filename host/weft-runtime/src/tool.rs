@@ -1,0 +1,112 @@
+//! Running components of the `weft:kernel` tool world.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::Limits;
+use crate::error::{Failure, Usage};
+use crate::runtime::{LoadedComponent, Runtime};
+use crate::sandbox::Grants;
+use crate::RunError;
+
+#[allow(missing_docs)]
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "tool",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::weft::kernel::types::{ToolError, ToolInfo};
+
+/// The result of one tool call that ran to completion.
+#[derive(Debug, Serialize)]
+pub struct ToolOutcome {
+    /// The tool's answer: a JSON document, or the error the tool reported.
+    pub result: Result<serde_json::Value, ToolFailure>,
+    #[serde(flatten)]
+    pub usage: Usage,
+    /// What the tool printed, as diagnostics (tools answer via `result`).
+    pub stderr: String,
+}
+
+/// A tool's own error result, as opposed to a [`RunError`] (the host
+/// stopped the guest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "message", rename_all = "kebab-case")]
+pub enum ToolFailure {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+impl From<ToolError> for ToolFailure {
+    fn from(e: ToolError) -> Self {
+        match e {
+            ToolError::InvalidInput(m) => ToolFailure::InvalidInput(m),
+            ToolError::Failed(m) => ToolFailure::Failed(m),
+        }
+    }
+}
+
+impl Runtime {
+    /// Ask a tool to describe itself.
+    pub async fn describe_tool(
+        &self,
+        c: &LoadedComponent,
+        limits: &Limits,
+    ) -> Result<ToolInfo, RunError> {
+        let pre = self.tool_pre(c)?;
+        let mut store = self.new_store(limits, &Grants::default(), ())?;
+        self.guard(&mut store, limits, async |s| {
+            let tool = pre.instantiate_async(&mut *s).await?;
+            tool.call_describe(&mut *s).await
+        })
+        .await
+    }
+
+    /// Invoke a tool once on `input` (must be valid JSON) in a fresh,
+    /// sandboxed instance.
+    pub async fn run_tool(
+        &self,
+        c: &LoadedComponent,
+        input: &str,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<ToolOutcome, Failure> {
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(input) {
+            return Ok(ToolOutcome {
+                result: Err(ToolFailure::InvalidInput(format!("input is not JSON: {e}"))),
+                usage: Usage::default(),
+                stderr: String::new(),
+            });
+        }
+        let pre = self.tool_pre(c).map_err(Failure::before_start)?;
+        let start = Instant::now();
+        let mut store = self
+            .new_store(limits, grants, ())
+            .map_err(Failure::before_start)?;
+        let raw = self
+            .guard(&mut store, limits, async |s| {
+                let tool = pre.instantiate_async(&mut *s).await?;
+                tool.call_invoke(&mut *s, &input.to_string()).await
+            })
+            .await;
+        let usage = self.usage(&store, limits, start);
+        let raw = raw.map_err(|error| Failure { error, usage })?;
+        let result = match raw {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| ToolFailure::Failed(format!("tool returned invalid JSON: {e}"))),
+            Err(e) => Err(e.into()),
+        };
+        Ok(ToolOutcome {
+            result,
+            usage,
+            stderr: String::from_utf8_lossy(&store.data().stderr().take()).into_owned(),
+        })
+    }
+}
