@@ -10,6 +10,12 @@ default:
 components:
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
     cd components && cargo build --target wasm32-wasip2 --release --locked
+    bash components/polyglot/build.sh
+
+# The C, Python and JavaScript versions of the `wordcount` tool, into components/dist/
+# (installs their pinned toolchains when missing; skips outputs that are up to date).
+polyglot *LANGS:
+    bash components/polyglot/build.sh {{LANGS}}
 
 # Build the host and the weaver CLI.
 build: components

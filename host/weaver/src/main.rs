@@ -27,6 +27,11 @@ enum Command {
     /// Run and inspect tools.
     #[command(subcommand)]
     Tool(cmd::tool::ToolCmd),
+    /// Boot a kernel in the foreground until Ctrl-C.
+    Run(cmd::run::RunArgs),
+    /// Inspect and verify chain files (works with no kernel running).
+    #[command(subcommand)]
+    Chain(cmd::chain::ChainCmd),
 }
 
 /// Exit codes shared by every subcommand.
@@ -65,6 +70,8 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Tool(c) => cmd::tool::run(c).await,
+            Command::Run(a) => cmd::run::run(a).await,
+            Command::Chain(c) => cmd::chain::run(c).await,
         }
     });
     match result {

@@ -2,9 +2,11 @@
 //! pre-instantiated components. Cheap to clone; share it everywhere.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
@@ -195,6 +197,12 @@ impl Runtime {
         store
             .fuel_async_yield_interval(Some(self.inner.config.fuel_yield_interval))
             .map_err(|e| RunError::Host(format!("{e:#}")))?;
+        // Installed once; `arm` only moves the epoch deadline, so arming a
+        // call costs no allocation and no clock read. The ticker never runs
+        // fast, so reaching the deadline in ticks means the time is up.
+        store.epoch_deadline_callback(|cx| {
+            Err::<UpdateDeadline, _>(wasmtime::Error::new(DeadlineHit(cx.data().timeout)))
+        });
         self.arm(&mut store, &limits);
         Ok(store)
     }
@@ -203,17 +211,8 @@ impl Runtime {
     pub fn arm<T: Send>(&self, store: &mut Store<StoreData<T>>, limits: &Limits) {
         // Fuel is always enabled on our engine, so this cannot fail.
         let _ = store.set_fuel(limits.fuel);
-        let timeout = limits.timeout;
-        let deadline = Instant::now() + timeout;
-        let tick = self.inner.config.epoch_tick;
-        store.set_epoch_deadline(ticks_for(timeout, tick));
-        store.epoch_deadline_callback(move |_| {
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(wasmtime::Error::new(DeadlineHit(timeout)));
-            }
-            Ok(UpdateDeadline::Continue(ticks_for(deadline - now, tick)))
-        });
+        store.data_mut().timeout = limits.timeout;
+        store.set_epoch_deadline(ticks_for(limits.timeout, self.inner.config.epoch_tick));
     }
 
     /// Fuel consumed since the last [`Runtime::arm`] with `limits`.
@@ -237,7 +236,8 @@ impl Runtime {
 
     /// Run `call` against `store` under the store's deadline, with a host
     /// timer as a backstop for time spent outside wasm, and classify any
-    /// failure.
+    /// failure. A call that finishes on its first poll (most do) never
+    /// touches the timer wheel.
     pub async fn guard<T: Send, R>(
         &self,
         store: &mut Store<StoreData<T>>,
@@ -245,7 +245,15 @@ impl Runtime {
         call: impl AsyncFnOnce(&mut Store<StoreData<T>>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
         let grace = self.inner.config.epoch_tick * 50 + Duration::from_millis(50);
-        let outcome = tokio::time::timeout(limits.timeout + grace, call(store)).await;
+        let backstop = tokio::time::Instant::now() + limits.timeout + grace;
+        let outcome = {
+            let mut fut = std::pin::pin!(call(&mut *store));
+            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(r) => Ok(r),
+                Poll::Pending => tokio::time::timeout_at(backstop, fut).await,
+            }
+        };
         let err = match outcome {
             Ok(Ok(r)) => return Ok(r),
             Ok(Err(e)) => e,
@@ -284,8 +292,10 @@ impl Runtime {
     }
 }
 
+/// Epoch ticks that cover at least `d`: the tick in progress when a call
+/// is armed may be almost over, so one more is added.
 fn ticks_for(d: Duration, tick: Duration) -> u64 {
-    (d.as_nanos() / tick.as_nanos().max(1)).clamp(1, u32::MAX as u128) as u64
+    (d.as_nanos().div_ceil(tick.as_nanos().max(1)) + 1).min(u32::MAX as u128) as u64
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, RunError> {

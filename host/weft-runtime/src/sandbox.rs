@@ -61,6 +61,8 @@ pub struct StoreData<T> {
     pub(crate) limiter: Limiter,
     pub(crate) stdout: BoundedOutput,
     pub(crate) stderr: BoundedOutput,
+    /// The current call's time limit, for the error the epoch callback raises.
+    pub(crate) timeout: std::time::Duration,
     pub data: T,
 }
 
@@ -92,6 +94,7 @@ impl<T> StoreData<T> {
             limiter: Limiter::new(limits),
             stdout,
             stderr,
+            timeout: limits.timeout,
             data,
         })
     }

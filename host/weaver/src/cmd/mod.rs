@@ -1,5 +1,7 @@
 //! One module per `weaver` subcommand group.
 
+pub mod chain;
+pub mod run;
 pub mod tool;
 
 use std::path::PathBuf;

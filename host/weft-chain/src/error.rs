@@ -1,0 +1,94 @@
+//! Typed errors for the chain.
+
+use std::path::PathBuf;
+
+/// Every way a chain operation can fail; callers match on the variant to
+/// tell recoverable conditions (closed, locked) from integrity failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// An OS-level I/O failure, with the path it concerned.
+    #[error("i/o error on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file contains a complete segment that fails verification. Never
+    /// repaired automatically: a human must look at it.
+    #[error("chain corrupt at segment {segment} (byte offset {offset}{}): {reason}", fmt_seq(.seq))]
+    Corrupt {
+        /// Zero-based index of the segment in the file.
+        segment: u64,
+        /// Byte offset of the segment's header.
+        offset: u64,
+        /// Event sequence number, when the segment is (claims to be) an event.
+        seq: Option<u64>,
+        reason: String,
+    },
+
+    /// The file was written with a different signing key than the one given.
+    #[error("chain public key mismatch: expected {expected}, file has {found}")]
+    KeyMismatch { expected: String, found: String },
+
+    /// The file belongs to a different chain id than configured.
+    #[error("chain id mismatch: configured {expected}, file has {found}")]
+    ChainIdMismatch { expected: u32, found: u32 },
+
+    /// Another process (or manager) holds the chain file lock.
+    #[error("chain file {} is locked by another writer", path.display())]
+    Locked { path: PathBuf },
+
+    /// A key file is missing, malformed or has unsafe permissions.
+    #[error("key file {}: {reason}", path.display())]
+    KeyFile { path: PathBuf, reason: String },
+
+    /// A hex public key could not be parsed.
+    #[error("invalid public key: {0}")]
+    InvalidKey(String),
+
+    /// A payload could not be CBOR-encoded.
+    #[error("payload encoding failed: {0}")]
+    Encode(String),
+
+    /// A payload could not be decoded from CBOR.
+    #[error("payload decoding failed: {0}")]
+    Decode(String),
+
+    /// A field exceeds the format's size limit.
+    #[error("{what} too large: {len} bytes (max {max})")]
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+
+    /// The manager was shut down; no more appends are accepted.
+    #[error("chain is closed")]
+    Closed,
+
+    /// The background writer hit an I/O error; the chain refuses further
+    /// appends because memory and disk may have diverged.
+    #[error("chain writer failed: {0}")]
+    WriterFailed(String),
+
+    /// Lineage lookup or verification failed.
+    #[error("lineage: {0}")]
+    Lineage(String),
+}
+
+fn fmt_seq(seq: &Option<u64>) -> String {
+    seq.map(|s| format!(", seq {s}")).unwrap_or_default()
+}
+
+impl ChainError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        ChainError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = ChainError> = std::result::Result<T, E>;

@@ -1,0 +1,186 @@
+//! The Weft gate: every agent action passes a [`GateBackend`] that answers
+//! permit, defer or deny.
+//!
+//! * [`CapabilityGate`]: deny-by-default allow/deny glob rules (fast path).
+//! * [`GovernanceGate`]: delegates to a [`GovernanceBackend`] (a WebAssembly
+//!   component in production) and fails closed on backend errors.
+//! * [`ChainedGate`]: wraps any backend and records each decision on the
+//!   ExoChain as `gate.permit` / `gate.defer` / `gate.deny` with an Ed25519
+//!   [`Receipt`] that can be verified offline from the chain file.
+
+mod canonical;
+pub mod capability;
+pub mod chained;
+pub mod glob;
+pub mod governance;
+pub mod receipt;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use canonical::canonical_json;
+pub use capability::{CapabilityGate, CapabilityRule};
+pub use chained::ChainedGate;
+pub use governance::{
+    FiredRule, GovernanceBackend, GovernanceDecision, GovernanceError, GovernanceGate,
+    GovernanceRequest, GovernanceVerdict, RuleSeverity, DEFAULT_DIMENSIONS,
+};
+pub use receipt::{
+    context_hash, verify_chain_receipts, verify_receipts, GateRecord, Receipt, ReceiptReport,
+    RECEIPT_DOMAIN,
+};
+
+/// The three possible outcomes, without their data. Used for chain kinds and
+/// the receipt signing layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionKind {
+    Permit,
+    Defer,
+    Deny,
+}
+
+impl DecisionKind {
+    /// Byte used in the receipt signing message.
+    pub fn code(self) -> u8 {
+        match self {
+            DecisionKind::Permit => 1,
+            DecisionKind::Defer => 2,
+            DecisionKind::Deny => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Permit => "permit",
+            DecisionKind::Defer => "defer",
+            DecisionKind::Deny => "deny",
+        }
+    }
+
+    /// Chain event kind recording this decision.
+    pub fn chain_kind(self) -> &'static str {
+        match self {
+            DecisionKind::Permit => "gate.permit",
+            DecisionKind::Defer => "gate.defer",
+            DecisionKind::Deny => "gate.deny",
+        }
+    }
+
+    pub fn from_chain_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "gate.permit" => Some(DecisionKind::Permit),
+            "gate.defer" => Some(DecisionKind::Defer),
+            "gate.deny" => Some(DecisionKind::Deny),
+            _ => None,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "permit" => Some(DecisionKind::Permit),
+            "defer" => Some(DecisionKind::Defer),
+            "deny" => Some(DecisionKind::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// Proof handed to the caller that an action was permitted; the agent loop
+/// carries it into the action so the permit can be traced back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermitToken {
+    pub agent: String,
+    pub action: String,
+    pub issued_ns: u64,
+    /// Non-fatal governance warnings (PermitWithWarning).
+    pub warnings: Vec<String>,
+    /// Set by `ChainedGate`: the signed receipt of the chain record.
+    pub receipt: Option<Receipt>,
+}
+
+/// A gate's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GateDecision {
+    Permit {
+        token: PermitToken,
+    },
+    /// Needs a human (or later re-evaluation); treat as "not now".
+    Defer {
+        reason: String,
+    },
+    Deny {
+        reason: String,
+        receipt: Receipt,
+    },
+}
+
+impl GateDecision {
+    pub fn kind(&self) -> DecisionKind {
+        match self {
+            GateDecision::Permit { .. } => DecisionKind::Permit,
+            GateDecision::Defer { .. } => DecisionKind::Defer,
+            GateDecision::Deny { .. } => DecisionKind::Deny,
+        }
+    }
+
+    pub fn is_permit(&self) -> bool {
+        matches!(self, GateDecision::Permit { .. })
+    }
+
+    /// Defer/deny reason, or the joined warnings of a permit.
+    pub fn reason(&self) -> String {
+        match self {
+            GateDecision::Permit { token } => token.warnings.join("; "),
+            GateDecision::Defer { reason } | GateDecision::Deny { reason, .. } => reason.clone(),
+        }
+    }
+
+    pub(crate) fn permit(agent: &str, action: &str, warnings: Vec<String>) -> Self {
+        GateDecision::Permit {
+            token: PermitToken {
+                agent: agent.to_owned(),
+                action: action.to_owned(),
+                issued_ns: weft_chain::now_ns(),
+                warnings,
+                receipt: None,
+            },
+        }
+    }
+
+    pub(crate) fn deny(
+        agent: &str,
+        action: &str,
+        context: &serde_json::Value,
+        reason: String,
+    ) -> Self {
+        GateDecision::Deny {
+            receipt: Receipt::unsigned(DecisionKind::Deny, agent, action, context),
+            reason,
+        }
+    }
+}
+
+/// Anything that can decide whether `agent` may perform `action`.
+/// Synchronous and object-safe: the kernel holds `Arc<dyn GateBackend>`.
+pub trait GateBackend: Send + Sync {
+    fn check(&self, agent: &str, action: &str, context: &serde_json::Value) -> GateDecision;
+}
+
+impl<T: GateBackend + ?Sized> GateBackend for Arc<T> {
+    fn check(&self, agent: &str, action: &str, context: &serde_json::Value) -> GateDecision {
+        (**self).check(agent, action, context)
+    }
+}
+
+/// Configuration and verification errors of the gate crate.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern { pattern: String, reason: String },
+    #[error("receipt invalid: {0}")]
+    InvalidReceipt(String),
+    #[error("chain: {0}")]
+    Chain(#[from] weft_chain::ChainError),
+}

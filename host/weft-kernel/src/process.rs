@@ -1,0 +1,302 @@
+//! The process table: every live agent, its state and its usage.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+use crate::capability::Capabilities;
+use crate::error::{KernelError, KernelResult};
+
+/// A process id. 0 is the kernel itself.
+pub type Pid = u64;
+
+/// The kernel's own pid, used as the sender of messages from outside.
+pub const KERNEL_PID: Pid = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ProcessState {
+    Starting,
+    Running,
+    Suspended,
+    Stopping,
+    Stopped,
+}
+
+impl ProcessState {
+    /// The legal transitions; anything else is refused.
+    pub fn can_become(self, to: ProcessState) -> bool {
+        use ProcessState::*;
+        matches!(
+            (self, to),
+            (Starting, Running)
+                | (Starting, Stopping)
+                | (Starting, Stopped)
+                | (Running, Suspended)
+                | (Running, Stopping)
+                | (Running, Starting) // restart after a crash
+                | (Suspended, Running)
+                | (Suspended, Starting)
+                | (Suspended, Stopping)
+                | (Stopping, Stopped)
+        )
+    }
+}
+
+/// Counters updated by the agent's task and its syscalls without locks.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub messages_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub tool_calls: AtomicU64,
+    pub fuel_consumed: AtomicU64,
+    pub wall_ns: AtomicU64,
+    pub denials: AtomicU64,
+    pub restarts: AtomicU64,
+    pub handler_errors: AtomicU64,
+    /// True while the guest is inside a call; `stop` then cuts it off
+    /// instead of waiting for the call to end.
+    pub in_call: std::sync::atomic::AtomicBool,
+}
+
+/// A copy of [`Usage`] for reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UsageSnapshot {
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub tool_calls: u64,
+    pub fuel_consumed: u64,
+    pub wall_ms: u64,
+    pub denials: u64,
+    pub restarts: u64,
+    pub handler_errors: u64,
+}
+
+impl Usage {
+    pub fn snapshot(&self) -> UsageSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        UsageSnapshot {
+            messages_sent: l(&self.messages_sent),
+            messages_received: l(&self.messages_received),
+            tool_calls: l(&self.tool_calls),
+            fuel_consumed: l(&self.fuel_consumed),
+            wall_ms: l(&self.wall_ns) / 1_000_000,
+            denials: l(&self.denials),
+            restarts: l(&self.restarts),
+            handler_errors: l(&self.handler_errors),
+        }
+    }
+}
+
+/// One row of the process table.
+#[derive(Clone, Debug)]
+pub struct ProcessEntry {
+    pub pid: Pid,
+    pub name: Arc<str>,
+    pub parent: Option<Pid>,
+    pub children: Vec<Pid>,
+    pub state: ProcessState,
+    pub capabilities: Arc<Capabilities>,
+    pub usage: Arc<Usage>,
+    /// BLAKE3 of the component the agent runs.
+    pub component: String,
+    pub started_ns: u64,
+    /// Why the process last failed, with the error kind.
+    pub last_failure: Option<String>,
+}
+
+/// What `inspect` and `ps` show.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessInfo {
+    pub pid: Pid,
+    pub name: String,
+    pub parent: Option<Pid>,
+    pub children: Vec<Pid>,
+    pub state: ProcessState,
+    pub component: String,
+    pub started_ns: u64,
+    pub last_failure: Option<String>,
+    pub usage: UsageSnapshot,
+}
+
+impl From<&ProcessEntry> for ProcessInfo {
+    fn from(e: &ProcessEntry) -> Self {
+        ProcessInfo {
+            pid: e.pid,
+            name: e.name.to_string(),
+            parent: e.parent,
+            children: e.children.clone(),
+            state: e.state,
+            component: e.component.clone(),
+            started_ns: e.started_ns,
+            last_failure: e.last_failure.clone(),
+            usage: e.usage.snapshot(),
+        }
+    }
+}
+
+/// PID allocation and the table of live processes.
+pub struct ProcessTable {
+    entries: DashMap<Pid, ProcessEntry>,
+    names: DashMap<Arc<str>, Pid>,
+    next: AtomicU64,
+    max: u32,
+}
+
+impl ProcessTable {
+    pub fn new(max: u32) -> Self {
+        ProcessTable {
+            entries: DashMap::new(),
+            names: DashMap::new(),
+            next: AtomicU64::new(1),
+            max,
+        }
+    }
+
+    /// Reserve a pid and a unique name for a new process in `Starting`.
+    pub fn insert(&self, mut entry: ProcessEntry) -> KernelResult<Pid> {
+        if self.entries.len() >= self.max as usize {
+            return Err(KernelError::ProcessLimit { max: self.max });
+        }
+        let pid = self.next.fetch_add(1, Ordering::Relaxed);
+        match self.names.entry(entry.name.clone()) {
+            dashmap::Entry::Occupied(_) => {
+                return Err(KernelError::NameTaken(entry.name.to_string()))
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(pid);
+            }
+        }
+        entry.pid = pid;
+        entry.state = ProcessState::Starting;
+        if let Some(parent) = entry.parent {
+            if let Some(mut p) = self.entries.get_mut(&parent) {
+                p.children.push(pid);
+            }
+        }
+        self.entries.insert(pid, entry);
+        Ok(pid)
+    }
+
+    pub fn get(&self, pid: Pid) -> Option<ProcessEntry> {
+        self.entries.get(&pid).map(|e| e.clone())
+    }
+
+    pub fn info(&self, pid: Pid) -> Option<ProcessInfo> {
+        self.entries.get(&pid).map(|e| ProcessInfo::from(&*e))
+    }
+
+    pub fn pid_of(&self, name: &str) -> Option<Pid> {
+        self.names.get(name).map(|p| *p)
+    }
+
+    pub fn name_of(&self, pid: Pid) -> Option<Arc<str>> {
+        self.entries.get(&pid).map(|e| e.name.clone())
+    }
+
+    pub fn state(&self, pid: Pid) -> Option<ProcessState> {
+        self.entries.get(&pid).map(|e| e.state)
+    }
+
+    /// Move `pid` to `to` if the transition is legal.
+    pub fn set_state(&self, pid: Pid, to: ProcessState) -> KernelResult<ProcessState> {
+        let mut e = self
+            .entries
+            .get_mut(&pid)
+            .ok_or(KernelError::NoSuchProcess(pid))?;
+        let from = e.state;
+        if from == to {
+            return Ok(from);
+        }
+        if !from.can_become(to) {
+            return Err(KernelError::IllegalTransition { pid, from, to });
+        }
+        e.state = to;
+        Ok(from)
+    }
+
+    pub fn set_failure(&self, pid: Pid, why: String) {
+        if let Some(mut e) = self.entries.get_mut(&pid) {
+            e.last_failure = Some(why);
+        }
+    }
+
+    /// Keep a failed process's row for inspection but free its name.
+    pub fn retire(&self, pid: Pid) {
+        if let Some(e) = self.entries.get(&pid) {
+            self.names.remove_if(&e.name, |_, p| *p == pid);
+        }
+    }
+
+    /// Drop a stopped process from the table, freeing its name.
+    pub fn remove(&self, pid: Pid) -> Option<ProcessEntry> {
+        let (_, e) = self.entries.remove(&pid)?;
+        self.names.remove_if(&e.name, |_, p| *p == pid);
+        if let Some(parent) = e.parent {
+            if let Some(mut p) = self.entries.get_mut(&parent) {
+                p.children.retain(|c| *c != pid);
+            }
+        }
+        Some(e)
+    }
+
+    pub fn list(&self) -> Vec<ProcessInfo> {
+        let mut v: Vec<ProcessInfo> = self
+            .entries
+            .iter()
+            .map(|e| ProcessInfo::from(&*e))
+            .collect();
+        v.sort_by_key(|p| p.pid);
+        v
+    }
+
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, parent: Option<Pid>) -> ProcessEntry {
+        ProcessEntry {
+            pid: 0,
+            name: name.into(),
+            parent,
+            children: vec![],
+            state: ProcessState::Starting,
+            capabilities: Arc::default(),
+            usage: Arc::default(),
+            component: String::new(),
+            started_ns: 0,
+            last_failure: None,
+        }
+    }
+
+    #[test]
+    fn limits_names_and_transitions() {
+        let t = ProcessTable::new(2);
+        let a = t.insert(entry("a", None)).unwrap();
+        assert!(matches!(
+            t.insert(entry("a", None)),
+            Err(KernelError::NameTaken(_))
+        ));
+        let b = t.insert(entry("b", Some(a))).unwrap();
+        assert!(matches!(
+            t.insert(entry("c", None)),
+            Err(KernelError::ProcessLimit { max: 2 })
+        ));
+        assert_eq!(t.get(a).unwrap().children, vec![b]);
+        assert!(t.set_state(a, ProcessState::Suspended).is_err());
+        t.set_state(a, ProcessState::Running).unwrap();
+        t.set_state(a, ProcessState::Suspended).unwrap();
+        assert!(t.set_state(a, ProcessState::Stopped).is_err());
+        t.set_state(a, ProcessState::Stopping).unwrap();
+        t.set_state(a, ProcessState::Stopped).unwrap();
+        t.remove(b);
+        assert!(t.get(a).unwrap().children.is_empty());
+        assert_eq!(t.pid_of("b"), None);
+    }
+}

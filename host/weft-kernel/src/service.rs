@@ -1,0 +1,113 @@
+//! The service registry: named endpoints that messages can be addressed to.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+use crate::error::{KernelError, KernelResult};
+use crate::process::Pid;
+
+/// Where a service's requests go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceEndpoint {
+    /// An agent's inbox: `Service` and `ServiceMethod` messages route there.
+    AgentInbox(Pid),
+    External {
+        url: String,
+    },
+    Container {
+        id: String,
+    },
+}
+
+/// How much of a service's traffic the chain witnesses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditLevel {
+    /// Every call is recorded.
+    #[default]
+    Full,
+    /// Only gate decisions are recorded.
+    GateOnly,
+}
+
+/// A native service the host runs itself (start, stop, health).
+pub trait SystemService: Send + Sync {
+    fn start(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn stop(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn health_check(&self) -> Result<(), String>;
+}
+
+#[derive(Clone, Serialize)]
+pub struct ServiceEntry {
+    pub name: String,
+    pub owner_pid: Option<Pid>,
+    pub endpoint: ServiceEndpoint,
+    pub audit_level: AuditLevel,
+    /// The chain event that registered it.
+    pub chain_seq: u64,
+    #[serde(skip)]
+    pub native: Option<Arc<dyn SystemService>>,
+}
+
+#[derive(Default)]
+pub struct ServiceRegistry {
+    services: DashMap<String, ServiceEntry>,
+}
+
+impl ServiceRegistry {
+    pub fn register(&self, entry: ServiceEntry) -> KernelResult<()> {
+        match self.services.entry(entry.name.clone()) {
+            dashmap::Entry::Occupied(_) => Err(KernelError::Invalid(format!(
+                "service `{}` is already registered",
+                entry.name
+            ))),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(entry);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn unregister(&self, name: &str) -> Option<ServiceEntry> {
+        self.services.remove(name).map(|(_, e)| e)
+    }
+
+    /// Remove every service owned by a stopped agent.
+    pub fn unregister_owner(&self, pid: Pid) -> Vec<String> {
+        let names: Vec<String> = self
+            .services
+            .iter()
+            .filter(|e| e.owner_pid == Some(pid))
+            .map(|e| e.key().clone())
+            .collect();
+        for n in &names {
+            self.services.remove(n);
+        }
+        names
+    }
+
+    pub fn get(&self, name: &str) -> Option<ServiceEntry> {
+        self.services.get(name).map(|e| e.clone())
+    }
+
+    pub fn list(&self) -> Vec<ServiceEntry> {
+        let mut v: Vec<ServiceEntry> = self.services.iter().map(|e| e.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Health of every native service: name -> error, if any.
+    pub fn health_check_all(&self) -> Vec<(String, Result<(), String>)> {
+        self.list()
+            .into_iter()
+            .filter_map(|e| e.native.map(|n| (e.name, n.health_check())))
+            .collect()
+    }
+}

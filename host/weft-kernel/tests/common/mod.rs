@@ -1,0 +1,103 @@
+//! Shared setup for the kernel's tests: a kernel on a temp dir, the probe
+//! agent, and helpers to talk to it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use weft_kernel::{
+    AgentLimits, Capabilities, IpcScope, Kernel, KernelConfig, MessageTarget, Payload, Pid,
+    RestartPolicy, SpawnRequest,
+};
+use weft_runtime::LoadedComponent;
+
+pub struct TestKernel {
+    pub kernel: Kernel,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn boot() -> TestKernel {
+    boot_with(KernelConfig::default()).await
+}
+
+pub async fn boot_with(mut config: KernelConfig) -> TestKernel {
+    let dir = tempfile::tempdir().expect("tempdir");
+    config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
+    config.runtime.pool_instances = config.runtime.pool_instances.min(2_000);
+    let kernel = Kernel::boot(config, dir.path()).await.expect("boot");
+    TestKernel { kernel, dir }
+}
+
+pub fn probe(k: &Kernel) -> LoadedComponent {
+    k.load_component(&weft_testkit::guest("probe"))
+        .expect("probe")
+}
+
+pub fn all_ipc() -> Capabilities {
+    Capabilities {
+        ipc: IpcScope::All,
+        ..Capabilities::default()
+    }
+}
+
+pub async fn spawn(k: &Kernel, name: &str, config: Value, caps: Capabilities) -> Pid {
+    let mut req = SpawnRequest::new(name, probe(k));
+    req.config = config;
+    req.capabilities = caps;
+    k.spawn(req)
+        .await
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
+}
+
+pub async fn spawn_with(
+    k: &Kernel,
+    name: &str,
+    config: Value,
+    caps: Capabilities,
+    restart: RestartPolicy,
+    limits: Option<AgentLimits>,
+) -> Pid {
+    let mut req = SpawnRequest::new(name, probe(k));
+    req.config = config;
+    req.capabilities = caps;
+    req.restart = restart;
+    req.limits = limits;
+    k.spawn(req)
+        .await
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
+}
+
+/// Ask an echo probe to run `op` and return its `{"ok"|"err": ..}` reply.
+pub async fn op(k: &Kernel, name: &str, op: Value) -> Value {
+    match k
+        .request(
+            MessageTarget::Named(name.into()),
+            Payload::Json(op),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("request")
+    {
+        Payload::Json(v) => v,
+        other => panic!("expected json, got {other:?}"),
+    }
+}
+
+pub fn chain_kinds(k: &Kernel) -> Vec<(String, Value)> {
+    k.chain()
+        .range(..)
+        .iter()
+        .map(|e| (e.kind.clone(), e.payload_json().unwrap_or(json!(null))))
+        .collect()
+}
+
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
