@@ -26,9 +26,12 @@ test: build
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-fail-fast; else cargo test --workspace --locked --no-fail-fast; fi
     cd components && cargo test --workspace --locked
 
-# Benchmarks: each prints a markdown table with goals.
+# Benchmarks: each prints a markdown table with its goals (release builds).
 bench: components
-    cargo bench -p weft-runtime --bench runtime --locked
+    cargo bench --locked -p weft-runtime --bench runtime
+    cargo bench --locked -p weft-chain --bench chain
+    cargo bench --locked -p weft-gate --bench gate
+    cargo bench --locked -p weft-kernel --bench kernel
 
 # Formatting and clippy, host and guests, warnings are errors.
 lint:

@@ -2,7 +2,7 @@
 //! action patterns. Deny wins over allow.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -52,50 +52,75 @@ impl Patterns {
     }
 }
 
-/// Compiled, immutable rule set; swapped atomically on update.
+/// Compiled rule set, updated in place under the gate's write lock: adding
+/// or revoking one agent's rules touches only that agent's entry, so
+/// spawning the n-th agent costs O(1), not a rebuild of n rules.
 #[derive(Debug, Default)]
 struct Compiled {
-    source: Vec<CapabilityRule>,
-    /// Exact agent names (rules merged per agent).
-    exact: HashMap<Box<str>, Patterns>,
+    /// Exact agent names: their rules as written, and merged patterns.
+    exact: HashMap<Box<str>, (Vec<CapabilityRule>, Patterns)>,
     /// Agent globs, in rule order.
-    wild: Vec<(AgentPattern, Patterns)>,
+    wild: Vec<(CapabilityRule, AgentPattern, Patterns)>,
 }
 
 impl Compiled {
     fn build(rules: Vec<CapabilityRule>) -> Result<Self, GateError> {
         let mut c = Compiled::default();
-        for r in &rules {
-            match AgentPattern::compile(&r.agent)? {
-                AgentPattern::Exact(name) => c.exact.entry(name).or_default().add(r)?,
-                pat => {
-                    let mut p = Patterns::default();
-                    p.add(r)?;
-                    c.wild.push((pat, p));
-                }
-            }
+        for r in rules {
+            c.add(r)?;
         }
-        c.source = rules;
         Ok(c)
+    }
+
+    /// Compiles `rule` and adds it; on an invalid pattern nothing changes.
+    fn add(&mut self, rule: CapabilityRule) -> Result<(), GateError> {
+        let mut p = Patterns::default();
+        p.add(&rule)?;
+        match AgentPattern::compile(&rule.agent)? {
+            AgentPattern::Exact(name) => {
+                let e = self.exact.entry(name).or_default();
+                e.1.allow.extend(p.allow);
+                e.1.deny.extend(p.deny);
+                e.0.push(rule);
+            }
+            pat => self.wild.push((rule, pat, p)),
+        }
+        Ok(())
+    }
+
+    fn revoke(&mut self, agent: &str) {
+        self.exact.remove(agent);
+        self.wild.retain(|(r, _, _)| r.agent != agent);
+    }
+
+    fn source(&self) -> Vec<CapabilityRule> {
+        let mut v: Vec<CapabilityRule> = self
+            .exact
+            .values()
+            .flat_map(|(r, _)| r.iter().cloned())
+            .collect();
+        v.sort_by(|a, b| a.agent.cmp(&b.agent));
+        v.extend(self.wild.iter().map(|(r, _, _)| r.clone()));
+        v
     }
 
     /// Every pattern set that applies to `agent`, exact first.
     fn for_agent<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a Patterns> + 'a {
-        self.exact.get(agent).into_iter().chain(
+        self.exact.get(agent).map(|(_, p)| p).into_iter().chain(
             self.wild
                 .iter()
-                .filter(move |(a, _)| a.matches(agent))
-                .map(|(_, p)| p),
+                .filter(move |(_, a, _)| a.matches(agent))
+                .map(|(_, _, p)| p),
         )
     }
 }
 
 /// The fast, local gate: permits an action only if some allow pattern for
-/// the agent matches and no deny pattern does. Rules can be replaced at
-/// runtime (e.g. when an app is installed) without blocking checks for long.
+/// the agent matches and no deny pattern does. Rules can be changed at
+/// runtime (e.g. when an agent spawns or an app is installed).
 #[derive(Debug, Default)]
 pub struct CapabilityGate {
-    rules: RwLock<Arc<Compiled>>,
+    rules: RwLock<Compiled>,
 }
 
 impl CapabilityGate {
@@ -107,17 +132,17 @@ impl CapabilityGate {
     /// A gate with `rules`; fails on the first invalid pattern.
     pub fn with_rules(rules: Vec<CapabilityRule>) -> Result<Self, GateError> {
         Ok(CapabilityGate {
-            rules: RwLock::new(Arc::new(Compiled::build(rules)?)),
+            rules: RwLock::new(Compiled::build(rules)?),
         })
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Compiled> {
+        self.rules.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds a rule (validated before anything changes).
     pub fn add_rule(&self, rule: CapabilityRule) -> Result<(), GateError> {
-        let mut w = self.rules.write().unwrap_or_else(|p| p.into_inner());
-        let mut all = w.source.clone();
-        all.push(rule);
-        *w = Arc::new(Compiled::build(all)?);
-        Ok(())
+        self.write().add(rule)
     }
 
     /// Convenience for `add_rule` with allow patterns only.
@@ -138,32 +163,25 @@ impl CapabilityGate {
         })
     }
 
-    /// Replaces every rule atomically.
+    /// Replaces every rule (validated before anything changes).
     pub fn set_rules(&self, rules: Vec<CapabilityRule>) -> Result<(), GateError> {
-        let c = Arc::new(Compiled::build(rules)?);
-        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = c;
+        let c = Compiled::build(rules)?;
+        *self.write() = c;
         Ok(())
     }
 
     /// Removes every rule naming exactly `agent` (e.g. on agent exit).
     pub fn revoke_agent(&self, agent: &str) -> Result<(), GateError> {
-        let mut w = self.rules.write().unwrap_or_else(|p| p.into_inner());
-        let kept = w
-            .source
-            .iter()
-            .filter(|r| r.agent != agent)
-            .cloned()
-            .collect();
-        *w = Arc::new(Compiled::build(kept)?);
+        self.write().revoke(agent);
         Ok(())
     }
 
+    /// The rules as written: exact agents sorted by name, then globs in order.
     pub fn rules(&self) -> Vec<CapabilityRule> {
-        self.snapshot().source.clone()
-    }
-
-    fn snapshot(&self) -> Arc<Compiled> {
-        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .source()
     }
 
     /// The decision without building a `GateDecision`: `Ok(())` if permitted,

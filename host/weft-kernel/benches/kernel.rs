@@ -1,1 +1,149 @@
-fn main() {}
+//! `cargo bench -p weft-kernel`: spawn latency and rate, agent-to-agent
+//! message throughput, and memory per idle agent, with real components.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weft_kernel::{
+    Capabilities, IpcScope, Kernel, KernelConfig, MessageTarget, Payload, SpawnRequest,
+};
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn all_ipc() -> Capabilities {
+    Capabilities {
+        ipc: IpcScope::All,
+        ..Capabilities::default()
+    }
+}
+
+async fn pair(
+    k: &Kernel,
+    probe: &weft_runtime::LoadedComponent,
+    tag: &str,
+    rounds: u64,
+) -> tokio::sync::mpsc::Receiver<weft_kernel::KernelMessage> {
+    let topic = format!("{tag}.done");
+    let done = k.subscribe(&topic);
+    let mut pong = SpawnRequest::new(format!("{tag}-pong"), probe.clone());
+    pong.config = json!({"mode": "pong"});
+    pong.capabilities = all_ipc();
+    k.spawn(pong).await.expect("pong");
+    let mut ping = SpawnRequest::new(format!("{tag}-ping"), probe.clone());
+    ping.config = json!({"mode": "ping", "peer": format!("{tag}-pong"), "rounds": rounds, "done_topic": topic});
+    ping.capabilities = all_ipc();
+    k.spawn(ping).await.expect("ping");
+    done
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = KernelConfig::default();
+    config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
+    let k = Kernel::boot(config, dir.path()).await.expect("boot");
+    let probe = k
+        .load_component(&weft_testkit::guest("probe"))
+        .expect("probe");
+    let mut rows: Vec<(String, String, String, Option<bool>)> = Vec::new();
+
+    // Spawn: latency of each spawn (gate + chain + store + instantiate + init).
+    let n = 2_000;
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        k.spawn(SpawnRequest::new(format!("s{i}"), probe.clone()))
+            .await
+            .expect("spawn");
+        lat.push(t.elapsed());
+    }
+    let total = start.elapsed();
+    lat.sort();
+    let med = lat[n / 2];
+    rows.push((
+        "spawn latency, median (gate + chain + instantiate + init)".into(),
+        format!("{:.1} µs", med.as_secs_f64() * 1e6),
+        "≤ 10 µs".into(),
+        Some(med <= Duration::from_micros(10)),
+    ));
+    rows.push((
+        "spawn rate".into(),
+        format!("{:.0} /s", n as f64 / total.as_secs_f64()),
+        "—".into(),
+        None,
+    ));
+    for p in k.processes() {
+        k.stop(p.pid).await.expect("stop");
+    }
+
+    // Throughput: one ping-pong pair, then four pairs at once.
+    for pairs in [1u64, 4] {
+        let rounds = 100_000 / pairs;
+        let mut dones = Vec::new();
+        for p in 0..pairs {
+            dones.push(pair(&k, &probe, &format!("t{pairs}-{p}"), rounds).await);
+        }
+        let start = Instant::now();
+        for p in 0..pairs {
+            let ping = k.pid_of(&format!("t{pairs}-{p}-ping")).expect("ping");
+            k.send(MessageTarget::Agent(ping), Payload::Text("start".into()))
+                .await
+                .expect("start");
+        }
+        for d in &mut dones {
+            d.recv().await.expect("done");
+        }
+        let took = start.elapsed();
+        let msgs = (pairs * rounds * 2) as f64;
+        let rate = msgs / took.as_secs_f64();
+        rows.push((
+            format!("agent→agent messages, {pairs} ping-pong pair(s), each recorded on the chain"),
+            format!("{rate:.0} msgs/s"),
+            "≥ 200,000".into(),
+            Some(rate >= 200_000.0),
+        ));
+        for p in k.processes() {
+            k.stop(p.pid).await.expect("stop");
+        }
+    }
+
+    // Memory per idle agent: RSS growth over 10,000 live agents.
+    let count = 10_000;
+    let before = rss_bytes();
+    for i in 0..count {
+        k.spawn(SpawnRequest::new(format!("idle{i}"), probe.clone()))
+            .await
+            .expect("spawn idle");
+    }
+    let after = rss_bytes();
+    let per = (after.saturating_sub(before)) / count as u64;
+    let total_mib = (after.saturating_sub(before)) as f64 / (1 << 20) as f64;
+    rows.push((
+        format!("memory per idle agent ({count} live)"),
+        format!("{:.1} KiB ({total_mib:.0} MiB total)", per as f64 / 1024.0),
+        "10,000 in ≤ 1 GiB".into(),
+        Some(total_mib <= 1024.0),
+    ));
+    k.shutdown().await.expect("shutdown");
+
+    println!("\n## weft-kernel\n");
+    println!("| metric | value | goal | met |");
+    println!("|---|---|---|---|");
+    for (m, v, g, ok) in rows {
+        let met = match ok {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!("| {m} | {v} | {g} | {met} |");
+    }
+}

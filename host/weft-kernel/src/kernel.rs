@@ -153,7 +153,9 @@ impl Kernel {
             pool: PoolConfig {
                 total_component_instances: r.pool_instances,
                 total_core_instances: r.pool_instances * 4,
-                total_memories: r.pool_instances * 2,
+                // Each memory slot reserves 4 GiB of address space (so wasm
+                // needs no bounds checks); most instances have one memory.
+                total_memories: r.pool_instances + r.pool_instances / 4,
                 total_tables: r.pool_instances * 4,
                 total_stacks: r.pool_instances,
                 max_memory_bytes: (r.pool_max_memory_mib as usize) << 20,
