@@ -1,0 +1,301 @@
+//! Tools, built-in commands, chain appends and native services, as agents
+//! and the host see them.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use weft_kernel::cron::{CronJob, CronJobSpec, CronService};
+use weft_kernel::service::{AuditLevel, ServiceEndpoint, SystemService};
+use weft_kernel::tools::ToolEntry;
+use weft_kernel::{Capabilities, IpcScope, MessageTarget, Payload, ToolPermissions};
+
+fn register_calc(k: &weft_kernel::Kernel) {
+    let calc = k.load_component(&weft_testkit::guest("calc")).unwrap();
+    k.register_tool(ToolEntry {
+        name: "calc".into(),
+        component: calc,
+        limits: Default::default(),
+        grants: Default::default(),
+        description: "calculator".into(),
+    })
+    .unwrap();
+}
+
+fn calc_user() -> Capabilities {
+    Capabilities {
+        ipc: IpcScope::All,
+        tools: ToolPermissions {
+            allow: vec!["calc".into()],
+            deny: vec![],
+        },
+        ..Capabilities::default()
+    }
+}
+
+#[tokio::test]
+async fn agents_invoke_tools_through_capabilities_gate_and_chain() {
+    let t = boot().await;
+    let k = &t.kernel;
+    register_calc(k);
+    spawn(k, "user", json!({}), calc_user()).await;
+    spawn(k, "stranger", json!({}), all_ipc()).await;
+    let r = op(
+        k,
+        "user",
+        json!({"op": "tool", "name": "calc", "input": {"expr": "6*7"}}),
+    )
+    .await;
+    assert_eq!(r["ok"]["value"], 42.0, "{r}");
+    let r = op(
+        k,
+        "stranger",
+        json!({"op": "tool", "name": "calc", "input": {"expr": "1"}}),
+    )
+    .await;
+    assert!(r["err"].as_str().unwrap().contains("Denied"), "{r}");
+    let r = op(
+        k,
+        "user",
+        json!({"op": "tool", "name": "nope", "input": {}}),
+    )
+    .await;
+    assert!(
+        r["err"].as_str().unwrap().contains("Denied"),
+        "not in the allow list: {r}"
+    );
+    // A tool error comes back as an error, recorded with its outcome.
+    let r = op(
+        k,
+        "user",
+        json!({"op": "tool", "name": "calc", "input": {"expr": "1/0"}}),
+    )
+    .await;
+    assert!(
+        r["err"].as_str().unwrap().contains("division by zero"),
+        "{r}"
+    );
+
+    let execs: Vec<_> = chain_kinds(k)
+        .into_iter()
+        .filter(|(kind, _)| kind == "tool.exec")
+        .collect();
+    assert_eq!(execs.len(), 2);
+    assert_eq!(execs[0].1["outcome"], "ok");
+    assert!(execs[0].1["fuel_used"].as_u64().unwrap() > 0);
+    assert!(execs[1].1["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("tool error"));
+    assert_eq!(
+        k.inspect(k.pid_of("user").unwrap())
+            .unwrap()
+            .usage
+            .tool_calls,
+        2
+    );
+    assert!(chain_kinds(k)
+        .iter()
+        .any(|(kind, p)| kind == "gate.permit" && p["action"] == "tool.exec.calc"));
+}
+
+#[tokio::test]
+async fn exec_builtin_runs_with_the_receiving_agents_capabilities() {
+    let t = boot().await;
+    let k = &t.kernel;
+    register_calc(k);
+    spawn(k, "worker", json!({}), calc_user()).await;
+    spawn(k, "idle", json!({}), all_ipc()).await;
+    let cmd = json!({"cmd": "exec", "tool": "calc", "input": {"expr": "2^10"}});
+    let r = k
+        .request(
+            MessageTarget::Named("worker".into()),
+            Payload::Json(cmd.clone()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, Payload::Json(json!({"value": 1024.0})));
+    let e = k
+        .request(
+            MessageTarget::Named("idle".into()),
+            Payload::Json(cmd),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("may not use tool"), "{e}");
+    // The guest never saw either command.
+    assert_eq!(op(k, "worker", json!({"op": "count"})).await["ok"], 1);
+}
+
+/// A cron service that only records what reaches it.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, CronJobSpec)>>);
+
+impl CronService for Recorder {
+    fn add(&self, owner: &str, spec: CronJobSpec) -> Result<CronJob, String> {
+        let mut v = self.0.lock().unwrap();
+        v.push((owner.to_string(), spec.clone()));
+        Ok(CronJob {
+            id: format!("job-{}", v.len()),
+            owner: owner.into(),
+            spec,
+        })
+    }
+    fn remove(&self, _owner: &str, id: &str) -> Result<(), String> {
+        if id == "job-1" {
+            Ok(())
+        } else {
+            Err(format!("no job {id}"))
+        }
+    }
+    fn list(&self) -> Vec<CronJob> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn cron_builtins_route_to_the_cron_service() {
+    let t = boot().await;
+    let k = &t.kernel;
+    spawn(k, "sched", json!({}), all_ipc()).await;
+    let add = json!({"cmd": "cron.add", "schedule": "*/5 * * * *", "payload": {"hello": 1}});
+    let e = k
+        .request(
+            MessageTarget::Named("sched".into()),
+            Payload::Json(add.clone()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no cron service"), "{e}");
+
+    let rec = Arc::new(Recorder::default());
+    k.set_cron_service(Some(rec.clone()));
+    let r = k
+        .request(
+            MessageTarget::Named("sched".into()),
+            Payload::Json(add),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let Payload::Json(job) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(job["id"], "job-1");
+    assert_eq!(
+        job["target"], "sched",
+        "target defaults to the agent itself"
+    );
+    let seen = rec.0.lock().unwrap().clone();
+    assert_eq!(seen[0].0, "sched");
+    assert_eq!(seen[0].1.schedule, "*/5 * * * *");
+    let rm = |id: &str| Payload::Json(json!({"cmd": "cron.remove", "id": id}));
+    k.request(
+        MessageTarget::Named("sched".into()),
+        rm("job-1"),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let e = k
+        .request(
+            MessageTarget::Named("sched".into()),
+            rm("job-9"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no job job-9"), "{e}");
+    assert!(chain_kinds(k)
+        .iter()
+        .any(|(kind, p)| kind == "gate.permit" && p["action"] == "service.cron.add"));
+}
+
+#[tokio::test]
+async fn chain_append_syscall_records_the_agents_own_kind() {
+    let t = boot().await;
+    let k = &t.kernel;
+    spawn(
+        k,
+        "scribe",
+        json!({}),
+        Capabilities {
+            chain_append: true,
+            ..all_ipc()
+        },
+    )
+    .await;
+    let r = op(
+        k,
+        "scribe",
+        json!({"op": "chain", "kind": "note", "body": {"n": 1}}),
+    )
+    .await;
+    let seq = r["ok"].as_u64().expect("a seq");
+    let ev = k.chain().get(seq).unwrap();
+    assert_eq!(
+        (ev.kind.as_str(), ev.source.as_str()),
+        ("agent.note", "scribe")
+    );
+    assert_eq!(ev.payload_json().unwrap()["body"], json!({"n": 1}));
+    let r = op(
+        k,
+        "scribe",
+        json!({"op": "chain", "kind": "bad kind!", "body": {}}),
+    )
+    .await;
+    assert!(r["err"].as_str().unwrap().contains("Invalid"), "{r}");
+    assert!(k.chain().verify_integrity().ok);
+}
+
+struct Flaky(Mutex<bool>);
+impl SystemService for Flaky {
+    fn health_check(&self) -> Result<(), String> {
+        if *self.0.lock().unwrap() {
+            Ok(())
+        } else {
+            Err("disk full".into())
+        }
+    }
+}
+
+#[tokio::test]
+async fn native_services_report_health() {
+    let t = boot().await;
+    let k = &t.kernel;
+    let svc = Arc::new(Flaky(Mutex::new(true)));
+    k.register_service(
+        "store",
+        ServiceEndpoint::External {
+            url: "http://127.0.0.1:1".into(),
+        },
+        AuditLevel::GateOnly,
+        Some(svc.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        k.health_check_services(),
+        vec![("store".to_string(), Ok(()))]
+    );
+    *svc.0.lock().unwrap() = false;
+    assert_eq!(
+        k.health_check_services(),
+        vec![("store".to_string(), Err("disk full".to_string()))]
+    );
+    assert!(k
+        .register_service(
+            "store",
+            ServiceEndpoint::Container { id: "x".into() },
+            AuditLevel::Full,
+            None
+        )
+        .is_err());
+    k.unregister_service("store").unwrap();
+    assert!(k.services().is_empty());
+}
