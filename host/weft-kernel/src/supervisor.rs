@@ -233,7 +233,8 @@ pub(crate) async fn spawn(shared: &Arc<Shared>, req: SpawnRequest) -> KernelResu
             .chain
             .record_lineage(parent, &format!("agent:{name}"), "spawn")?;
     }
-    let handle = tokio::spawn(task::run(shared.clone(), spec, live, inbox, ctl_rx));
+    let guard = task::TaskGuard::new(shared.clone(), spec);
+    let handle = tokio::spawn(task::run(guard, live, inbox, ctl_rx));
     shared.tasks.insert(pid, handle);
     Ok(pid)
 }

@@ -119,13 +119,12 @@ fn account(spec: &AgentSpec, u: weft_runtime::Usage) {
 
 /// The task body. `live` is the instance `spawn` already started.
 pub(crate) async fn run(
-    shared: Arc<Shared>,
-    spec: Arc<AgentSpec>,
+    mut guard: TaskGuard,
     live: Live,
     mut inbox: mpsc::Receiver<Envelope>,
     mut control: mpsc::Receiver<Control>,
 ) {
-    let mut guard = TaskGuard::new(shared.clone(), spec.clone());
+    let (shared, spec) = (guard.shared.clone(), guard.spec.clone());
     let mut live = Some(live);
     let mut attempts: u32 = 0;
     loop {
@@ -402,16 +401,17 @@ async fn builtin(
     Some(r.map_err(|e| e.to_string()))
 }
 
-/// Cleans up after the task however it ends (returned, or aborted by
-/// `stop` while the guest was busy).
-struct TaskGuard {
+/// Cleans up after the task however it ends (returned, aborted by `stop`
+/// while the guest was busy, or dropped before it first ran). Created before
+/// the task is spawned so the live-task count never lags behind.
+pub(crate) struct TaskGuard {
     shared: Arc<Shared>,
     spec: Arc<AgentSpec>,
     requested: bool,
 }
 
 impl TaskGuard {
-    fn new(shared: Arc<Shared>, spec: Arc<AgentSpec>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, spec: Arc<AgentSpec>) -> Self {
         shared.live.tasks.fetch_add(1, Ordering::Relaxed);
         TaskGuard {
             shared,
