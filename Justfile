@@ -11,6 +11,9 @@ components:
     rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
     cd components && cargo build --target wasm32-wasip2 --release --locked
     bash components/polyglot/build.sh
+    # Guests that apps/hello names, copied into its bundle dir (see apps/hello/README.md).
+    mkdir -p apps/hello/components
+    cp {{guests}}/probe.wasm {{guests}}/calc.wasm apps/hello/components/
 
 # The C, Python and JavaScript versions of the `wordcount` tool, into components/dist/
 # (installs their pinned toolchains when missing; skips outputs that are up to date).

@@ -20,6 +20,31 @@ pub struct KernelConfig {
     pub ipc: IpcSection,
     /// Limits given to agents whose spawn request does not set its own.
     pub agent_limits: AgentLimits,
+    /// The governance, cron and health components (installed by
+    /// `weft_subsystems::install`).
+    pub subsystems: SubsystemsSection,
+}
+
+/// Which subsystem components to run. Paths default to the built-in
+/// components in `components_dir`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubsystemsSection {
+    /// Where the built-in components (`governance.wasm`, `cron.wasm`,
+    /// `health.wasm`) are. Default: `$WEFT_COMPONENTS_DIR`, else the
+    /// repository's `components/target/wasm32-wasip2/release`.
+    pub components_dir: Option<PathBuf>,
+    /// Replacement components.
+    pub governance: Option<PathBuf>,
+    pub cron: Option<PathBuf>,
+    pub health: Option<PathBuf>,
+    /// Policy file handed to the governance component; default its
+    /// built-in policy.
+    pub governance_policy: Option<PathBuf>,
+    /// `dev`, `staging` or `prod` (default `prod`, the strictest).
+    pub environment: Option<String>,
+    /// Subsystems not to install: `governance`, `cron`, `health`.
+    pub disabled: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -135,9 +160,19 @@ impl KernelConfig {
                 message: e.message().to_string(),
             }
         })?;
-        if let (Some(dir), Some(base)) = (&config.kernel.state_dir, path.parent()) {
-            if dir.is_relative() {
-                config.kernel.state_dir = Some(base.join(dir));
+        if let Some(base) = path.parent() {
+            let sub = &mut config.subsystems;
+            for p in [
+                &mut config.kernel.state_dir,
+                &mut sub.components_dir,
+                &mut sub.governance,
+                &mut sub.cron,
+                &mut sub.health,
+                &mut sub.governance_policy,
+            ] {
+                if let Some(dir) = p.as_mut().filter(|d| d.is_relative()) {
+                    *dir = base.join(&*dir);
+                }
             }
         }
         config.validate(path)?;
@@ -172,6 +207,22 @@ impl KernelConfig {
         if self.runtime.pool_instances < 16 {
             return bad("runtime.pool_instances", "must be at least 16");
         }
+        let sub = &self.subsystems;
+        if let Some(e) = &sub.environment {
+            if !["dev", "staging", "prod"].contains(&e.as_str()) {
+                return bad("subsystems.environment", "must be dev, staging or prod");
+            }
+        }
+        if let Some(d) = sub
+            .disabled
+            .iter()
+            .find(|d| !["governance", "cron", "health"].contains(&d.as_str()))
+        {
+            return bad(
+                "subsystems.disabled",
+                &format!("names an unknown subsystem `{d}`"),
+            );
+        }
         Ok(())
     }
 }
@@ -201,6 +252,29 @@ mod tests {
         let s = e.to_string();
         assert!(s.contains("weft.toml:2:1"), "{s}");
         assert!(s.contains("max_procs"), "{s}");
+    }
+
+    #[test]
+    fn subsystems_section() {
+        let c = KernelConfig::parse(
+            "[subsystems]\ngovernance_policy = \"p.toml\"\nenvironment = \"dev\"\ndisabled = [\"cron\"]\n",
+            Path::new("/etc/weft/weft.toml"),
+        )
+        .unwrap();
+        let s = &c.subsystems;
+        assert_eq!(
+            s.governance_policy.as_deref(),
+            Some(Path::new("/etc/weft/p.toml"))
+        );
+        assert_eq!(
+            (s.environment.as_deref(), s.disabled.len()),
+            (Some("dev"), 1)
+        );
+        for bad in ["environment = \"moon\"", "disabled = [\"dns\"]"] {
+            let e = KernelConfig::parse(&format!("[subsystems]\n{bad}\n"), Path::new("w.toml"))
+                .unwrap_err();
+            assert!(e.to_string().contains("subsystems."), "{e}");
+        }
     }
 
     #[test]

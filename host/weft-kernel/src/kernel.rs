@@ -195,6 +195,7 @@ impl Kernel {
             a2a: A2ARouter::new(config.ipc.inbox_capacity),
             processes: crate::process::ProcessTable::new(config.kernel.max_processes),
             config,
+            state_dir: state_dir.to_path_buf(),
             state: RwLock::new(KernelState::Booting),
             log,
             runtime,
@@ -488,6 +489,11 @@ impl Kernel {
 
     pub fn config(&self) -> &KernelConfig {
         &self.shared.config
+    }
+
+    /// The state dir the kernel booted on (chain, keys, subsystem state).
+    pub fn state_dir(&self) -> &Path {
+        &self.shared.state_dir
     }
 
     pub fn stats(&self) -> KernelStats {

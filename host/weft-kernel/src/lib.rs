@@ -25,7 +25,7 @@ pub mod tools;
 pub mod topic;
 
 pub use capability::{AgentLimits, Capabilities, IpcScope, SandboxPolicy, ToolPermissions};
-pub use config::KernelConfig;
+pub use config::{KernelConfig, SubsystemsSection};
 pub use error::{KernelError, KernelResult};
 pub use ipc::{KernelMessage, KernelSignal, MessageTarget, Payload};
 pub use kernel::{default_state_dir, Kernel, KernelState, KernelStats};

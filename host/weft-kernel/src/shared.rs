@@ -78,6 +78,7 @@ impl Sender {
 
 pub(crate) struct Shared {
     pub config: KernelConfig,
+    pub state_dir: std::path::PathBuf,
     pub state: RwLock<KernelState>,
     pub log: BootLog,
     pub runtime: Runtime,

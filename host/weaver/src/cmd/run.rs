@@ -50,6 +50,15 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let kernel = Kernel::boot(config, &state)
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;
+    // Governance, cron and health components; governance fails closed if
+    // its component is missing (see weft_subsystems::install).
+    let subsystems_cfg = kernel.config().subsystems.clone();
+    let mut subsystems = weft_subsystems::install(&kernel, &subsystems_cfg)
+        .await
+        .context("installing the subsystem components")?;
+    for p in &subsystems.problems {
+        eprintln!("weaver: subsystem problem: {p}");
+    }
     let result = setup(&kernel, &a).await;
     if let Err(e) = &result {
         eprintln!("weaver: {e:#}");
@@ -67,6 +76,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("press Ctrl-C to stop");
         wait_for_signal().await?;
     }
+    subsystems.stop();
     kernel.shutdown().await.context("shutting down")?;
     eprintln!("kernel halted; chain: {} events", kernel.chain().len());
     Ok(if result.is_ok() {

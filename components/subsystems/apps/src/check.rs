@@ -1,0 +1,267 @@
+//! The entry point: parse, check every section, derive the install steps.
+
+use toml::de::{DeTable, DeValue};
+
+use crate::model::{AppMeta, Diag, Manifest, Plan, Step};
+use crate::walk::{as_str, Cx, Tbl, Val};
+use crate::{agents, services};
+
+pub const NAME_CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789-";
+pub const ID_CHARS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+
+const TOP_KEYS: &[&str] = &[
+    "app",
+    "agents",
+    "tools",
+    "services",
+    "capabilities",
+    "hooks",
+    "environment",
+];
+
+/// Manifests larger than this are refused before parsing.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+
+/// Check a manifest. `file` names it in messages about the whole file.
+pub fn check(src: &str, file: &str) -> Result<Plan, Vec<Diag>> {
+    let mut cx = Cx::new(src);
+    if src.len() > MAX_MANIFEST_BYTES {
+        cx.err(
+            &(0..0),
+            "",
+            format!(
+                "{file} is {} bytes; expected at most {MAX_MANIFEST_BYTES}",
+                src.len()
+            ),
+        );
+        return Err(cx.diags);
+    }
+    let root = match DeTable::parse(src) {
+        Ok(r) => r,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            cx.err(&span, "", format!("invalid TOML: {}", e.message().trim()));
+            return Err(cx.diags);
+        }
+    };
+    let manifest = manifest(&mut cx, root.get_ref(), root.span(), file);
+    match manifest {
+        Some(m) if cx.diags.is_empty() => Ok(Plan {
+            steps: steps(&m),
+            manifest: m,
+        }),
+        _ => {
+            let mut d = cx.diags;
+            d.sort_by_key(|d| (d.line, d.col));
+            Err(d)
+        }
+    }
+}
+
+fn manifest(
+    cx: &mut Cx<'_>,
+    root: &DeTable<'_>,
+    span: std::ops::Range<usize>,
+    file: &str,
+) -> Option<Manifest> {
+    let t = Tbl::new(cx, root, span, "", TOP_KEYS);
+    let app = match t.get("app") {
+        Some(v) => app(cx, v),
+        None => {
+            cx.err(
+                &(0..0),
+                "app",
+                format!("missing table [app] in {file}; expected [app] with `name` and `version`"),
+            );
+            None
+        }
+    };
+    // The ceiling first: agents are checked against it wherever they are.
+    let ceiling = match t.get("capabilities") {
+        None => Some(None),
+        Some(v) => agents::caps(cx, v, "capabilities", None).map(Some),
+    };
+    let mut ids = Vec::new();
+    let agents = list(cx, &t, "agents", |cx, v, k| {
+        agents::agent(
+            cx,
+            v,
+            k,
+            ceiling.as_ref().and_then(Option::as_ref),
+            &mut ids,
+        )
+    });
+    let mut names = Vec::new();
+    let tools = list(cx, &t, "tools", |cx, v, k| {
+        services::tool(cx, v, k, &mut names)
+    });
+    let mut names = Vec::new();
+    let svcs = list(cx, &t, "services", |cx, v, k| {
+        services::service(cx, v, k, &mut names)
+    });
+    let hooks = t
+        .get("hooks")
+        .map_or(Some(Default::default()), |v| services::hooks(cx, v));
+    let environment = match t.get("environment") {
+        None => Some(None),
+        Some(v) => services::environment(cx, v).map(Some),
+    };
+    Some(Manifest {
+        app: app?,
+        agents: agents?,
+        tools: tools?,
+        services: svcs?,
+        ceiling: ceiling?,
+        hooks: hooks?,
+        environment: environment?,
+    })
+}
+
+/// An array of tables, each read by `item`.
+fn list<T>(
+    cx: &mut Cx<'_>,
+    t: &Tbl<'_, '_>,
+    name: &str,
+    mut item: impl FnMut(&mut Cx<'_>, &Val<'_>, &str) -> Option<T>,
+) -> Option<Vec<T>> {
+    let Some(v) = t.get(name) else {
+        return Some(Vec::new());
+    };
+    let DeValue::Array(a) = v.get_ref() else {
+        cx.expected(v, name, &format!("an array of tables ([[{name}]])"));
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, v) in a.iter().enumerate() {
+        match item(cx, v, &format!("{name}[{i}]")) {
+            Some(x) => out.push(x),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn app(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<AppMeta> {
+    let keys = ["name", "version", "description", "authors", "license"];
+    let t = Tbl::of(cx, v, "app", "a table ([app])", &keys)?;
+    let name = t.req(cx, "name", "a string").and_then(|nv| {
+        let n = as_str(cx, nv, "app.name")?;
+        if name_ok(&n, NAME_CHARS) {
+            Some(n)
+        } else {
+            cx.err(
+                &nv.span(),
+                "app.name",
+                format!("expected 1 to 64 characters from [a-z0-9-], found \"{n}\""),
+            );
+            None
+        }
+    });
+    let version = t.req(cx, "version", "a semantic version").and_then(|vv| {
+        let s = as_str(cx, vv, "app.version")?;
+        if semver_ok(&s) {
+            Some(s)
+        } else {
+            cx.err(
+                &vv.span(),
+                "app.version",
+                format!("expected a semantic version like \"1.2.3\", found \"{s}\""),
+            );
+            None
+        }
+    });
+    let description = t.str(cx, "description").unwrap_or_default();
+    let authors = t.str_list(cx, "authors");
+    let license = t.str(cx, "license");
+    Some(AppMeta {
+        name: name?,
+        version: version?,
+        description,
+        authors,
+        license,
+    })
+}
+
+pub fn name_ok(s: &str, chars: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.chars().all(|c| chars.contains(c))
+}
+
+/// Semantic Versioning 2.0.0: `MAJOR.MINOR.PATCH[-pre][+build]`.
+pub fn semver_ok(s: &str) -> bool {
+    let (rest, build) = match s.split_once('+') {
+        Some((r, b)) => (r, Some(b)),
+        None => (s, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (rest, None),
+    };
+    let numeric = |p: &str| {
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && (p == "0" || !p.starts_with('0'))
+    };
+    let ident = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| numeric(p))
+        && pre.is_none_or(|p| {
+            p.split('.')
+                .all(|id| ident(id) && (!id.chars().all(|c| c.is_ascii_digit()) || numeric(id)))
+        })
+        && build.is_none_or(|b| b.split('.').all(ident))
+}
+
+/// The install steps, in the order the host carries them out.
+pub fn steps(m: &Manifest) -> Vec<Step> {
+    let hooks = [
+        ("on-install", &m.hooks.on_install),
+        ("on-start", &m.hooks.on_start),
+        ("on-stop", &m.hooks.on_stop),
+        ("on-remove", &m.hooks.on_remove),
+    ];
+    let mut components: Vec<String> = Vec::new();
+    let all = m
+        .agents
+        .iter()
+        .map(|a| &a.component)
+        .chain(m.tools.iter().map(|t| &t.component))
+        .chain(m.services.iter().filter_map(|s| match &s.source {
+            crate::model::Source::Component(c) => Some(c),
+            _ => None,
+        }))
+        .chain(hooks.iter().filter_map(|(_, h)| h.as_ref()));
+    for c in all {
+        if !components.contains(c) {
+            components.push(c.clone());
+        }
+    }
+    let mut sorted = components.clone();
+    sorted.sort();
+    let mut steps = vec![
+        Step::VerifyDigests(sorted),
+        Step::GateCheck("app.install".into()),
+        Step::CopyBundle,
+    ];
+    steps.extend(components.into_iter().map(Step::Precompile));
+    let hook = |name: &str, c: &Option<String>| {
+        c.as_ref().map(|c| Step::RunHook {
+            hook: name.into(),
+            component: c.clone(),
+        })
+    };
+    steps.extend(hook(hooks[0].0, hooks[0].1));
+    steps.extend(m.tools.iter().map(|t| Step::RegisterTool(t.name.clone())));
+    steps.extend(
+        m.services
+            .iter()
+            .map(|s| Step::RegisterService(s.name.clone())),
+    );
+    steps.extend(hook(hooks[1].0, hooks[1].1));
+    steps.extend(
+        m.agents
+            .iter()
+            .filter(|a| a.auto_start)
+            .map(|a| Step::SpawnAgent(a.id.clone())),
+    );
+    steps
+}

@@ -1,0 +1,318 @@
+//! `[[tools]]`, `[[services]]`, `[hooks]` and `[environment]`.
+
+use toml::de::DeValue;
+
+use crate::check::{name_ok, NAME_CHARS};
+use crate::model::{DirGrant, Env, Health, Hooks, ProbeKind, Service, Source, Tool, ToolLimits};
+use crate::paths::{component_path, data_dir_path, guest_path};
+use crate::walk::{as_choice, as_int, as_str, Cx, Tbl, Val};
+
+/// A `[a-z0-9-]` name, unique among `seen`.
+fn unique_name(
+    cx: &mut Cx<'_>,
+    t: &Tbl<'_, '_>,
+    what: &str,
+    seen: &mut Vec<String>,
+) -> Option<String> {
+    let nv = t.req(cx, "name", "a string")?;
+    let name = as_str(cx, nv, &t.key("name"))?;
+    if !name_ok(&name, NAME_CHARS) {
+        cx.err(
+            &nv.span(),
+            &t.key("name"),
+            format!("expected 1 to 64 characters from [a-z0-9-], found \"{name}\""),
+        );
+        return None;
+    }
+    if seen.contains(&name) {
+        cx.err(
+            &nv.span(),
+            &t.key("name"),
+            format!("duplicate {what} name \"{name}\"; expected each {what} name once"),
+        );
+        return None;
+    }
+    seen.push(name.clone());
+    Some(name)
+}
+
+pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) -> Option<Tool> {
+    let keys = ["name", "component", "grants", "limits"];
+    let t = Tbl::of(cx, v, path, "a table ([[tools]])", &keys)?;
+    let name = unique_name(cx, &t, "tool", seen);
+    let component = t
+        .req(cx, "component", "a component path")
+        .and_then(|c| component_path(cx, c, &t.key("component")));
+    let (dirs, env) = match t.get("grants") {
+        None => (Some(Vec::new()), Vec::new()),
+        Some(gv) => {
+            let g = Tbl::of(cx, gv, &t.key("grants"), "a grants table", &["dirs", "env"])?;
+            (dirs(cx, &g), g.str_map(cx, "env"))
+        }
+    };
+    let limits = match t.get("limits") {
+        None => Some(ToolLimits::default()),
+        Some(lv) => {
+            let keys = ["fuel", "timeout_ms", "max_memory_bytes"];
+            let l = Tbl::of(cx, lv, &t.key("limits"), "a limits table", &keys)?;
+            let max = i64::MAX as u64;
+            let (before, out) = (
+                cx.diags.len(),
+                ToolLimits {
+                    fuel: l.int(cx, "fuel", 1, max),
+                    timeout_ms: l.int(cx, "timeout_ms", 1, max),
+                    max_memory_bytes: l.int(cx, "max_memory_bytes", 1, max),
+                },
+            );
+            (cx.diags.len() == before).then_some(out)
+        }
+    };
+    Some(Tool {
+        name: name?,
+        component: component?,
+        dirs: dirs?,
+        env,
+        limits: limits?,
+    })
+}
+
+fn dirs(cx: &mut Cx<'_>, g: &Tbl<'_, '_>) -> Option<Vec<DirGrant>> {
+    let Some(dv) = g.get("dirs") else {
+        return Some(Vec::new());
+    };
+    let key = g.key("dirs");
+    let what = "an array of { host, guest, read_only } tables";
+    let DeValue::Array(a) = dv.get_ref() else {
+        cx.expected(dv, &key, what);
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, item) in a.iter().enumerate() {
+        let ik = format!("{key}[{i}]");
+        let keys = ["host", "guest", "read_only"];
+        let Some(d) = Tbl::of(cx, item, &ik, "a { host, guest, read_only } table", &keys) else {
+            ok = false;
+            continue;
+        };
+        let host = d
+            .req(cx, "host", "a relative path")
+            .and_then(|h| data_dir_path(cx, h, &d.key("host")));
+        let guest = d
+            .req(cx, "guest", "an absolute guest path")
+            .and_then(|h| guest_path(cx, h, &d.key("guest")));
+        // Read-only unless the manifest says otherwise: the safe default.
+        let read_only = d.bool(cx, "read_only", true);
+        match (host, guest) {
+            (Some(host), Some(guest)) => out.push(DirGrant {
+                host,
+                guest,
+                read_only,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+pub fn service(
+    cx: &mut Cx<'_>,
+    v: &Val<'_>,
+    path: &str,
+    seen: &mut Vec<String>,
+) -> Option<Service> {
+    let keys = [
+        "name",
+        "component",
+        "image",
+        "url",
+        "ports",
+        "env",
+        "health",
+    ];
+    let t = Tbl::of(cx, v, path, "a table ([[services]])", &keys)?;
+    let name = unique_name(cx, &t, "service", seen);
+    let source = source(cx, &t);
+    let ports = ports(cx, &t);
+    let env = t.str_map(cx, "env");
+    let health = match t.get("health") {
+        None => Some(None),
+        Some(hv) => health(cx, hv, &t.key("health")).map(Some),
+    };
+    Some(Service {
+        name: name?,
+        source: source?,
+        ports: ports?,
+        env,
+        health: health?,
+    })
+}
+
+/// Exactly one of `component`, `image`, `url`; a second one is the error.
+fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Source> {
+    let mut present: Vec<(&str, &Val<'_>)> = ["component", "image", "url"]
+        .into_iter()
+        .filter_map(|k| t.get(k).map(|v| (k, v)))
+        .collect();
+    // Report at the later of the two in the file.
+    present.sort_by_key(|(_, v)| v.span().start);
+    match present.as_slice() {
+        [] => {
+            cx.err(
+                &t.span,
+                &t.path,
+                "missing service source; expected exactly one of `component`, `image` or `url`",
+            );
+            None
+        }
+        [(k, v)] => {
+            let key = t.key(k);
+            match *k {
+                "component" => component_path(cx, v, &key).map(Source::Component),
+                "image" => {
+                    let s = as_str(cx, v, &key)?;
+                    if s.is_empty() || s.chars().any(char::is_whitespace) {
+                        cx.err(
+                            &v.span(),
+                            &key,
+                            format!("expected a container image reference, found \"{s}\""),
+                        );
+                        return None;
+                    }
+                    Some(Source::Image(s))
+                }
+                _ => {
+                    let s = as_str(cx, v, &key)?;
+                    if !url_ok(&s) {
+                        cx.err(
+                            &v.span(),
+                            &key,
+                            format!("expected a URL like \"https://host/path\", found \"{s}\""),
+                        );
+                        return None;
+                    }
+                    Some(Source::Url(s))
+                }
+            }
+        }
+        [(first, _), (second, v), ..] => {
+            cx.err(
+                &v.span(),
+                &t.key(second),
+                format!(
+                    "expected exactly one of `component`, `image` or `url`, found both \
+                     `{first}` and `{second}`"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn url_ok(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    let mut sc = scheme.chars();
+    sc.next().is_some_and(|c| c.is_ascii_lowercase())
+        && sc.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
+        && !rest.is_empty()
+        && !s.chars().any(char::is_whitespace)
+}
+
+fn ports(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Vec<u16>> {
+    let Some(pv) = t.get("ports") else {
+        return Some(Vec::new());
+    };
+    let key = t.key("ports");
+    let DeValue::Array(a) = pv.get_ref() else {
+        cx.expected(pv, &key, "an array of port numbers (1 to 65535)");
+        return None;
+    };
+    let mut out: Vec<u16> = Vec::new();
+    let mut ok = true;
+    for (i, item) in a.iter().enumerate() {
+        let ik = format!("{key}[{i}]");
+        match as_int(cx, item, &ik, 1, 65535).and_then(|p| u16::try_from(p).ok()) {
+            Some(p) if out.contains(&p) => {
+                cx.err(
+                    &item.span(),
+                    &ik,
+                    format!("duplicate port {p}; expected each port once"),
+                );
+                ok = false;
+            }
+            Some(p) => out.push(p),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<Health> {
+    let keys = [
+        "kind",
+        "interval_ms",
+        "failure_threshold",
+        "success_threshold",
+    ];
+    let t = Tbl::of(cx, v, path, "a health table", &keys)?;
+    let before = cx.diags.len();
+    let kind = match t.get("kind") {
+        None => Some(ProbeKind::Liveness),
+        Some(kv) => as_choice(
+            cx,
+            kv,
+            &t.key("kind"),
+            &[
+                ("liveness", ProbeKind::Liveness),
+                ("readiness", ProbeKind::Readiness),
+            ],
+        ),
+    };
+    let u32max = u32::MAX as u64;
+    let interval_ms = t
+        .int(cx, "interval_ms", 1, i64::MAX as u64)
+        .unwrap_or(10_000);
+    let failure = t.int(cx, "failure_threshold", 1, u32max).unwrap_or(3);
+    let success = t.int(cx, "success_threshold", 1, u32max).unwrap_or(1);
+    if cx.diags.len() != before {
+        return None;
+    }
+    Some(Health {
+        kind: kind?,
+        interval_ms,
+        failure_threshold: u32::try_from(failure).ok()?,
+        success_threshold: u32::try_from(success).ok()?,
+    })
+}
+
+pub fn hooks(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Hooks> {
+    let keys = ["on_install", "on_start", "on_stop", "on_remove"];
+    let t = Tbl::of(cx, v, "hooks", "a table ([hooks])", &keys)?;
+    let mut get = |name: &str| {
+        t.get(name)
+            .and_then(|hv| component_path(cx, hv, &t.key(name)))
+    };
+    Some(Hooks {
+        on_install: get("on_install"),
+        on_start: get("on_start"),
+        on_stop: get("on_stop"),
+        on_remove: get("on_remove"),
+    })
+}
+
+pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Env> {
+    let t = Tbl::of(cx, v, "environment", "a table ([environment])", &["name"])?;
+    let nv = t.req(cx, "name", "\"dev\", \"staging\" or \"prod\"")?;
+    as_choice(
+        cx,
+        nv,
+        &t.key("name"),
+        &[
+            ("dev", Env::Dev),
+            ("staging", Env::Staging),
+            ("prod", Env::Prod),
+        ],
+    )
+}

@@ -1,0 +1,36 @@
+//! Weft apps: the pieces an install needs.
+//!
+//! - [`AppsChecker`] runs the `apps` component (`wit/apps.wit`), which
+//!   parses and validates `weftapp.toml` and returns an install plan or
+//!   positioned diagnostics; the host never interprets a manifest itself.
+//! - Bundles: [`pack`] writes `weftapp.lock` (BLAKE3 of the manifest and
+//!   of every component it names) and optionally `weftapp.sig` (Ed25519),
+//!   and a `.weftapp` tar; [`open_bundle`] reads a directory or archive
+//!   safely; [`verify`] checks digests, signature and trust under the
+//!   policy that unsigned bundles install only in `dev`.
+//! - [`TrustStore`]: trusted signer keys in `<state>/trust.json`.
+//!
+//! Formats: `docs/weftapp.md`.
+
+mod bundle;
+mod checker;
+pub mod convert;
+mod error;
+mod lock;
+mod pack;
+mod trust;
+mod verify;
+
+pub use bundle::{
+    open_bundle, path_problem, Bundle, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_META_BYTES,
+    MAX_TOTAL_BYTES,
+};
+pub use checker::{render, render_one, types, AppsChecker, CheckError};
+pub use error::{BundleError, TrustError};
+pub use lock::{digest_hex, Lock, SigFile, LOCK_FILE, MANIFEST_FILE, SIG_DOMAIN, SIG_FILE};
+pub use pack::{pack, plan_components, Packed};
+pub use trust::{TrustStore, TRUST_FILE};
+pub use verify::{inspect, verify, Environment, Verified};
+
+/// Re-exported so callers sign with the same key type.
+pub use ed25519_dalek::{SigningKey, VerifyingKey};

@@ -1,0 +1,201 @@
+//! [`ComponentHealth`]: health aggregation by the health component. The
+//! host owns the probes (async functions, one per name) and the clock; the
+//! component says which probes are due and what the results add up to.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_chain::now_ns;
+use weft_kernel::{Kernel, KernelState, MessageTarget, Payload};
+use weft_runtime::{Limits, LoadedComponent, Runtime};
+
+use crate::bindings::health::weft::kernel::health_types as wit;
+use crate::bindings::health::{Health, HealthPre};
+use crate::exec::{lock, world, Guest, Instance};
+use crate::SubsystemError;
+
+world!(Health, HealthPre, "health");
+
+pub use wit::{DegradedItem, HealthReport, Overall, ProbeKind, ProbeSpec, ProbeStatus};
+
+/// A probe: `Ok(detail)` when healthy, `Err(why)` when not.
+pub type ProbeFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
+
+/// Longest a probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn default_limits() -> Limits {
+    Limits {
+        fuel: 50_000_000,
+        timeout: Duration::from_millis(500),
+        max_memory_bytes: 32 << 20,
+        max_output_bytes: 64 << 10,
+        ..Limits::default()
+    }
+}
+
+struct Inner {
+    guest: Guest<Health>,
+    instance: Mutex<Option<Instance<Health>>>,
+    specs: Mutex<Vec<ProbeSpec>>,
+    probes: Mutex<HashMap<String, ProbeFn>>,
+}
+
+/// The health service. Cheap to clone.
+#[derive(Clone)]
+pub struct ComponentHealth {
+    inner: Arc<Inner>,
+}
+
+impl ComponentHealth {
+    pub fn new(
+        runtime: &Runtime,
+        component: LoadedComponent,
+        limits: Limits,
+    ) -> Result<Self, SubsystemError> {
+        let guest = Guest::new(runtime, component, limits)?;
+        let inst = guest.instantiate()?;
+        Ok(ComponentHealth {
+            inner: Arc::new(Inner {
+                guest,
+                instance: Mutex::new(Some(inst)),
+                specs: Mutex::default(),
+                probes: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Run `f` on the instance; a failed instance is replaced by a fresh
+    /// one configured with the current probes (their counters restart).
+    fn with<R>(
+        &self,
+        f: impl AsyncFnOnce(&Health, &mut crate::exec::GuestStore) -> wasmtime::Result<R>,
+    ) -> Result<R, SubsystemError> {
+        let i = &self.inner;
+        let mut slot = lock(&i.instance);
+        let mut inst = match slot.take() {
+            Some(inst) => inst,
+            None => {
+                let mut inst = i.guest.instantiate()?;
+                let specs = lock(&i.specs).clone();
+                i.guest
+                    .call(&mut inst, async |w, s| w.call_configure(s, &specs).await)?
+                    .map_err(SubsystemError::Component)?;
+                inst
+            }
+        };
+        let r = i.guest.call(&mut inst, f)?;
+        *slot = Some(inst);
+        Ok(r)
+    }
+
+    /// Replace the probe set: each spec with the function that runs it.
+    pub fn configure(&self, probes: Vec<(ProbeSpec, ProbeFn)>) -> Result<(), SubsystemError> {
+        let specs: Vec<ProbeSpec> = probes.iter().map(|(s, _)| s.clone()).collect();
+        self.with(async |w, s| w.call_configure(s, &specs).await)?
+            .map_err(SubsystemError::Component)?;
+        *lock(&self.inner.specs) = specs;
+        *lock(&self.inner.probes) = probes.into_iter().map(|(s, f)| (s.name, f)).collect();
+        Ok(())
+    }
+
+    /// Report one probe result (the driver does this; tests may too).
+    pub fn report(&self, name: &str, ok: bool, detail: &str) -> Result<(), SubsystemError> {
+        let now = now_ns();
+        self.with(async |w, s| w.call_report(s, name, ok, detail, now).await)
+    }
+
+    pub fn status(&self) -> Result<HealthReport, SubsystemError> {
+        self.with(async |w, s| w.call_status(s).await)
+    }
+
+    /// Run every due probe once and report the results. Returns the names
+    /// of the probes run.
+    pub async fn run_due(&self) -> Result<Vec<String>, SubsystemError> {
+        let now = now_ns();
+        let due = self.with(async |w, s| w.call_due(s, now).await)?;
+        for name in &due {
+            let probe = lock(&self.inner.probes).get(name).cloned();
+            let (ok, detail) = match probe {
+                None => (false, "no probe function registered".to_string()),
+                Some(p) => match tokio::time::timeout(PROBE_TIMEOUT, p()).await {
+                    Ok(Ok(d)) => (true, d),
+                    Ok(Err(e)) => (false, e),
+                    Err(_) => (false, format!("no answer within {PROBE_TIMEOUT:?}")),
+                },
+            };
+            self.report(name, ok, &detail)?;
+        }
+        Ok(due)
+    }
+
+    /// Start the driver: runs due probes every `every` until the kernel
+    /// stops running.
+    pub fn start(&self, kernel: Kernel, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            while kernel.state() == KernelState::Running {
+                if let Err(e) = me.run_due().await {
+                    tracing::warn!("health: {e}");
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+}
+
+/// A probe that is healthy while the kernel is running.
+pub fn kernel_probe(kernel: Kernel) -> ProbeFn {
+    Arc::new(move || {
+        let k = kernel.clone();
+        Box::pin(async move {
+            match k.state() {
+                KernelState::Running => Ok("running".to_string()),
+                s => Err(format!("kernel is {s:?}")),
+            }
+        })
+    })
+}
+
+/// A probe that is healthy while every registered service passes its
+/// `health_check`.
+pub fn services_probe(kernel: Kernel) -> ProbeFn {
+    Arc::new(move || {
+        let k = kernel.clone();
+        Box::pin(async move {
+            let bad: Vec<String> = k
+                .health_check_services()
+                .into_iter()
+                .filter_map(|(n, r)| r.err().map(|e| format!("{n}: {e}")))
+                .collect();
+            if bad.is_empty() {
+                Ok("all services pass".to_string())
+            } else {
+                Err(bad.join("; "))
+            }
+        })
+    })
+}
+
+/// A probe that pings an agent (a request with the text `ping`); any reply
+/// within `timeout` is healthy.
+pub fn agent_probe(kernel: Kernel, agent: &str, timeout: Duration) -> ProbeFn {
+    let agent = agent.to_string();
+    Arc::new(move || {
+        let (k, agent) = (kernel.clone(), agent.clone());
+        Box::pin(async move {
+            k.request(
+                MessageTarget::Named(agent.clone()),
+                Payload::Text("ping".into()),
+                timeout,
+            )
+            .await
+            .map(|_| format!("{agent} answered"))
+            .map_err(|e| e.to_string())
+        })
+    })
+}

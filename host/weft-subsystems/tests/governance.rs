@@ -1,0 +1,318 @@
+//! The governance component behind the gate: decisions, policies, hot swap
+//! under load, failures (all with the real components).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weft_gate::{
+    DecisionKind, GateBackend, GovernanceBackend, GovernanceDecision, GovernanceGate,
+    GovernanceRequest,
+};
+use weft_kernel::Kernel;
+use weft_subsystems::governance::default_limits;
+use weft_subsystems::{ComponentGovernance, SubsystemError};
+
+fn governance(k: &Kernel, name: &str, policy: Option<&str>) -> Arc<ComponentGovernance> {
+    Arc::new(
+        ComponentGovernance::new(
+            k.runtime(),
+            k.chain().clone(),
+            common::component(k, name),
+            policy,
+            default_limits(),
+            2,
+        )
+        .unwrap_or_else(|e| panic!("governance: {e}")),
+    )
+}
+
+fn req(action: &str, effect: &[(&str, f64)], env: &str) -> GovernanceRequest {
+    GovernanceRequest {
+        agent: "a".into(),
+        action: action.into(),
+        effect: effect
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<BTreeMap<_, _>>(),
+        context: json!({}),
+        environment: env.into(),
+    }
+}
+
+#[tokio::test]
+async fn decisions_per_severity_and_environment() {
+    let (k, _d) = common::boot().await;
+    let g = governance(&k, "governance", None);
+    let d = |a: &str, e: &[(&str, f64)], env: &str| g.evaluate(&req(a, e, env)).unwrap();
+    use GovernanceDecision::*;
+    // Nothing fires for a zero effect.
+    assert_eq!(d("ipc.send", &[], "prod").decision, Permit);
+    // Critical: denied everywhere, whatever the effect.
+    for env in ["dev", "staging", "prod"] {
+        let v = d("chain.rewrite", &[], env);
+        assert_eq!(v.decision, Deny, "{env}");
+        assert_eq!(v.fired_rules[0].id, "chain-integrity");
+    }
+    // Warning: permitted with a warning.
+    let v = d("ipc.send", &[("privacy", 0.55)], "dev");
+    assert_eq!(v.decision, PermitWithWarning);
+    assert!(v.reason.contains("privacy-exposure"), "{}", v.reason);
+    // Advisory: reported, still a plain permit.
+    let v = d("agent.spawn", &[("novelty", 0.75)], "dev");
+    assert_eq!(v.decision, Permit);
+    assert_eq!(v.fired_rules[0].id, "novel-behaviour");
+    // Blocking with a per-dimension breach: the environment decides; over
+    // the magnitude threshold (prod 0.6) it is a deny.
+    let risky = [("risk", 0.85)];
+    assert_eq!(
+        d("tool.exec.calc", &risky, "dev").decision,
+        PermitWithWarning
+    );
+    assert_eq!(
+        d("tool.exec.calc", &risky, "staging").decision,
+        EscalateToHuman
+    );
+    assert_eq!(d("tool.exec.calc", &risky, "prod").decision, Deny);
+    // Blocking on magnitude alone: the same vector passes dev, not prod.
+    let broad = [("risk", 0.5), ("privacy", 0.4), ("fairness", 0.4)];
+    assert_eq!(d("ipc.send", &broad, "dev").decision, Permit);
+    assert_eq!(d("ipc.send", &broad, "prod").decision, Deny);
+    // Aliases and unknown environments.
+    assert_eq!(d("ipc.send", &[], "production").decision, Permit);
+    let v = d("ipc.send", &[], "moon");
+    assert_eq!(v.decision, Deny);
+    assert!(v.reason.contains("unknown environment"), "{}", v.reason);
+
+    // Through the gate: escalate is a defer, warnings ride on the permit.
+    let gate = GovernanceGate::new(g.clone(), "staging");
+    let ctx = json!({ "effect": { "risk": 0.85 } });
+    assert_eq!(
+        gate.check("a", "tool.exec.calc", &ctx).kind(),
+        DecisionKind::Defer
+    );
+    let w = gate.check("a", "ipc.send", &json!({ "effect": { "privacy": 0.6 } }));
+    assert!(
+        w.is_permit() && w.reason().contains("privacy"),
+        "{}",
+        w.reason()
+    );
+
+    let rules = g.rules().unwrap();
+    assert!(rules.iter().any(|r| r.id == "risky-execution" && r.active));
+}
+
+#[tokio::test]
+async fn policy_files_load_and_bad_ones_are_rejected_with_position() {
+    let (k, _d) = common::boot().await;
+    let custom = r#"
+name = "tight"
+[environments.prod]
+magnitude_threshold = 0.1
+[[rules]]
+id = "no-exec"
+branch = "executive"
+severity = "critical"
+actions = ["tool.exec.*"]
+[[rules]]
+id = "off"
+branch = "judicial"
+severity = "critical"
+active = false
+actions = ["**"]
+"#;
+    let g = governance(&k, "governance", Some(custom));
+    assert_eq!(g.policy_summary().name, "tight");
+    assert_eq!(g.policy_summary().active_rules, 1);
+    let v = g.evaluate(&req("tool.exec.calc", &[], "prod")).unwrap();
+    assert_eq!(v.decision, GovernanceDecision::Deny);
+    assert_eq!(
+        g.evaluate(&req("ipc.send", &[], "prod")).unwrap().decision,
+        GovernanceDecision::Permit
+    );
+
+    let bad = "name = \"x\"\n[environments.prod]\nmagnitude_threshold = = 1\n";
+    match g.reload_policy(bad) {
+        Err(SubsystemError::Policy(m)) => assert!(m.contains("line 3, column"), "{m}"),
+        other => panic!("expected a policy error, got {other:?}"),
+    }
+    let unknown = "[environments.prod]\nmagnitude_threshold = 1\n[[rules]]\nid = \"r\"\nbranch = \"x\"\nseverity = \"warning\"\nactions = [\"**\"]\n";
+    match g.reload_policy(unknown) {
+        Err(SubsystemError::Policy(m)) => assert!(m.contains("line 5"), "{m}"),
+        other => panic!("expected a policy error, got {other:?}"),
+    }
+    // The good policy is still in force.
+    assert_eq!(g.policy_summary().name, "tight");
+    let rec = g
+        .reload_policy(include_str!(
+            "../../../components/subsystems/governance/default-policy.toml"
+        ))
+        .unwrap();
+    assert_ne!(rec.old_policy, rec.new_policy);
+    assert_eq!(
+        g.evaluate(&req("tool.exec.calc", &[], "prod"))
+            .unwrap()
+            .decision,
+        GovernanceDecision::Permit
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_swap_under_concurrent_checks_drops_nothing() {
+    let (k, _d) = common::boot().await;
+    let g = governance(&k, "governance", None);
+    let real = common::component(&k, "governance");
+    let other = common::component(&k, "gov_misbehave");
+    let stop = AtomicBool::new(false);
+    let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let records = std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    match g.evaluate(&req("ipc.send", &[("risk", 0.1)], "prod")) {
+                        Ok(v) if v.decision == GovernanceDecision::Permit => {
+                            ok.fetch_add(1, Ordering::Relaxed)
+                        }
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let a = g.swap_component(other.clone()).expect("swap 1");
+        std::thread::sleep(Duration::from_millis(100));
+        let b = g.swap_component(real.clone()).expect("swap 2");
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        (a, b)
+    });
+    let (ok, failed) = (ok.into_inner(), failed.into_inner());
+    assert_eq!(failed, 0, "failed checks during swaps ({ok} ok)");
+    assert!(ok > 50, "only {ok} checks ran");
+    assert_eq!(records.0.old_component, real.digest.to_hex());
+    assert_eq!(records.0.new_component, other.digest.to_hex());
+    assert_eq!(records.1.new_component, real.digest.to_hex());
+    let swaps = common::events(&k, "governance.swap");
+    assert_eq!(swaps.len(), 2, "{swaps:?}");
+    assert_eq!(swaps[0]["old_component"], real.digest.to_hex());
+    assert_eq!(swaps[0]["new_component"], other.digest.to_hex());
+    assert_eq!(swaps[1]["old_component"], other.digest.to_hex());
+    assert_eq!(g.component_digest(), real.digest.to_hex());
+}
+
+#[tokio::test]
+async fn a_trapping_or_spinning_component_fails_closed_and_is_recorded() {
+    let (k, _d) = common::boot().await;
+    let g = governance(&k, "gov_misbehave", None);
+    let gate = GovernanceGate::new(g.clone(), "prod");
+    let d = gate.check("a", "test.trap", &json!({}));
+    assert_eq!(d.kind(), DecisionKind::Deny);
+    assert!(d.reason().contains("fail closed"), "{}", d.reason());
+    let mut limits = default_limits();
+    limits.fuel = 5_000_000;
+    g.set_limits(limits);
+    let d = gate.check("a", "test.spin", &json!({}));
+    assert_eq!(d.kind(), DecisionKind::Deny);
+    assert!(d.reason().contains("fuel"), "{}", d.reason());
+    // The broken instance was replaced: the next check works.
+    assert!(gate.check("a", "ipc.send", &json!({})).is_permit());
+    let fails = common::events(&k, "governance.failure");
+    assert_eq!(fails.len(), 2, "{fails:?}");
+    assert_eq!(fails[0]["kind"], "trap");
+    assert_eq!(fails[0]["action"], "test.trap");
+    assert_eq!(fails[1]["kind"], "out of fuel");
+    // A component of the wrong world is refused up front.
+    let wrong = ComponentGovernance::new(
+        k.runtime(),
+        k.chain().clone(),
+        common::component(&k, "calc"),
+        None,
+        default_limits(),
+        1,
+    );
+    assert!(matches!(wrong, Err(SubsystemError::Run(_))));
+}
+
+#[tokio::test]
+async fn install_wires_governance_into_the_kernel_and_fails_closed_without_it() {
+    let (k, _d) = common::boot().await;
+    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
+        .await
+        .unwrap();
+    assert!(subs.problems.is_empty(), "{:?}", subs.problems);
+    assert!(k.check("kernel", "ipc.send", &json!({})).is_permit());
+    let d = k.check("kernel", "chain.rewrite", &json!({}));
+    assert_eq!(d.kind(), DecisionKind::Deny);
+    assert_eq!(common::events(&k, "governance.install").len(), 1);
+
+    let (k2, _d2) = common::boot().await;
+    let mut cfg = common::subsystems("prod");
+    cfg.components_dir = Some("/nonexistent".into());
+    let subs = weft_subsystems::install(&k2, &cfg).await.unwrap();
+    assert_eq!(subs.problems.len(), 3, "{:?}", subs.problems);
+    let d = k2.check("kernel", "ipc.send", &json!({}));
+    assert_eq!(d.kind(), DecisionKind::Deny);
+    assert!(d.reason().contains("unavailable"), "{}", d.reason());
+    assert_eq!(common::events(&k2, "governance.failure").len(), 1);
+    k.shutdown().await.unwrap();
+    k2.shutdown().await.unwrap();
+}
+
+/// Not a pass/fail test: prints the cost of one check through the
+/// component (run with `--nocapture`).
+#[tokio::test]
+async fn measure_check_cost() {
+    let (k, _d) = common::boot().await;
+    let g = governance(&k, "governance", None);
+    let r = req("tool.exec.calc", &[("risk", 0.3), ("privacy", 0.2)], "prod");
+    for _ in 0..200 {
+        g.evaluate(&r).unwrap();
+    }
+    let mut times: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            g.evaluate(&r).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    eprintln!(
+        "governance check through the component: median {:?}, p90 {:?}, p99 {:?}",
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        times[times.len() * 99 / 100]
+    );
+    let gate = GovernanceGate::new(g.clone(), "prod");
+    let ctx = json!({ "effect": { "risk": 0.3 } });
+    let mut times: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            gate.check("a", "tool.exec.calc", &ctx);
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    eprintln!(
+        "through GovernanceGate::check: median {:?}",
+        times[times.len() / 2]
+    );
+    // What an instance per check would cost at least: a fresh instance
+    // that parses the policy (a reload does exactly that, once).
+    let policy = include_str!("../../../components/subsystems/governance/default-policy.toml");
+    let mut times: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            g.reload_policy(policy).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    eprintln!(
+        "fresh instance + policy parse (reload): median {:?}",
+        times[times.len() / 2]
+    );
+}
