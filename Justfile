@@ -35,6 +35,7 @@ bench: components
     cargo bench --locked -p weft-chain --bench chain
     cargo bench --locked -p weft-gate --bench gate
     cargo bench --locked -p weft-kernel --bench kernel
+    cargo bench --locked -p weft-subsystems --bench subsystems
 
 # Formatting and clippy, host and guests, warnings are errors.
 lint:
@@ -43,11 +44,27 @@ lint:
     cd components && cargo fmt --all --check
     cd components && cargo clippy --workspace --target wasm32-wasip2 --locked -- -D warnings
 
-# The main job: run an example tool through `weaver tool run` and show its result and fuel.
-run: build
+# The main job: run tools through `weaver tool run`, then boot a kernel (with the governance,
+# cron and health components) that spawns an agent and registers a tool, and verify its chain.
+run: build _tools-demo _kernel-demo
+
+_tools-demo:
     @echo '$ weaver tool run calc.wasm -- '"'"'{"expr": "2 * (x + 1) ^ 2", "vars": {"x": 3}}'"'"
     ./target/debug/weaver tool run {{guests}}/calc.wasm -- '{"expr": "2 * (x + 1) ^ 2", "vars": {"x": 3}}'
     @echo '$ weaver tool run calc.wasm --json -- ...'
     ./target/debug/weaver tool run {{guests}}/calc.wasm --json -- '{"expr": "sqrt(2) * max(1, 2, 3)"}'
     @echo '$ printf "hello weft\nsecond line\n" | weaver tool run wc.wasm --json'
     printf 'hello weft\nsecond line\n' | ./target/debug/weaver tool run {{guests}}/wc.wasm --json
+
+_kernel-demo:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    state=$(mktemp -d)
+    trap 'rm -rf "$state"' EXIT
+    echo "\$ weaver run --once --state $state --spawn echo=probe.wasm --tool calc=calc.wasm"
+    ./target/debug/weaver run --once --state "$state" --spawn echo={{guests}}/probe.wasm --tool calc={{guests}}/calc.wasm 2>&1 | tee "$state/run.log"
+    key=$(sed -n 's/.*public key \([0-9a-f]*\).*/\1/p' "$state/run.log" | head -1)
+    echo "\$ weaver chain tail $state --key $key -n 8"
+    ./target/debug/weaver chain tail "$state" --key "$key" -n 8
+    echo "\$ weaver chain verify $state --key $key"
+    ./target/debug/weaver chain verify "$state" --key "$key"

@@ -1,0 +1,150 @@
+//! `cargo bench -p weft-subsystems`: governed tool invocations through the
+//! whole path, cold boot with every subsystem component, and instantiation
+//! of each language's tool from the compile cache.
+
+use std::time::{Duration, Instant};
+
+use weft_kernel::tools::ToolEntry;
+use weft_kernel::{Kernel, KernelConfig};
+use weft_runtime::{Grants, Limits};
+use weft_testkit::{dist_guest, guest, shared_cache_dir};
+
+fn config() -> KernelConfig {
+    let mut c = KernelConfig::default();
+    c.kernel.cache_dir = Some(shared_cache_dir());
+    c.runtime.pool_instances = 1_000;
+    c
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mut rows: Vec<(String, String, String, Option<bool>)> = Vec::new();
+
+    // Warm the compile cache, then time cold boots (new state dir each).
+    let warm = tempfile::tempdir().expect("tempdir");
+    let k = Kernel::boot(config(), warm.path()).await.expect("boot");
+    let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
+        .await
+        .expect("install");
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    s.stop();
+    k.shutdown().await.expect("shutdown");
+    let mut boots = Vec::new();
+    for _ in 0..7 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Instant::now();
+        let k = Kernel::boot(config(), dir.path()).await.expect("boot");
+        let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
+            .await
+            .expect("install");
+        boots.push(t.elapsed());
+        s.stop();
+        k.shutdown().await.expect("shutdown");
+    }
+    let boot = median(boots);
+    rows.push((
+        "cold boot to Running + governance, cron, health loaded from the cache (median of 7)"
+            .into(),
+        format!("{:.1} ms", boot.as_secs_f64() * 1e3),
+        "≤ 20 ms".into(),
+        Some(boot <= Duration::from_millis(20)),
+    ));
+
+    // Governed tool invocations on one core: gate (capability + governance
+    // component, signed receipt) -> tool component -> tool.exec on the chain.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Kernel::boot(config(), dir.path()).await.expect("boot");
+    let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
+        .await
+        .expect("install");
+    let wc = k.load_component(&guest("wordcount")).expect("wordcount");
+    k.register_tool(ToolEntry {
+        name: "wordcount".into(),
+        component: wc,
+        limits: Limits::default(),
+        grants: Grants::default(),
+        description: String::new(),
+    })
+    .expect("register");
+    let input = r#"{"text":"the quick brown fox"}"#;
+    for _ in 0..500 {
+        k.invoke_tool("wordcount", input).await.expect("warm-up");
+    }
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        k.invoke_tool("wordcount", input).await.expect("invoke");
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    rows.push((
+        "governed tool invocations/s, one core (gate + governance component + tool component + chain)".into(),
+        format!("{rate:.0} /s ({:.1} µs each)", 1e6 / rate),
+        "≥ 50,000 /s".into(),
+        Some(rate >= 50_000.0),
+    ));
+    s.stop();
+    k.shutdown().await.expect("shutdown");
+
+    // Instantiation of each language's tool from the cache.
+    let rt = weft_runtime::Runtime::new(weft_runtime::RuntimeConfig {
+        cache_dir: Some(shared_cache_dir()),
+        ..Default::default()
+    })
+    .expect("runtime");
+    for (lang, path) in [
+        ("Rust", guest("wordcount")),
+        ("C", dist_guest("wordcount-c.wasm")),
+        ("Python", dist_guest("wordcount-py.wasm")),
+        ("JavaScript", dist_guest("wordcount-js.wasm")),
+    ] {
+        let bytes = std::fs::read(&path).expect("read");
+        let t = Instant::now();
+        let c = rt.load(&bytes).expect("load");
+        let load = t.elapsed();
+        let pre = rt.tool_pre(&c).expect("pre");
+        let limits = Limits::default();
+        let mut samples = Vec::new();
+        for _ in 0..51 {
+            let t = Instant::now();
+            let mut store = rt
+                .new_store(&limits, &Grants::default(), ())
+                .expect("store");
+            let tool = pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            samples.push(t.elapsed());
+            drop((tool, store));
+        }
+        rows.push((
+            format!(
+                "{lang} tool ({} KB): cache load / instantiate median",
+                bytes.len() / 1024
+            ),
+            format!(
+                "{:.2} ms / {:.1} µs",
+                load.as_secs_f64() * 1e3,
+                median(samples).as_secs_f64() * 1e6
+            ),
+            "—".into(),
+            None,
+        ));
+    }
+
+    println!("\n## weft-subsystems\n");
+    println!("| metric | value | goal | met |");
+    println!("|---|---|---|---|");
+    for (m, v, g, ok) in rows {
+        let met = match ok {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!("| {m} | {v} | {g} | {met} |");
+    }
+}
