@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Build the polyglot versions of the `wordcount` tool (the Rust one is a
-# member of the components workspace) into components/dist/:
+# member of the components workspace), and a Python agent, into
+# components/dist/:
 #   wordcount-c.wasm    C, wit-bindgen c + clang + wasm-tools component new
 #   wordcount-py.wasm   Python, componentize-py
 #   wordcount-js.wasm   JavaScript, componentize-js (StarlingMonkey)
+#   agent-py.wasm       Python agent (`agent` world), componentize-py
 #
-# Usage: components/polyglot/build.sh [c] [py] [js]   (default: all three)
+# Usage: components/polyglot/build.sh [c] [py] [py-agent] [js]
+#   (default: all; `py` builds both Python outputs, `py-agent` only the agent)
 #
 # Installs every tool it needs that is missing, at pinned versions, and only
 # when missing; skips an output that is newer than its sources, the WIT and
@@ -34,7 +37,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 COMPONENTS="$(cd "$HERE/.." && pwd)"
 ROOT="$(cd "$COMPONENTS/.." && pwd)"
 WIT="$ROOT/wit"
-WORLD=tool
+WORLD=tool        # the tools' world; the Python agent uses `agent`
 DIST="$COMPONENTS/dist"
 BUILD="$COMPONENTS/target/polyglot"
 LOGS="$BUILD/logs"
@@ -168,10 +171,12 @@ for p in json.load(open(sys.argv[1]))["packages"]:
   say "adapter: wasi-preview1-component-adapter-provider $ADAPTER_VERSION ($((SECONDS - start)) s)"
 }
 
+CPY=()
 # Sets CPY to a command that runs componentize-py $COMPONENTIZE_PY_VERSION:
 # the one on PATH if it is that version, else a private pip install (a
 # --target dir also works where PEP 668 forbids installing into the system).
 ensure_componentize_py() {
+  ((${#CPY[@]} == 0)) || return 0 # already found by an earlier step
   if [[ "$(componentize-py --version 2>/dev/null)" == "componentize-py $COMPONENTIZE_PY_VERSION" ]]; then
     CPY=(componentize-py)
     say "componentize-py $COMPONENTIZE_PY_VERSION present"
@@ -251,6 +256,24 @@ build_py() {
   say "py: built $out ($(stat -c %s "$out") bytes) in $((SECONDS - start)) s"
 }
 
+build_py_agent() {
+  local out="$DIST/agent-py.wasm" src="$HERE/python-agent" world=agent
+  if fresh "$out" "$src/app.py" "${WIT_FILES[@]}" "$SCRIPT"; then
+    say "py-agent: $out is up to date"
+    return
+  fi
+  ensure_componentize_py
+  local start=$SECONDS
+  mkdir -p "$BUILD/python-agent"
+  # The bindings componentize-py builds against, for editors and type checkers.
+  rm -rf "$BUILD/python-agent/bindings"
+  run py-agent-bindings "${CPY[@]}" -d "$WIT" -w "$world" bindings "$BUILD/python-agent/bindings"
+  run py-agent-componentize "${CPY[@]}" -d "$WIT" -w "$world" componentize app -p "$src" \
+    -o "$BUILD/python-agent/agent-py.wasm"
+  mv "$BUILD/python-agent/agent-py.wasm" "$out"
+  say "py-agent: built $out ($(stat -c %s "$out") bytes) in $((SECONDS - start)) s"
+}
+
 build_js() {
   local out="$DIST/wordcount-js.wasm" js="$HERE/js"
   if fresh "$out" "$js/wordcount.js" "$js/package.json" "$js/package-lock.json" \
@@ -273,17 +296,25 @@ build_js() {
 
 # ---------------------------------------------------------------- main
 main() {
-  local langs=("$@") lang
+  local langs=("$@") lang steps=() step
   ((${#langs[@]})) || langs=(c py js)
   for lang in "${langs[@]}"; do
     case "$lang" in
-      c | py | js) ;;
-      *) die "unknown language '$lang' (want c, py or js)" ;;
+      c | js) steps+=("build_$lang") ;;
+      py) steps+=(build_py build_py_agent) ;;
+      py-agent) steps+=(build_py_agent) ;;
+      *) die "unknown language '$lang' (want c, py, py-agent or js)" ;;
     esac
   done
   mkdir -p "$DIST" "$BUILD" "$LOGS"
   local start=$SECONDS
-  for lang in "${langs[@]}"; do "build_$lang"; done
+  # Each step once, in order, however often it was asked for (`py py-agent`).
+  local done_steps=" "
+  for step in "${steps[@]}"; do
+    [[ "$done_steps" == *" $step "* ]] && continue
+    done_steps+="$step "
+    "$step"
+  done
   say "done in $((SECONDS - start)) s (outputs in $DIST)"
 }
 
