@@ -9,18 +9,26 @@
 //!   safely; [`verify`] checks digests, signature and trust under the
 //!   policy that unsigned bundles install only in `dev`.
 //! - [`TrustStore`]: trusted signer keys in `<state>/trust.json`.
+//! - [`AppManager`]: the lifecycle through the kernel (install, start,
+//!   stop, upgrade with rollback, remove), every event on the chain, the
+//!   registry in `<state>/apps/registry.json`.
 //!
 //! Formats: `docs/weftapp.md`.
 
+mod app_error;
 mod bundle;
 mod checker;
 pub mod convert;
 mod error;
 mod lock;
+mod manager;
+mod ops;
 mod pack;
+mod registry;
 mod trust;
 mod verify;
 
+pub use app_error::AppError;
 pub use bundle::{
     open_bundle, path_problem, Bundle, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_META_BYTES,
     MAX_TOTAL_BYTES,
@@ -28,7 +36,9 @@ pub use bundle::{
 pub use checker::{render, render_one, types, AppsChecker, CheckError};
 pub use error::{BundleError, TrustError};
 pub use lock::{digest_hex, Lock, SigFile, LOCK_FILE, MANIFEST_FILE, SIG_DOMAIN, SIG_FILE};
+pub use manager::AppManager;
 pub use pack::{pack, plan_components, Packed};
+pub use registry::{AgentRef, AppInfo, AppState, Progress, REGISTRY_FILE};
 pub use trust::{TrustStore, TRUST_FILE};
 pub use verify::{inspect, verify, Environment, Verified};
 

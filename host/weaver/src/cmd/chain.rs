@@ -1,5 +1,6 @@
 //! `weaver chain ...` on a chain file, with no kernel: verify it (links,
-//! payload hashes, checkpoint signatures, gate receipts) or export it.
+//! payload hashes, checkpoint signatures, gate receipts) or export it. With
+//! no FILE the same commands ask the running kernel about its chain.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use crate::exit;
 
 #[derive(Subcommand)]
 pub enum ChainCmd {
-    /// Verify a chain file offline with only its public key.
+    /// Verify a chain file offline with only its public key (or, with no
+    /// FILE, the running kernel's chain).
     Verify(FileArgs),
     /// Print every event as JSON lines.
     Export(FileArgs),
@@ -28,11 +30,13 @@ pub enum ChainCmd {
 
 #[derive(Args)]
 pub struct FileArgs {
-    /// The chain file (`<state>/chain/chain.log`), or a state dir.
-    pub file: PathBuf,
-    /// The chain's Ed25519 public key, hex (shown by `kernel status`).
+    /// The chain file (`<state>/chain/chain.log`), or a state dir; none
+    /// means the running kernel's chain.
+    pub file: Option<PathBuf>,
+    /// The chain's Ed25519 public key, hex (shown by `kernel status`);
+    /// needed with FILE.
     #[arg(long)]
-    pub key: String,
+    pub key: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
@@ -49,17 +53,90 @@ fn chain_file(p: &Path) -> PathBuf {
     p.to_path_buf()
 }
 
-pub async fn run(cmd: ChainCmd) -> anyhow::Result<ExitCode> {
-    match cmd {
-        ChainCmd::Verify(a) => verify(&a),
-        ChainCmd::Export(a) => print_events(&a, usize::MAX),
-        ChainCmd::Tail { file, n } => print_events(&file, n),
+pub async fn run(state: &Path, cmd: ChainCmd) -> anyhow::Result<ExitCode> {
+    let a = match &cmd {
+        ChainCmd::Verify(a) | ChainCmd::Export(a) => a,
+        ChainCmd::Tail { file, .. } => file,
+    };
+    let offline = match (&a.file, &a.key) {
+        (Some(f), Some(k)) => Some((f.clone(), k.clone())),
+        (None, None) => None,
+        (Some(_), None) => {
+            eprintln!(
+                "weaver: a chain FILE needs --key (the public key shown by `weaver kernel status`)"
+            );
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+        (None, Some(_)) => {
+            eprintln!(
+                "weaver: --key goes with a chain FILE; with no FILE the running kernel is asked"
+            );
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+    };
+    match (cmd, offline) {
+        (ChainCmd::Verify(a), Some((f, k))) => verify(&a, &f, &k),
+        (ChainCmd::Export(a), Some((f, k))) => print_events(&a, &f, &k, usize::MAX),
+        (ChainCmd::Tail { file, n }, Some((f, k))) => print_events(&file, &f, &k, n),
+        (ChainCmd::Verify(a), None) => verify_live(state, a.json).await,
+        (ChainCmd::Export(_), None) => live_events(state, true, usize::MAX).await,
+        (ChainCmd::Tail { file, n }, None) => live_events(state, file.json, n).await,
     }
 }
 
-fn verify(a: &FileArgs) -> anyhow::Result<ExitCode> {
-    let key = weft_chain::parse_public_key_hex(&a.key).context("--key")?;
-    let path = chain_file(&a.file);
+async fn verify_live(state: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+    let v = match super::ctl::ask(state, "chain.verify", json!({})).await {
+        Ok(v) => v,
+        Err(code) => return Ok(code),
+    };
+    let ok = v["ok"] == true;
+    let c = &v["chain"];
+    if json_out {
+        println!("{v}");
+    } else if ok {
+        println!(
+            "ok: {} — {} events, {} signed checkpoints verified (public key {})",
+            super::ctl::cell(&v["file"]),
+            c["events"],
+            c["checkpoints"],
+            super::ctl::cell(&v["public_key"])
+        );
+    } else {
+        eprintln!(
+            "weaver: the running kernel's chain is NOT valid: {} ({} events verified before it)",
+            c["first_bad"], c["events"]
+        );
+    }
+    Ok(ExitCode::from(if ok { 0 } else { exit::GUEST }))
+}
+
+async fn live_events(state: &Path, json_lines: bool, n: usize) -> anyhow::Result<ExitCode> {
+    let n = u64::try_from(n).unwrap_or(u64::MAX);
+    let v = match super::ctl::ask(state, "chain.tail", json!({ "n": n })).await {
+        Ok(v) => v,
+        Err(code) => return Ok(code),
+    };
+    let mut out = std::io::stdout().lock();
+    for ev in v.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        if json_lines {
+            writeln!(out, "{ev}")?;
+        } else {
+            writeln!(
+                out,
+                "{:>6}  {:<16} {:<14} {}",
+                ev["seq"],
+                super::ctl::cell(&ev["kind"]),
+                super::ctl::cell(&ev["source"]),
+                ev["payload"]
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(a: &FileArgs, file: &Path, key: &str) -> anyhow::Result<ExitCode> {
+    let key = weft_chain::parse_public_key_hex(key).context("--key")?;
+    let path = chain_file(file);
     let report = weft_chain::verify_file(&path, &key)
         .with_context(|| format!("reading {}", path.display()))?;
     let receipts = if report.ok {
@@ -96,9 +173,9 @@ fn verify(a: &FileArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(if ok { 0 } else { exit::GUEST }))
 }
 
-fn print_events(a: &FileArgs, n: usize) -> anyhow::Result<ExitCode> {
-    let key = weft_chain::parse_public_key_hex(&a.key).context("--key")?;
-    let path = chain_file(&a.file);
+fn print_events(a: &FileArgs, file: &Path, key: &str, n: usize) -> anyhow::Result<ExitCode> {
+    let key = weft_chain::parse_public_key_hex(key).context("--key")?;
+    let path = chain_file(file);
     let file = weft_chain::read_file(&path, &key)
         .with_context(|| format!("reading {}", path.display()))?;
     let skip = file.events.len().saturating_sub(n);

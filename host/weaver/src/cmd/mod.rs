@@ -1,8 +1,11 @@
 //! One module per `weaver` subcommand group.
 
+pub mod app;
 pub mod chain;
+pub mod ctl;
 pub mod run;
 pub mod tool;
+pub mod trust;
 
 use std::path::PathBuf;
 

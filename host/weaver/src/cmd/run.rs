@@ -1,9 +1,12 @@
 //! `weaver run`: boot a kernel in the foreground on a state dir, optionally
-//! spawning agents and registering tools from component files, until
-//! Ctrl-C or SIGTERM; then shut down cleanly.
+//! spawning agents and registering tools from component files, and serve
+//! the control socket until Ctrl-C, SIGTERM or `weaver kernel stop`; then
+//! shut down cleanly.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -12,9 +15,6 @@ use weft_kernel::{Kernel, KernelConfig, SpawnRequest};
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// State directory (chain, keys, cache). Default: the user's data dir.
-    #[arg(long)]
-    pub state: Option<PathBuf>,
     /// Kernel configuration file (weft.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -36,17 +36,20 @@ fn split(spec: &str) -> anyhow::Result<(String, PathBuf)> {
     }
 }
 
-pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode> {
     let config = match &a.config {
         Some(p) => KernelConfig::load(p)?,
         None => KernelConfig::default(),
     };
-    let state = a
-        .state
-        .clone()
+    let state = state
         .or_else(|| config.kernel.state_dir.clone())
         .or_else(weft_kernel::default_state_dir)
         .context("no state dir: pass --state DIR")?;
+    if let Err(e) = crate::control::server::claim(&state) {
+        eprintln!("weaver: {e:#}");
+        return Ok(ExitCode::from(crate::exit::GUEST));
+    }
+    let started = Instant::now();
     let kernel = Kernel::boot(config, &state)
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;
@@ -59,9 +62,38 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     for p in &subsystems.problems {
         eprintln!("weaver: subsystem problem: {p}");
     }
+    let (apps, apps_problem) = match open_apps(&kernel, &subsystems_cfg).await {
+        Ok(m) => (Some(Arc::new(m)), None),
+        Err(e) => {
+            eprintln!("weaver: apps unavailable: {e:#}");
+            (None, Some(format!("{e:#}")))
+        }
+    };
     let result = setup(&kernel, &a).await;
     if let Err(e) = &result {
         eprintln!("weaver: {e:#}");
+    }
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let mut server = None;
+    let mut serving = None;
+    if result.is_ok() && !a.once {
+        let ctl = Arc::new(crate::control::server::Ctl {
+            kernel: kernel.clone(),
+            governance: subsystems.governance.clone(),
+            cron: subsystems.cron.clone(),
+            health: subsystems.health.clone(),
+            apps,
+            apps_problem,
+            started,
+            shutdown: shutdown.clone(),
+        });
+        match crate::control::server::Server::bind(&state) {
+            Ok(mut s) => {
+                serving = Some(s.serve(ctl));
+                server = Some(s);
+            }
+            Err(e) => eprintln!("weaver: no control socket: {e:#}"),
+        }
     }
     let s = kernel.stats();
     eprintln!(
@@ -73,9 +105,19 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         s.chain.public_key
     );
     if result.is_ok() && !a.once {
-        eprintln!("press Ctrl-C to stop");
-        wait_for_signal().await?;
+        eprintln!(
+            "press Ctrl-C to stop (or run: weaver kernel stop --state {})",
+            state.display()
+        );
+        tokio::select! {
+            r = wait_for_signal() => r?,
+            _ = shutdown.notified() => eprintln!("stop requested through the control socket"),
+        }
     }
+    if let Some(t) = serving {
+        t.abort();
+    }
+    drop(server);
     subsystems.stop();
     kernel.shutdown().await.context("shutting down")?;
     eprintln!("kernel halted; chain: {} events", kernel.chain().len());
@@ -84,6 +126,27 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(crate::exit::FAILED)
     })
+}
+
+/// The app manager, with the `apps` checker component found where the
+/// subsystem components are.
+async fn open_apps(
+    kernel: &Kernel,
+    cfg: &weft_subsystems::SubsystemsConfig,
+) -> anyhow::Result<weft_apps::AppManager> {
+    let path = weft_subsystems::components_dir(cfg).join("apps.wasm");
+    let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let checker = weft_apps::AppsChecker::new(kernel.runtime(), &wasm)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let environment: weft_apps::Environment = cfg
+        .environment
+        .as_deref()
+        .unwrap_or("prod")
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    weft_apps::AppManager::open(kernel.clone(), checker, environment)
+        .await
+        .context("opening the app registry")
 }
 
 async fn setup(kernel: &Kernel, a: &RunArgs) -> anyhow::Result<()> {

@@ -1,8 +1,9 @@
 //! `weaver tool ...`: run a tool or WASI command component directly, with
-//! no kernel.
+//! no kernel (`tool run FILE.wasm`), or an installed tool through the
+//! running kernel (`tool run NAME`, `tool ls`).
 
 use std::io::{IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,11 +21,14 @@ pub enum ToolCmd {
     /// Run a component file: a `weft:kernel` tool (the first ARG is its JSON
     /// input, or stdin if none) or a WASI 0.2 command (ARGS are its argv).
     Run(RunArgs),
+    /// List the tools installed in the running kernel.
+    Ls(super::ctl::JsonFlag),
 }
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The component (.wasm) to run.
+    /// The component (.wasm) to run with no kernel, or the NAME of a tool
+    /// installed in the running kernel (gate, limits and chain apply).
     pub file: PathBuf,
     /// Fuel budget (roughly wasm instructions).
     #[arg(long)]
@@ -56,10 +60,88 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn run(cmd: ToolCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(state: &Path, cmd: ToolCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        ToolCmd::Run(a) => run_file(a).await,
+        // A path that exists or names a .wasm file runs locally; anything
+        // else is a tool name for the kernel.
+        ToolCmd::Run(a) if a.file.exists() || a.file.extension().is_some_and(|e| e == "wasm") => {
+            run_file(a).await
+        }
+        ToolCmd::Run(a) => run_installed(state, a).await,
+        ToolCmd::Ls(f) => list(state, f.json).await,
     }
+}
+
+async fn list(state: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+    let v = match super::ctl::ask(state, "tool.ls", json!({})).await {
+        Ok(v) => v,
+        Err(code) => return Ok(code),
+    };
+    if json_out {
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cell = super::ctl::cell;
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|t| {
+            let digest = cell(&t["digest"]);
+            vec![
+                cell(&t["name"]),
+                cell(&t["kind"]),
+                digest.chars().take(16).collect(),
+                cell(&t["description"]),
+            ]
+        })
+        .collect();
+    super::ctl::table(&["NAME", "KIND", "DIGEST", "DESCRIPTION"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_installed(state: &Path, a: RunArgs) -> anyhow::Result<ExitCode> {
+    if a.fuel.is_some()
+        || a.timeout_ms.is_some()
+        || a.max_memory.is_some()
+        || !a.dirs.is_empty()
+        || !a.env.is_empty()
+    {
+        eprintln!(
+            "weaver: --fuel, --timeout-ms, --max-memory, --dir and --env apply to a FILE.wasm; \
+             an installed tool runs with the limits and grants it was installed with"
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
+    let input = match a.args.as_slice() {
+        [] => String::from_utf8(stdin_bytes()?).context("stdin is not UTF-8")?,
+        [one] => one.clone(),
+        more => {
+            eprintln!(
+                "weaver: a tool takes one JSON input after `--`, got {} arguments",
+                more.len()
+            );
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+    };
+    let input = if input.trim().is_empty() {
+        "{}".to_string()
+    } else {
+        input.trim().to_string()
+    };
+    let name = a.file.to_string_lossy().into_owned();
+    let v = match super::ctl::ask(state, "tool.run", json!({ "name": name, "input": input })).await
+    {
+        Ok(v) => v,
+        Err(code) => return Ok(code),
+    };
+    if a.json {
+        println!("{}", json!({ "kind": "tool", "ok": true, "result": v }));
+    } else {
+        println!("{v}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run_file(a: RunArgs) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,401 @@
+//! The app lifecycle through a real kernel: install, start, stop, upgrade
+//! (and a failed upgrade's rollback), remove, refusals, and a restart of
+//! the kernel on the same state dir.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use weft_apps::{pack, AppManager, AppState, Environment, Progress, SigningKey, TrustStore};
+use weft_kernel::{Kernel, KernelConfig, MessageTarget, Payload};
+
+async fn boot(state: &Path) -> Kernel {
+    let mut config = KernelConfig::default();
+    config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
+    config.runtime.pool_instances = 500;
+    Kernel::boot(config, state).await.expect("boot")
+}
+
+async fn manager(k: &Kernel, env: Environment) -> AppManager {
+    AppManager::open(k.clone(), common::checker(), env)
+        .await
+        .expect("open manager")
+}
+
+/// A packed copy of `apps/hello` at `version`; `edit` changes the manifest.
+async fn bundle(
+    root: &Path,
+    version: &str,
+    edit: impl Fn(String) -> String,
+    key: Option<&SigningKey>,
+) -> PathBuf {
+    let dir = root.join(format!("hello-{version}"));
+    std::fs::create_dir_all(dir.join("components")).unwrap();
+    let manifest =
+        std::fs::read_to_string(weft_testkit::repo_root().join("apps/hello/weftapp.toml"))
+            .unwrap()
+            .replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+    std::fs::write(dir.join("weftapp.toml"), edit(manifest)).unwrap();
+    for c in ["probe", "calc", "wc"] {
+        std::fs::copy(
+            weft_testkit::guest(c),
+            dir.join(format!("components/{c}.wasm")),
+        )
+        .unwrap();
+    }
+    let out = root.join(format!("hello-{version}.weftapp"));
+    pack(&common::checker(), &dir, Some(&out), key)
+        .await
+        .expect("pack");
+    out
+}
+
+fn same(s: String) -> String {
+    s
+}
+
+fn quiet(_: Progress) {}
+
+async fn greet(k: &Kernel) -> Result<Payload, weft_kernel::KernelError> {
+    k.request(
+        MessageTarget::Named("hello.greeter".into()),
+        Payload::Text("hi".into()),
+        Duration::from_secs(5),
+    )
+    .await
+}
+
+async fn calc(k: &Kernel) -> serde_json::Value {
+    k.invoke_tool("calc", r#"{"expr": "2 * (x + 1)", "vars": {"x": 3}}"#)
+        .await
+        .expect("calc")
+}
+
+#[tokio::test]
+async fn install_start_stop_upgrade_rollback_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+
+    let v1 = bundle(tmp.path(), "1.0.0", same, None).await;
+    let steps = Arc::new(Mutex::new(Vec::new()));
+    let seen = steps.clone();
+    let info = apps
+        .install(&v1, &move |p: Progress| seen.lock().unwrap().push(p))
+        .await
+        .expect("install");
+    assert_eq!(info.state, AppState::Installed);
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("hello", "1.0.0")
+    );
+    assert_eq!(info.components.len(), 2);
+    assert!(state
+        .join("apps/hello/1.0.0/components/probe.wasm")
+        .is_file());
+    assert!(state.join("apps/hello/1.0.0/weftapp.lock").is_file());
+    let steps = steps.lock().unwrap().clone();
+    assert!(steps
+        .iter()
+        .any(|p| p.step.contains("precompiled components/calc.wasm")));
+    assert_eq!(steps.last().map(|p| p.done), steps.last().map(|p| p.total));
+    let again = apps.install(&v1, &quiet).await.unwrap_err();
+    assert_eq!(again.kind(), "already-installed", "{again}");
+
+    let info = apps.start("hello").await.expect("start");
+    assert_eq!(info.state, AppState::Running);
+    assert!(info.agents[0].pid.is_some());
+    assert_eq!(info.tools, vec!["calc".to_string()]);
+    assert_eq!(
+        greet(&k).await.expect("greeter answers"),
+        Payload::Text("hi".into())
+    );
+    assert_eq!(calc(&k).await, json!({ "value": 8.0 }));
+
+    let info = apps.stop("hello").await.expect("stop");
+    assert_eq!(info.state, AppState::Stopped);
+    assert!(greet(&k).await.is_err(), "stopped agent still answers");
+    assert!(
+        k.invoke_tool("calc", "{}").await.is_err(),
+        "tool still registered"
+    );
+    apps.start("hello").await.expect("start again");
+    assert!(greet(&k).await.is_ok());
+
+    let v11 = bundle(tmp.path(), "1.1.0", same, None).await;
+    let info = apps.upgrade("hello", &v11, &quiet).await.expect("upgrade");
+    assert_eq!(
+        (info.version.as_str(), info.state),
+        ("1.1.0", AppState::Running)
+    );
+    assert!(greet(&k).await.is_ok());
+    assert!(
+        !state.join("apps/hello/1.0.0").exists(),
+        "old version left behind"
+    );
+    let same_version = apps.upgrade("hello", &v11, &quiet).await.unwrap_err();
+    assert_eq!(same_version.kind(), "same-version");
+
+    let broken = |s: String| {
+        s.replace(
+            "config = { greeting = \"hello\" }",
+            "config = { fail_init = true }",
+        )
+    };
+    let v12 = bundle(tmp.path(), "1.2.0", broken, None).await;
+    let err = apps.upgrade("hello", &v12, &quiet).await.unwrap_err();
+    assert!(err.to_string().contains("greeter"), "{err}");
+    let info = apps.get("hello").unwrap();
+    assert_eq!(
+        (info.version.as_str(), info.state),
+        ("1.1.0", AppState::Running)
+    );
+    assert!(
+        greet(&k).await.is_ok(),
+        "1.1.0 keeps running after the rollback"
+    );
+    assert_eq!(calc(&k).await, json!({ "value": 8.0 }));
+    assert!(!state.join("apps/hello/1.2.0").exists());
+
+    let lineage = k
+        .chain()
+        .verify_lineage("agent:hello.greeter")
+        .expect("lineage");
+    assert_eq!(lineage[0].parent, "app:hello@1.1.0");
+    assert!(
+        lineage.last().unwrap().parent.starts_with("bundle:"),
+        "{lineage:?}"
+    );
+
+    apps.remove("hello").await.expect("remove");
+    assert!(apps.get("hello").is_none());
+    assert!(!state.join("apps/hello").exists());
+    assert!(greet(&k).await.is_err());
+
+    let kinds: Vec<String> = k.chain().range(..).iter().map(|e| e.kind.clone()).collect();
+    for kind in [
+        "app.install",
+        "app.start",
+        "app.stop",
+        "app.upgrade",
+        "app.rollback",
+        "app.failed",
+        "app.remove",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} on the chain");
+    }
+    assert!(k.chain().verify_integrity().ok);
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn tampered_component_installs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    bundle(tmp.path(), "1.0.0", same, None).await;
+    let dir = tmp.path().join("hello-1.0.0");
+    let calc = dir.join("components/calc.wasm");
+    let mut bytes = std::fs::read(&calc).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&calc, bytes).unwrap();
+    let err = apps.install(&dir, &quiet).await.unwrap_err();
+    assert_eq!(err.kind(), "bundle");
+    assert!(err.to_string().contains("components/calc.wasm"), "{err}");
+    assert!(apps.list().is_empty());
+    assert!(!state.join("apps/hello").exists());
+    assert!(k.tools().iter().all(|t| t.name != "calc"));
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn prod_needs_a_trusted_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Prod).await;
+    let unsigned = bundle(tmp.path(), "1.0.0", same, None).await;
+    let err = apps.install(&unsigned, &quiet).await.unwrap_err();
+    assert!(err.to_string().contains("unsigned"), "{err}");
+    assert!(!state.join("apps/hello").exists());
+
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let signed = bundle(tmp.path(), "1.0.1", same, Some(&key)).await;
+    let err = apps.install(&signed, &quiet).await.unwrap_err();
+    assert!(err.to_string().contains("untrusted"), "{err}");
+    let mut trust = TrustStore::open(&state).unwrap();
+    trust
+        .add("alice", &weft_chain::public_key_hex(&key.verifying_key()))
+        .unwrap();
+    assert_eq!(apps.trust_store().list().len(), 1);
+    let info = apps.install(&signed, &quiet).await.expect("signed install");
+    assert_eq!(info.signer.as_deref(), Some("alice"));
+    assert_eq!(info.environment, "prod");
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn manifest_errors_and_containers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let image = |s: String| format!("{s}\n[[services]]\nname = \"db\"\nimage = \"postgres:16\"\n");
+    let b = bundle(tmp.path(), "1.0.0", image, None).await;
+    let err = apps.install(&b, &quiet).await.unwrap_err();
+    assert_eq!(err.kind(), "unsupported");
+    assert!(err.to_string().contains("no container engine"), "{err}");
+    assert!(!state.join("apps/hello").exists());
+
+    let dir = tmp.path().join("hello-1.0.0");
+    std::fs::write(
+        dir.join("weftapp.toml"),
+        "[app]\nname = \"hello\"\nversion = 1\n",
+    )
+    .unwrap();
+    let err = apps.install(&dir, &quiet).await.unwrap_err();
+    assert_eq!(err.kind(), "manifest");
+    assert!(err.to_string().contains("weftapp.toml:3:"), "{err}");
+    assert!(apps.list().is_empty());
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn running_apps_come_back_after_a_kernel_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let b = bundle(tmp.path(), "1.0.0", same, None).await;
+    {
+        let k = boot(&state).await;
+        let apps = manager(&k, Environment::Dev).await;
+        apps.install(&b, &quiet).await.expect("install");
+        apps.start("hello").await.expect("start");
+        drop(apps);
+        k.shutdown().await.unwrap();
+    }
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let info = apps.get("hello").expect("still installed");
+    assert_eq!(info.state, AppState::Running, "{:?}", info.error);
+    assert!(greet(&k).await.is_ok());
+    assert_eq!(calc(&k).await, json!({ "value": 8.0 }));
+    assert!(k.chain().verify_integrity().ok);
+    let lineage = k
+        .chain()
+        .verify_lineage("agent:hello.greeter")
+        .expect("lineage");
+    assert!(lineage.last().unwrap().parent.starts_with("bundle:"));
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_start_is_recorded_and_undone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let broken = |s: String| {
+        s.replace(
+            "config = { greeting = \"hello\" }",
+            "config = { fail_init = true }",
+        )
+    };
+    let b = bundle(tmp.path(), "1.0.0", broken, None).await;
+    apps.install(&b, &quiet).await.expect("install");
+    let err = apps.start("hello").await.unwrap_err();
+    assert_eq!(err.kind(), "kernel", "{err}");
+    let info = apps.get("hello").unwrap();
+    assert_eq!(info.state, AppState::Failed);
+    assert!(
+        info.error.as_deref().unwrap_or("").contains("greeter"),
+        "{:?}",
+        info.error
+    );
+    assert!(
+        k.tools().iter().all(|t| t.name != "calc"),
+        "tool left registered"
+    );
+    assert!(k.chain().range(..).iter().any(|e| e.kind == "app.failed"));
+    let err = apps.stop("hello").await.unwrap_err();
+    assert_eq!(err.kind(), "bad-state");
+    apps.remove("hello").await.expect("remove a failed app");
+    assert!(!state.join("apps/hello").exists());
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn hooks_run_and_a_failing_install_hook_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let hooked = |s: String| {
+        format!("{s}\n[hooks]\non_install = \"components/wc.wasm\"\non_start = \"components/wc.wasm\"\non_stop = \"components/wc.wasm\"\non_remove = \"components/wc.wasm\"\n")
+    };
+    let b = bundle(tmp.path(), "1.0.0", hooked, None).await;
+    apps.install(&b, &quiet).await.expect("install with hooks");
+    apps.start("hello").await.expect("start with hook");
+    apps.stop("hello").await.expect("stop with hook");
+    apps.remove("hello").await.expect("remove with hook");
+
+    // calc as a hook: a tool given {"event": ..} without `expr` reports an error.
+    let failing = |s: String| format!("{s}\n[hooks]\non_install = \"components/calc.wasm\"\n");
+    let b = bundle(tmp.path(), "2.0.0", failing, None).await;
+    let err = apps.install(&b, &quiet).await.unwrap_err();
+    assert_eq!(err.kind(), "hook", "{err}");
+    assert!(err.to_string().contains("on_install"), "{err}");
+    assert!(apps.list().is_empty());
+    assert!(!state.join("apps/hello").exists());
+    k.shutdown().await.unwrap();
+}
+
+/// The control API runs these from spawned tasks.
+#[allow(dead_code)]
+fn futures_are_send(apps: std::sync::Arc<AppManager>, p: &Path, k: Kernel) {
+    fn send<T: Send>(_: T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<AppManager>();
+    send(apps.install(p, &quiet));
+    send(apps.upgrade("x", p, &quiet));
+    send(apps.start("x"));
+    send(apps.stop("x"));
+    send(apps.remove("x"));
+    send(AppManager::open(k, common::checker(), Environment::Dev));
+}
+
+#[tokio::test]
+async fn an_app_that_cannot_come_back_is_marked_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let b = bundle(tmp.path(), "1.0.0", same, None).await;
+    {
+        let k = boot(&state).await;
+        let apps = manager(&k, Environment::Dev).await;
+        apps.install(&b, &quiet).await.expect("install");
+        apps.start("hello").await.expect("start");
+        drop(apps);
+        k.shutdown().await.unwrap();
+    }
+    // One changed byte in an installed component, while the kernel is down.
+    let probe = state.join("apps/hello/1.0.0/components/probe.wasm");
+    let mut bytes = std::fs::read(&probe).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&probe, bytes).unwrap();
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let info = apps.get("hello").expect("still installed");
+    assert_eq!(info.state, AppState::Failed);
+    let error = info.error.unwrap_or_default();
+    assert!(
+        error.contains("components/probe.wasm") && error.contains("changed on disk"),
+        "{error}"
+    );
+    assert!(greet(&k).await.is_err());
+    k.shutdown().await.unwrap();
+}
