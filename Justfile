@@ -44,8 +44,8 @@ lint:
     cd components && cargo fmt --all --check
     cd components && cargo clippy --workspace --target wasm32-wasip2 --locked -- -D warnings
 
-# The main job: run tools through `weaver tool run`, then boot a kernel (with the governance,
-# cron and health components) that spawns an agent and registers a tool, and verify its chain.
+# The main job: run tools with `weaver tool run`, then boot a kernel (with the governance, cron,
+# health and apps components), install and start apps/hello, talk to it, show the chain, stop.
 run: build _tools-demo _kernel-demo
 
 _tools-demo:
@@ -59,12 +59,35 @@ _tools-demo:
 _kernel-demo:
     #!/usr/bin/env bash
     set -euo pipefail
-    state=$(mktemp -d)
-    trap 'rm -rf "$state"' EXIT
-    echo "\$ weaver run --once --state $state --spawn echo=probe.wasm --tool calc=calc.wasm"
-    ./target/debug/weaver run --once --state "$state" --spawn echo={{guests}}/probe.wasm --tool calc={{guests}}/calc.wasm 2>&1 | tee "$state/run.log"
-    key=$(sed -n 's/.*public key \([0-9a-f]*\).*/\1/p' "$state/run.log" | head -1)
-    echo "\$ weaver chain tail $state --key $key -n 8"
-    ./target/debug/weaver chain tail "$state" --key "$key" -n 8
-    echo "\$ weaver chain verify $state --key $key"
-    ./target/debug/weaver chain verify "$state" --key "$key"
+    w=./target/debug/weaver
+    tmp=$(mktemp -d); state="$tmp/state"
+    cleanup() { [ -S "$state/control.sock" ] && $w --state "$state" kernel stop >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+    trap cleanup EXIT
+    say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+    say weaver run --state "$state" '&'
+    $w run --state "$state" > "$tmp/kernel.log" 2>&1 &
+    for _ in $(seq 300); do $w --state "$state" kernel status >/dev/null 2>&1 && break; sleep 0.1; done
+    $w --state "$state" kernel status
+    python3 -c 'import secrets; print(secrets.token_hex(32))' > "$tmp/dev.key"
+    say weaver app pack apps/hello --key dev.key -o hello.weftapp
+    out=$($w app pack apps/hello --key "$tmp/dev.key" -o "$tmp/hello.weftapp"); echo "$out"
+    key=$(echo "$out" | sed -n 's/.*signed by \([0-9a-f]*\).*/\1/p')
+    say weaver trust add dev "$key"
+    $w --state "$state" trust add dev "$key"
+    say weaver app install hello.weftapp
+    $w --state "$state" app install "$tmp/hello.weftapp"
+    say weaver app start hello
+    $w --state "$state" app start hello
+    say weaver ps
+    $w --state "$state" ps
+    say weaver agent send hello.greeter "hello, weft"
+    $w --state "$state" agent send hello.greeter "hello, weft"
+    say weaver tool run calc -- '{"expr": "2 * (x + 1) ^ 2", "vars": {"x": 3}}'
+    $w --state "$state" tool run calc -- '{"expr": "2 * (x + 1) ^ 2", "vars": {"x": 3}}'
+    say weaver chain tail -n 12
+    $w --state "$state" chain tail -n 12
+    say weaver kernel stop
+    $w --state "$state" kernel stop
+    pub=$(sed -n 's/.*public key \([0-9a-f]*\).*/\1/p' "$tmp/kernel.log" | head -1)
+    say weaver chain verify state/chain/chain.log --key "$pub"
+    $w chain verify "$state/chain/chain.log" --key "$pub"
