@@ -224,13 +224,39 @@ impl Version<'_> {
                     })
                 }
                 ServiceSource::Component(path) => {
-                    self.kernel.log(
-                        weft_kernel::console::LogLevel::Warn,
-                        format!(
-                            "app {}: component service `{}` ({path}) is not run: component services are not supported yet",
-                            self.name, s.name
-                        ),
-                    );
+                    // A component service is an agent-world component run as
+                    // `<app>.service.<name>`; `Service`/`ServiceMethod`
+                    // messages route to it. It gets no capabilities beyond
+                    // replying, and its env as init config.
+                    let agent = format!("{}.service.{}", self.name, s.name);
+                    let mut req = SpawnRequest::new(&agent, self.load(path)?);
+                    req.restart = weft_kernel::RestartPolicy::OnFailure {
+                        max_retries: 3,
+                        backoff: std::time::Duration::from_millis(100),
+                    };
+                    req.config = json!({
+                        "service": s.name,
+                        "env": s.env.iter().map(|e| (e.key.clone(), e.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                    });
+                    req.lineage = Some(format!("app:{}@{}", self.name, self.version));
+                    let pid = self.kernel.spawn(req).await.map_err(|e| {
+                        AppError::kernel(self.name, format!("starting service `{}`", s.name), e)
+                    })?;
+                    started.services.push(s.name.clone());
+                    self.kernel
+                        .register_service(
+                            &s.name,
+                            ServiceEndpoint::AgentInbox(pid),
+                            AuditLevel::Full,
+                            None,
+                        )
+                        .map_err(|e| {
+                            AppError::kernel(
+                                self.name,
+                                format!("registering service `{}`", s.name),
+                                e,
+                            )
+                        })?;
                 }
             }
         }
@@ -270,6 +296,19 @@ impl Version<'_> {
             self.kernel.unregister_tool(t);
         }
         for s in &started.services {
+            // A component service's agent goes with it (stopping the agent
+            // also drops its registration).
+            let owner = self
+                .kernel
+                .services()
+                .into_iter()
+                .find(|e| &e.name == s)
+                .and_then(|e| e.owner_pid);
+            if let Some(pid) = owner {
+                let _ = self.kernel.stop(pid).await;
+            } else if let Some(pid) = self.kernel.pid_of(&format!("{}.service.{s}", self.name)) {
+                let _ = self.kernel.stop(pid).await;
+            }
             let _ = self.kernel.unregister_service(s);
         }
     }

@@ -399,3 +399,43 @@ async fn an_app_that_cannot_come_back_is_marked_failed() {
     assert!(greet(&k).await.is_err());
     k.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn component_services_run_as_agents_and_route_service_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let with_service = |s: String| {
+        format!("{s}\n[[services]]\nname = \"echo-svc\"\ncomponent = \"components/probe.wasm\"\nenv = {{ MODE = \"loud\" }}\n")
+    };
+    let b = bundle(tmp.path(), "1.0.0", with_service, None).await;
+    apps.install(&b, &quiet).await.expect("install");
+    let info = apps.start("hello").await.expect("start");
+    assert_eq!(info.services, vec!["echo-svc".to_string()]);
+    let reply = k
+        .request(
+            MessageTarget::ServiceMethod {
+                service: "echo-svc".into(),
+                method: "shout".into(),
+            },
+            Payload::Text("hey".into()),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("service call");
+    assert_eq!(
+        reply,
+        Payload::Json(json!({"method": "shout", "body": "hey"}))
+    );
+    assert!(k.pid_of("hello.service.echo-svc").is_some());
+    apps.stop("hello").await.expect("stop");
+    assert!(k.services().is_empty());
+    assert!(k.pid_of("hello.service.echo-svc").is_none());
+    // And back again on start.
+    apps.start("hello").await.expect("restart");
+    assert_eq!(k.services().len(), 1);
+    apps.remove("hello").await.expect("remove");
+    assert!(k.services().is_empty());
+    k.shutdown().await.unwrap();
+}
