@@ -14,6 +14,8 @@ components:
     # Guests that apps/hello names, copied into its bundle dir (see apps/hello/README.md).
     mkdir -p apps/hello/components
     cp {{guests}}/probe.wasm {{guests}}/calc.wasm apps/hello/components/
+    mkdir -p apps/polyglot/components
+    cp {{guests}}/probe.wasm {{guests}}/wc.wasm components/dist/agent-py.wasm components/dist/wordcount-c.wasm components/dist/wordcount-py.wasm components/dist/wordcount-js.wasm apps/polyglot/components/
 
 # The C, Python and JavaScript versions of the `wordcount` tool, into components/dist/
 # (installs their pinned toolchains when missing; skips outputs that are up to date).

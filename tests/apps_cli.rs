@@ -319,3 +319,95 @@ fn upgrade_rolls_back_and_apps_survive_a_kill_9() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+/// `apps/polyglot`, as built by `just components`, copied to `dir`.
+fn polyglot(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../apps/polyglot");
+    let app = dir.join("polyglot");
+    std::fs::create_dir_all(app.join("components")).unwrap();
+    std::fs::copy(src.join("weftapp.toml"), app.join("weftapp.toml")).unwrap();
+    for entry in std::fs::read_dir(src.join("components")).expect("run `just components` first") {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, app.join("components").join(p.file_name().unwrap())).unwrap();
+    }
+    app
+}
+
+#[test]
+fn the_polyglot_app_runs_agents_tools_a_service_and_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("state");
+    let (key, public) = signer(dir.path(), 31);
+    let _k = start(&s);
+    ok(&s, &["trust", "add", "dev", &public]);
+    let bundle = pack(&polyglot(dir.path()), Some(&key));
+    ok(&s, &["app", "install", bundle.to_str().unwrap()]);
+    ok(&s, &["app", "start", "polyglot"]);
+
+    // The Python agent.
+    assert_eq!(
+        ok(&s, &["agent", "send", "polyglot.greeter", "world"])
+            .stdout
+            .trim(),
+        "hi, world"
+    );
+    // The same tool in three languages.
+    for lang in ["c", "py", "js"] {
+        let r = ok(
+            &s,
+            &[
+                "tool",
+                "run",
+                &format!("wordcount-{lang}"),
+                "--",
+                r#"{"text": "one two"}"#,
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+        assert_eq!(v["words"], 2, "{lang}: {v}");
+    }
+    // The Rust agent calls a tool and the component service.
+    let r = ok(
+        &s,
+        &[
+            "agent",
+            "send",
+            "polyglot.router",
+            "--json",
+            r#"{"op": "tool", "name": "wordcount-js", "input": {"text": "a b c"}}"#,
+        ],
+    );
+    assert!(r.stdout.contains("\"words\":3"), "{}", r.stdout);
+    let r = ok(
+        &s,
+        &[
+            "agent",
+            "send",
+            "polyglot.router",
+            "--json",
+            r#"{"op": "request", "to": "service:echo/shout", "body": "hey"}"#,
+        ],
+    );
+    assert!(
+        r.stdout.contains("shout") && r.stdout.contains("hey"),
+        "{}",
+        r.stdout
+    );
+
+    ok(&s, &["app", "stop", "polyglot"]);
+    ok(&s, &["app", "rm", "polyglot"]);
+    let kinds = ok(&s, &["chain", "export"]).stdout;
+    for k in [
+        "app.install",
+        "app.start",
+        "service.register",
+        "tool.exec",
+        "app.stop",
+        "app.remove",
+    ] {
+        assert!(
+            kinds.contains(&format!("\"kind\":\"{k}\"")),
+            "no {k} on the chain"
+        );
+    }
+}

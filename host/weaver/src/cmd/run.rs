@@ -37,10 +37,15 @@ fn split(spec: &str) -> anyhow::Result<(String, PathBuf)> {
 }
 
 pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = match &a.config {
+    let mut config = match &a.config {
         Some(p) => KernelConfig::load(p)?,
         None => KernelConfig::default(),
     };
+    // Share compiled components with `weaver tool run` (and between test
+    // kernels) unless the config says otherwise.
+    if config.kernel.cache_dir.is_none() {
+        config.kernel.cache_dir = std::env::var_os("WEFT_CACHE_DIR").map(PathBuf::from);
+    }
     let state = state
         .or_else(|| config.kernel.state_dir.clone())
         .or_else(weft_kernel::default_state_dir)
