@@ -149,6 +149,8 @@ fn malformed_manifests_are_rejected_with_file_line_col() {
         (format!("{BASE}\n[[tools]]\nname = \"calc\"\n"), 9..=10),
         (format!("{BASE}\n[hooks]\non_boot = \"components/probe.wasm\"\n"), 10..=10),
         (BASE.replace("[app]\n", "[app]\nlicense = 5\n"), 2..=2),
+        (format!("{BASE}\n[[cron]]\nschedule = \"every 1s\"\ntarget = \"ghost\"\n"), 11..=11),
+        (format!("{BASE}\n[[cron]]\nschedule = \"\"\ntarget = \"greeter\"\n"), 10..=10),
     ];
     assert!(cases.len() >= 20);
     for (i, (manifest, lines)) in cases.iter().enumerate() {

@@ -279,12 +279,75 @@ impl Version<'_> {
                 pid: Some(pid),
             });
         }
+        self.schedule_cron()
+    }
+
+    /// `[[cron]]`: each job goes to the kernel's cron service, owned by and
+    /// sent to `<app>.<target>`. Jobs left by an earlier run (the job table
+    /// outlives restarts) are dropped first, so a restart does not double them.
+    fn schedule_cron(&self) -> Result<(), AppError> {
+        let jobs = &self.plan.manifest.cron;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let fail = |what: String, e: String| {
+            AppError::kernel(self.name, what, weft_kernel::KernelError::Failed(e))
+        };
+        let cron = self.kernel.cron_service().ok_or_else(|| {
+            fail(
+                "scheduling cron jobs".into(),
+                "no cron service is installed".into(),
+            )
+        })?;
+        self.drop_cron(cron.as_ref());
+        for job in jobs {
+            let agent = format!("{}.{}", self.name, job.target);
+            let decision = self.kernel.check(
+                "kernel",
+                "service.cron.add",
+                &json!({ "app": self.name, "target": agent, "schedule": job.schedule }),
+            );
+            if !decision.is_permit() {
+                return Err(fail(
+                    format!("cron job for `{}`", job.target),
+                    decision.reason(),
+                ));
+            }
+            let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
+            cron.add(
+                &agent,
+                weft_kernel::cron::CronJobSpec {
+                    schedule: job.schedule.clone(),
+                    target: agent.clone(),
+                    payload,
+                },
+            )
+            .map_err(|e| {
+                fail(
+                    format!("cron job `{}` for `{}`", job.schedule, job.target),
+                    e,
+                )
+            })?;
+        }
         Ok(())
+    }
+
+    /// Remove every cron job owned by this app's agents.
+    fn drop_cron(&self, cron: &dyn weft_kernel::cron::CronService) {
+        let prefix = format!("{}.", self.name);
+        for job in cron.list() {
+            if job.owner.starts_with(&prefix) {
+                let _ = cron.remove(&job.owner, &job.id);
+            }
+        }
     }
 
     /// Stop agents (last spawned first), unregister tools and services.
     /// Best effort: what is already gone is skipped.
     pub async fn teardown(&self, started: &Started) {
+        if let Some(cron) = self.kernel.cron_service() {
+            self.drop_cron(cron.as_ref());
+        }
         for a in started.agents.iter().rev() {
             let name = format!("{}.{}", self.name, a.id);
             let pid = self.kernel.pid_of(&name).or(a.pid);

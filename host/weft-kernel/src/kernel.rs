@@ -452,6 +452,11 @@ impl Kernel {
         *self.shared.cron.write().unwrap_or_else(|p| p.into_inner()) = cron;
     }
 
+    /// The cron service `cron.add` / `cron.remove` route to, if any.
+    pub fn cron_service(&self) -> Option<Arc<dyn CronService>> {
+        self.shared.cron().ok()
+    }
+
     /// Install or replace the governance backend of the gate. Cached
     /// permits are dropped so the new policy applies to the next action.
     pub fn set_governance(&self, gov: Option<Arc<dyn GateBackend>>) {

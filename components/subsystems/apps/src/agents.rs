@@ -4,7 +4,7 @@
 use toml::de::DeValue;
 
 use crate::check::{name_ok, ID_CHARS};
-use crate::model::{Agent, AgentLimits, Caps, Ipc, Restart, Role, Sandbox, ToolPerms};
+use crate::model::{Agent, AgentLimits, Caps, CronJob, Ipc, Restart, Role, Sandbox, ToolPerms};
 use crate::paths::component_path;
 use crate::walk::{as_choice, as_int, as_str, join, Cx, Tbl, Val};
 
@@ -328,6 +328,52 @@ fn restart(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<Restart> {
             None
         }
     }
+}
+
+/// One `[[cron]]` entry: a schedule, an agent of this app, a payload.
+/// The schedule's syntax is the cron component's to judge when the app
+/// starts; here it only has to be a non-empty string.
+pub fn cron_job(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, agents: &[String]) -> Option<CronJob> {
+    let t = Tbl::of(
+        cx,
+        v,
+        path,
+        "a table ([[cron]])",
+        &["schedule", "target", "payload"],
+    )?;
+    let schedule = t.req(cx, "schedule", "a string").and_then(|sv| {
+        let s = as_str(cx, sv, &t.key("schedule"))?;
+        if s.trim().is_empty() {
+            cx.err(
+                &sv.span(),
+                &t.key("schedule"),
+                "expected a cron expression, `every <duration>` or `at <RFC 3339 time>`, found an empty string",
+            );
+            return None;
+        }
+        Some(s)
+    });
+    let target = t.req(cx, "target", "a string").and_then(|tv| {
+        let id = as_str(cx, tv, &t.key("target"))?;
+        if !agents.contains(&id) {
+            cx.err(
+                &tv.span(),
+                &t.key("target"),
+                format!("expected the id of an agent in [[agents]], found \"{id}\""),
+            );
+            return None;
+        }
+        Some(id)
+    });
+    let payload = match t.get("payload") {
+        None => Some("{}".to_string()),
+        Some(pv) => to_json(cx, pv, &t.key("payload")).map(|j| j.to_string()),
+    };
+    Some(CronJob {
+        schedule: schedule?,
+        target: target?,
+        payload: payload?,
+    })
 }
 
 /// TOML to JSON for `config`. Datetimes become strings; NaN and infinities

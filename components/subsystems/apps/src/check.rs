@@ -17,6 +17,7 @@ const TOP_KEYS: &[&str] = &[
     "capabilities",
     "hooks",
     "environment",
+    "cron",
 ];
 
 /// Manifests larger than this are refused before parsing.
@@ -106,6 +107,7 @@ fn manifest(
         None => Some(None),
         Some(v) => services::environment(cx, v).map(Some),
     };
+    let cron = list(cx, &t, "cron", |cx, v, k| agents::cron_job(cx, v, k, &ids));
     Some(Manifest {
         app: app?,
         agents: agents?,
@@ -114,6 +116,7 @@ fn manifest(
         ceiling: ceiling?,
         hooks: hooks?,
         environment: environment?,
+        cron: cron?,
     })
 }
 
@@ -263,5 +266,6 @@ pub fn steps(m: &Manifest) -> Vec<Step> {
             .filter(|a| a.auto_start)
             .map(|a| Step::SpawnAgent(a.id.clone())),
     );
+    steps.extend((0..m.cron.len() as u32).map(Step::AddCron));
     steps
 }

@@ -67,6 +67,15 @@ fn manifest_w(x: m::Manifest) -> w::Manifest {
             m::Env::Staging => w::Environment::Staging,
             m::Env::Prod => w::Environment::Prod,
         }),
+        cron: x
+            .cron
+            .into_iter()
+            .map(|c| w::CronJob {
+                schedule: c.schedule,
+                target: c.target,
+                payload: c.payload,
+            })
+            .collect(),
     }
 }
 
@@ -186,6 +195,7 @@ fn step_w(s: m::Step) -> w::Step {
         m::Step::RegisterTool(n) => w::Step::RegisterTool(n),
         m::Step::RegisterService(n) => w::Step::RegisterService(n),
         m::Step::SpawnAgent(i) => w::Step::SpawnAgent(i),
+        m::Step::AddCron(i) => w::Step::AddCron(i),
     }
 }
 

@@ -200,6 +200,16 @@ pub struct Manifest {
     pub ceiling: Option<Caps>,
     pub hooks: Hooks,
     pub environment: Option<Env>,
+    pub cron: Vec<CronJob>,
+}
+
+/// `[[cron]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CronJob {
+    pub schedule: String,
+    pub target: String,
+    /// JSON text.
+    pub payload: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +222,7 @@ pub enum Step {
     RegisterTool(String),
     RegisterService(String),
     SpawnAgent(String),
+    AddCron(u32),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
