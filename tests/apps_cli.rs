@@ -3,49 +3,12 @@
 //! rollback, and a kernel killed with SIGKILL coming back with its apps.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weft_e2e::{guest, shared_cache_dir, weaver, weaver_bin, Run};
+use weft_e2e::{guest, start_kernel, weaver, weaver_at as w, KernelProc, Run};
 
-struct Kernel(Child);
-
-impl Drop for Kernel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(state: &Path) -> Kernel {
-    let _ = std::fs::create_dir_all(state);
-    let child = Command::new(weaver_bin())
-        .args(["run", "--state", state.to_str().unwrap()])
-        .env("WEFT_CACHE_DIR", shared_cache_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn weaver run");
-    let mut k = Kernel(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // Up once the socket answers (a killed kernel leaves a stale file).
-    loop {
-        if let Ok(Some(status)) = k.0.try_wait() {
-            panic!("weaver run exited early: {status}");
-        }
-        if w(state, &["kernel", "status", "--json"]).code == 0 {
-            return k;
-        }
-        assert!(Instant::now() < deadline, "kernel did not come up in 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn w(state: &Path, args: &[&str]) -> Run {
-    let mut all = vec!["--state", state.to_str().unwrap()];
-    all.extend(args);
-    weaver(&all, b"")
+fn start(state: &Path) -> KernelProc {
+    start_kernel(state, &[])
 }
 
 fn ok(state: &Path, args: &[&str]) -> Run {
@@ -396,7 +359,24 @@ fn the_polyglot_app_runs_agents_tools_a_service_and_hooks() {
         r.stdout
     );
 
+    // The cron job fires while the app runs, and goes away when it stops.
+    let jobs = ok(&s, &["cron", "ls", "--json"]).json();
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok(&s, &["chain", "export"])
+        .stdout
+        .contains("\"kind\":\"cron.fire\"")
+    {
+        assert!(Instant::now() < deadline, "the cron job never fired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     ok(&s, &["app", "stop", "polyglot"]);
+    assert!(ok(&s, &["cron", "ls", "--json"])
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
     ok(&s, &["app", "rm", "polyglot"]);
     let kinds = ok(&s, &["chain", "export"]).stdout;
     for k in [
@@ -404,6 +384,7 @@ fn the_polyglot_app_runs_agents_tools_a_service_and_hooks() {
         "app.start",
         "service.register",
         "tool.exec",
+        "cron.fire",
         "app.stop",
         "app.remove",
     ] {

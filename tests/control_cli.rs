@@ -2,20 +2,9 @@
 //! kernel, driven as a user would: one background `weaver run`, then the CLI.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weft_e2e::{guest, shared_cache_dir, weaver, weaver_bin, Run};
-
-/// Kills the background kernel whatever happens in the test.
-struct Kernel(Child);
-
-impl Drop for Kernel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use weft_e2e::{guest, start_kernel, weaver, weaver_at as w, KernelProc as Kernel, Run};
 
 fn start(state: &Path) -> Kernel {
     let calc = format!("calc={}", guest("calc").display());
@@ -25,35 +14,9 @@ fn start(state: &Path) -> Kernel {
 /// `weaver run` with the echo agent and `extra` arguments, in the background.
 fn start_with(state: &Path, extra: &[&str]) -> Kernel {
     let probe = format!("echo={}", guest("probe").display());
-    let child = Command::new(weaver_bin())
-        .args(["run", "--state", state.to_str().unwrap()])
-        .args(["--spawn", &probe])
-        .args(extra)
-        .env("WEFT_CACHE_DIR", shared_cache_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn weaver run");
-    let mut k = Kernel(child);
-    let sock = state.join("control.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // The socket appears once boot and setup are done.
-    while !sock.exists() {
-        if let Ok(Some(status)) = k.0.try_wait() {
-            panic!("weaver run exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "no control socket after 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    k
-}
-
-fn w(state: &Path, args: &[&str]) -> Run {
-    // --state first: anything after `--` belongs to the tool.
-    let mut all = vec!["--state", state.to_str().unwrap()];
-    all.extend(args);
-    weaver(&all, b"")
+    let mut args = vec!["--spawn", probe.as_str()];
+    args.extend(extra);
+    start_kernel(state, &args)
 }
 
 fn ok(state: &Path, args: &[&str]) -> Run {

@@ -52,3 +52,51 @@ pub fn weaver_in(cwd: Option<&Path>, args: &[&str], stdin: &[u8]) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// A background `weaver run`, killed (and reaped) when dropped, so a failing
+/// test never leaves a kernel behind.
+pub struct KernelProc(pub std::process::Child);
+
+impl Drop for KernelProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `weaver ARGS` against the kernel on `state` (`--state` first: anything
+/// after `--` belongs to a tool).
+pub fn weaver_at(state: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["--state", state.to_str().expect("utf-8 state path")];
+    all.extend(args);
+    weaver(&all, b"")
+}
+
+/// Start `weaver run --state STATE EXTRA..` in the background and return
+/// once its control socket answers (a killed kernel leaves a stale socket
+/// file behind, so the file alone proves nothing).
+pub fn start_kernel(state: &Path, extra: &[&str]) -> KernelProc {
+    use std::time::{Duration, Instant};
+    let _ = std::fs::create_dir_all(state);
+    let child = Command::new(weaver_bin())
+        .args(["run", "--state", state.to_str().expect("utf-8 state path")])
+        .args(extra)
+        .env("WEFT_CACHE_DIR", shared_cache_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn weaver run");
+    let mut k = KernelProc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = k.0.try_wait() {
+            panic!("weaver run exited early: {status}");
+        }
+        if weaver_at(state, &["kernel", "status", "--json"]).code == 0 {
+            return k;
+        }
+        assert!(Instant::now() < deadline, "kernel did not come up in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
