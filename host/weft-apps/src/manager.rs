@@ -183,13 +183,11 @@ impl AppManager {
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&new_dir);
-                let _ = self.kernel.chain().append(
-                    SOURCE,
+                let _ = self.record(
                     "app.failed",
                     &json!({ "name": name, "version": staged.version, "error": e.to_string() }),
                 );
-                let _ = self.kernel.chain().append(
-                    SOURCE,
+                let _ = self.record(
                     "app.rollback",
                     &json!({ "name": name, "from": old.version, "to": staged.version, "error": e.to_string() }),
                 );
@@ -225,8 +223,7 @@ impl AppManager {
         self.with_registry(|r| {
             r.apps.remove(name);
         })?;
-        self.kernel.chain().append(
-            SOURCE,
+        self.record(
             "app.remove",
             &json!({ "name": name, "version": info.version, "hook_error": hook_error }),
         )?;
@@ -348,8 +345,7 @@ impl AppManager {
 
     fn record_install(&self, s: &Staged, kind: &str, derivation: &str) -> Result<u64, AppError> {
         let m = &s.plan.manifest.app;
-        let ev = self.kernel.chain().append(
-            SOURCE,
+        let ev = self.record(
             kind,
             &json!({ "name": m.name, "version": m.version, "manifest": s.verified.manifest_digest,
                      "digests": s.verified.digests, "signer": s.verified.signer_name,
@@ -360,6 +356,8 @@ impl AppManager {
             &format!("app:{}@{}", m.name, m.version),
             derivation,
         )?;
+        // The lineage record rides on the same fsync as the install event.
+        self.kernel.chain().sync()?;
         Ok(ev.seq)
     }
 
@@ -386,8 +384,7 @@ impl AppManager {
                     i.error = None;
                     apply_started(i, &started);
                 })?;
-                self.kernel.chain().append(
-                    SOURCE,
+                self.record(
                     "app.start",
                     &json!({ "name": name, "version": info.version, "agents": started.agents }),
                 )?;
@@ -400,8 +397,7 @@ impl AppManager {
                     i.error = Some(reason.clone());
                     clear_pids(i);
                 })?;
-                self.kernel.chain().append(
-                    SOURCE,
+                self.record(
                     "app.failed",
                     &json!({ "name": name, "version": info.version, "error": reason }),
                 )?;
@@ -436,8 +432,7 @@ impl AppManager {
             i.services.clear();
             clear_pids(i);
         })?;
-        self.kernel.chain().append(
-            SOURCE,
+        self.record(
             "app.stop",
             &json!({ "name": name, "version": info.version, "hook_error": hook }),
         )?;
@@ -513,6 +508,17 @@ impl AppManager {
     fn require(&self, name: &str) -> Result<AppInfo, AppError> {
         self.get(name)
             .ok_or_else(|| AppError::NotFound(name.to_string()))
+    }
+
+    /// Records an app lifecycle event and waits for its fsync: the caller
+    /// is told "done" only once the chain can no longer lose it, even to
+    /// `kill -9` right after (the registry file is fsync'ed too).
+    fn record(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Result<std::sync::Arc<weft_chain::ChainEvent>, weft_chain::ChainError> {
+        self.kernel.chain().append_durable(SOURCE, kind, payload)
     }
 
     fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {

@@ -150,6 +150,22 @@ async fn connection(stream: UnixStream, ctl: Arc<Ctl>) -> anyhow::Result<()> {
         while let Ok(p) = rx.try_recv() {
             write_line(&mut write, &protocol::progress_line(id, p)).await?;
         }
+        // Whatever the command recorded is on disk before the client hears
+        // "done": a `kill -9` after the answer loses nothing it was told about.
+        let chain = ctl.kernel.chain().clone();
+        let synced = tokio::task::spawn_blocking(move || chain.sync()).await;
+        let result = match (result, synced) {
+            (Ok(v), Ok(Ok(()))) => Ok(v),
+            (Err(e), _) => Err(e),
+            (Ok(_), Ok(Err(e))) => Err(WireError::new(
+                protocol::kind::KERNEL,
+                format!("chain sync failed: {e}"),
+            )),
+            (Ok(_), Err(e)) => Err(WireError::new(
+                protocol::kind::KERNEL,
+                format!("chain sync panicked: {e}"),
+            )),
+        };
         let out = match result {
             Ok(v) => protocol::ok_line(id, v),
             Err(e) => protocol::err_line(id, &e),
