@@ -237,21 +237,26 @@ impl Runtime {
     /// Run `call` against `store` under the store's deadline, with a host
     /// timer as a backstop for time spent outside wasm, and classify any
     /// failure. A call that finishes on its first poll (most do) never
-    /// touches the timer wheel.
+    /// reads the clock or touches the timer wheel: the backstop starts at
+    /// the first yield, which is at most one fuel-yield slice (or one host
+    /// call) after the call began; the guest's own deadline counts from
+    /// [`Runtime::arm`].
     pub async fn guard<T: Send, R>(
         &self,
         store: &mut Store<StoreData<T>>,
         limits: &Limits,
         call: impl AsyncFnOnce(&mut Store<StoreData<T>>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
-        let grace = self.inner.config.epoch_tick * 50 + Duration::from_millis(50);
-        let backstop = tokio::time::Instant::now() + limits.timeout + grace;
         let outcome = {
             let mut fut = std::pin::pin!(call(&mut *store));
             let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
             match first {
                 Poll::Ready(r) => Ok(r),
-                Poll::Pending => tokio::time::timeout_at(backstop, fut).await,
+                Poll::Pending => {
+                    let grace = self.inner.config.epoch_tick * 50 + Duration::from_millis(50);
+                    let backstop = tokio::time::Instant::now() + limits.timeout + grace;
+                    tokio::time::timeout_at(backstop, fut).await
+                }
             }
         };
         let err = match outcome {
@@ -334,7 +339,10 @@ fn engine_config(rc: &RuntimeConfig) -> Result<Config, RunError> {
         .max_memories_per_component(p.max_memories_per_component)
         .max_tables_per_component(p.max_tables_per_component)
         .max_component_instance_size(p.max_component_instance_size)
-        .max_core_instance_size(p.max_core_instance_size);
+        .max_core_instance_size(p.max_core_instance_size)
+        .linear_memory_keep_resident(p.keep_resident_bytes)
+        .table_keep_resident(p.keep_resident_bytes)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Ok(c)
 }
