@@ -73,6 +73,12 @@ pub enum GovernanceError {
 /// A governance rule engine.
 pub trait GovernanceBackend: Send + Sync {
     fn evaluate(&self, req: &GovernanceRequest) -> Result<GovernanceVerdict, GovernanceError>;
+
+    /// Moves forward on every policy reload or engine swap
+    /// (see [`GateBackend::policy_epoch`]).
+    fn policy_epoch(&self) -> u64 {
+        0
+    }
 }
 
 /// Gate backed by a governance engine, scoped to one environment.
@@ -162,6 +168,10 @@ fn explain(v: &GovernanceVerdict) -> String {
 }
 
 impl GateBackend for GovernanceGate {
+    fn policy_epoch(&self) -> u64 {
+        self.backend.policy_epoch()
+    }
+
     fn check(&self, agent: &str, action: &str, context: &Value) -> GateDecision {
         let effect = match self.effect_from_context(context) {
             Ok(e) => e,

@@ -166,11 +166,22 @@ impl GateDecision {
 /// Synchronous and object-safe: the kernel holds `Arc<dyn GateBackend>`.
 pub trait GateBackend: Send + Sync {
     fn check(&self, agent: &str, action: &str, context: &serde_json::Value) -> GateDecision;
+
+    /// Changes whenever the same question might get a different answer
+    /// (policy reloaded, component swapped) and never goes back to an
+    /// earlier value. Callers that remember permits drop them when it moves.
+    fn policy_epoch(&self) -> u64 {
+        0
+    }
 }
 
 impl<T: GateBackend + ?Sized> GateBackend for Arc<T> {
     fn check(&self, agent: &str, action: &str, context: &serde_json::Value) -> GateDecision {
         (**self).check(agent, action, context)
+    }
+
+    fn policy_epoch(&self) -> u64 {
+        (**self).policy_epoch()
     }
 }
 

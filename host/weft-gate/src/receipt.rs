@@ -124,11 +124,18 @@ impl Receipt {
     /// Rebuilds the receipt recorded by a `gate.*` chain event and checks it
     /// is consistent with that event (kind, seq, chain id, context hash).
     /// Call `verify` afterwards to check the signature.
+    /// A record that cites an earlier receipt has no signature of its own;
+    /// see [`verify_receipts`].
     pub fn from_event(ev: &ChainEvent) -> Result<Self, GateError> {
+        let bad = |s: String| GateError::InvalidReceipt(format!("event {}: {s}", ev.seq));
+        let rec: GateRecord = ev.decode_payload().map_err(|e| bad(e.to_string()))?;
+        Self::from_record(ev, &rec)
+    }
+
+    fn from_record(ev: &ChainEvent, rec: &GateRecord) -> Result<Self, GateError> {
         let bad = |s: String| GateError::InvalidReceipt(format!("event {}: {s}", ev.seq));
         let kind = DecisionKind::from_chain_kind(&ev.kind)
             .ok_or_else(|| bad(format!("kind {} is not a gate decision", ev.kind)))?;
-        let rec: GateRecord = ev.decode_payload().map_err(|e| bad(e.to_string()))?;
         let r = rec.to_receipt().map_err(|e| bad(e.to_string()))?;
         if r.decision != kind {
             return Err(bad("decision differs from event kind".into()));
@@ -143,6 +150,20 @@ impl Receipt {
             return Err(bad("recorded context does not match context hash".into()));
         }
         Ok(r)
+    }
+
+    /// Digest of what the receipt states (decision, agent, action, context,
+    /// chain), leaving out where it is recorded: equal for a signed receipt
+    /// and the records that cite it.
+    fn statement(&self) -> [u8; 32] {
+        weft_chain::shake256(&signing_message(
+            self.decision,
+            &self.agent,
+            &self.action,
+            &self.context_hash,
+            self.chain_id,
+            0,
+        ))
     }
 }
 
@@ -160,7 +181,13 @@ pub struct GateRecord {
     pub chain_id: u32,
     pub chain_seq: u64,
     pub public_key: String,
+    /// Empty when `repeats` is set.
     pub signature: String,
+    /// Seq of the event whose signed receipt states exactly this decision
+    /// (same verdict, agent, action, context hash and chain); this record
+    /// cites it instead of carrying its own signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u64>,
 }
 
 impl GateRecord {
@@ -177,7 +204,18 @@ impl GateRecord {
             chain_seq: r.chain_seq.unwrap_or_default(),
             public_key: r.public_key.map(hex::encode).unwrap_or_default(),
             signature: r.signature.map(hex::encode).unwrap_or_default(),
+            repeats: None,
         }
+    }
+
+    /// The record, at `chain_seq`, of a decision identical to the one
+    /// `signed` states: it cites `signed` rather than re-signing.
+    pub fn citing(signed: &Receipt, reason: String, context: String, chain_seq: u64) -> Self {
+        let mut rec = GateRecord::new(signed, reason, context);
+        rec.repeats = signed.chain_seq;
+        rec.chain_seq = chain_seq;
+        rec.signature = String::new();
+        rec
     }
 
     pub fn to_receipt(&self) -> Result<Receipt, GateError> {
@@ -200,7 +238,10 @@ impl GateRecord {
             context_hash: arr("context_hash", &self.context_hash)?,
             chain_id: self.chain_id,
             chain_seq: Some(self.chain_seq),
-            signature: Some(arr("signature", &self.signature)?),
+            signature: match self.repeats {
+                Some(_) => None,
+                None => Some(arr("signature", &self.signature)?),
+            },
             public_key: Some(arr("public_key", &self.public_key)?),
         })
     }
@@ -221,11 +262,14 @@ pub fn verify_receipts<'a>(
     key: &VerifyingKey,
 ) -> ReceiptReport {
     let mut receipts = 0;
+    // Statement digest of every receipt verified so far, by seq, for the
+    // records that cite them.
+    let mut verified: std::collections::HashMap<u64, [u8; 32]> = Default::default();
     for ev in events {
         if DecisionKind::from_chain_kind(&ev.kind).is_none() {
             continue;
         }
-        if let Err(e) = Receipt::from_event(ev).and_then(|r| r.verify(key)) {
+        if let Err(e) = verify_event(ev, key, &mut verified) {
             return ReceiptReport {
                 ok: false,
                 receipts,
@@ -238,6 +282,42 @@ pub fn verify_receipts<'a>(
         ok: true,
         receipts,
         first_bad: None,
+    }
+}
+
+/// One gate event: its own signature, or a citation of a verified receipt
+/// of the identical statement recorded earlier.
+fn verify_event(
+    ev: &ChainEvent,
+    key: &VerifyingKey,
+    verified: &mut std::collections::HashMap<u64, [u8; 32]>,
+) -> Result<(), GateError> {
+    let rec: GateRecord = ev
+        .decode_payload()
+        .map_err(|e| GateError::InvalidReceipt(format!("event {}: {e}", ev.seq)))?;
+    let r = Receipt::from_record(ev, &rec)?;
+    match rec.repeats {
+        None => {
+            r.verify(key)?;
+            verified.insert(ev.seq, r.statement());
+            Ok(())
+        }
+        Some(cited) => {
+            if rec.public_key != hex::encode(key.to_bytes()) {
+                return Err(GateError::InvalidReceipt(
+                    "signed by a different key".into(),
+                ));
+            }
+            match verified.get(&cited) {
+                Some(s) if cited < ev.seq && *s == r.statement() => Ok(()),
+                Some(_) => Err(GateError::InvalidReceipt(format!(
+                    "cites the receipt at seq {cited}, which states a different decision"
+                ))),
+                None => Err(GateError::InvalidReceipt(format!(
+                    "cites seq {cited}, which holds no verified receipt before it"
+                ))),
+            }
+        }
     }
 }
 

@@ -254,3 +254,75 @@ fn concurrent_chained_checks_all_verify() {
     assert!(r.ok, "{r:?}");
     assert_eq!(r.receipts, 100);
 }
+
+#[test]
+fn repeated_decisions_cite_the_signed_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = open(dir.path());
+    let gate = ChainedGate::new(capability(), chain.clone(), key());
+    let ctx = json!({"tool": "ls"});
+    let (first, first_ev) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
+    let (again, again_ev) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
+    // A different context, agent or verdict is a new statement: signed.
+    let (_, other_ctx) = gate
+        .check_recorded("worker", "tool.exec.ls", &json!({"tool": "ls", "n": 2}))
+        .unwrap();
+    let (_, denied) = gate.check_recorded("worker", "tool.exec.rm", &ctx).unwrap();
+    let (_, denied_again) = gate.check_recorded("worker", "tool.exec.rm", &ctx).unwrap();
+
+    let rec = |ev: &weft_chain::ChainEvent| ev.decode_payload::<GateRecord>().unwrap();
+    assert_eq!(rec(&first_ev).repeats, None);
+    assert!(!rec(&first_ev).signature.is_empty());
+    assert_eq!(rec(&again_ev).repeats, Some(first_ev.seq));
+    assert!(rec(&again_ev).signature.is_empty());
+    assert_eq!(rec(&other_ctx).repeats, None);
+    assert_eq!(rec(&denied).repeats, None);
+    assert_eq!(rec(&denied_again).repeats, Some(denied.seq));
+    // Both callers hold the same signed receipt.
+    let receipt = |d: GateDecision| match d {
+        GateDecision::Permit { token } => token.receipt.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let (a, b) = (receipt(first), receipt(again));
+    assert_eq!(a, b);
+    a.verify(&key().verifying_key()).unwrap();
+
+    let events: Vec<_> = (0..chain.len() as u64)
+        .map(|s| chain.get(s).unwrap())
+        .collect();
+    let pk = key().verifying_key();
+    let report = verify_receipts(events.iter().map(|e| &**e), &pk);
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.receipts, 5);
+
+    // A citation is only as good as what it cites.
+    let forge = |ev: &weft_chain::ChainEvent, cite: Option<u64>| {
+        let mut r = rec(ev);
+        r.repeats = cite;
+        r.signature = String::new();
+        let mut f = ev.clone();
+        f.payload = weft_chain::to_cbor(&r).unwrap();
+        let mut all: Vec<weft_chain::ChainEvent> = events.iter().map(|e| (**e).clone()).collect();
+        all[ev.seq as usize] = f;
+        verify_receipts(all.iter(), &pk)
+    };
+    // ... of a different decision (the deny), of itself, of a later seq,
+    // of an event that is no receipt (seq 0 is genesis).
+    for cite in [denied.seq, again_ev.seq, denied_again.seq, 0] {
+        let r = forge(&again_ev, Some(cite));
+        assert!(!r.ok, "citing {cite} passed");
+        assert_eq!(r.first_bad.as_ref().unwrap().0, again_ev.seq);
+    }
+    // Dropping the signature without citing anything fails too.
+    assert!(!forge(&first_ev, None).ok);
+
+    // Opting out: every decision signed.
+    let strict = ChainedGate::new(capability(), chain.clone(), key()).sign_every_decision(true);
+    let (_, s1) = strict
+        .check_recorded("worker", "tool.exec.ls", &ctx)
+        .unwrap();
+    let (_, s2) = strict
+        .check_recorded("worker", "tool.exec.ls", &ctx)
+        .unwrap();
+    assert_eq!((rec(&s1).repeats, rec(&s2).repeats), (None, None));
+}

@@ -83,6 +83,10 @@ pub struct ChainSection {
     pub checkpoint_every: u64,
     /// Longest time a buffered event waits before reaching the OS, in ms.
     pub flush_interval_ms: u64,
+    /// Sign every gate decision, even one identical (verdict, agent,
+    /// action, context) to an earlier signed one; by default such a
+    /// decision's record cites the earlier receipt instead.
+    pub sign_every_decision: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -124,6 +128,7 @@ impl Default for ChainSection {
             chain_id: 0,
             checkpoint_every: 1000,
             flush_interval_ms: 10,
+            sign_every_decision: false,
         }
     }
 }

@@ -46,4 +46,8 @@ impl GateBackend for LayeredGate {
             None => d,
         }
     }
+
+    fn policy_epoch(&self) -> u64 {
+        self.governance().map_or(0, |g| g.policy_epoch())
+    }
 }

@@ -179,7 +179,8 @@ impl Kernel {
             layered.clone() as Arc<dyn GateBackend>,
             chain.clone(),
             key.signing_key().clone(),
-        );
+        )
+        .sign_every_decision(config.chain.sign_every_decision);
         log.push(
             BootPhase::Services,
             LogLevel::Info,
@@ -461,7 +462,7 @@ impl Kernel {
     /// permits are dropped so the new policy applies to the next action.
     pub fn set_governance(&self, gov: Option<Arc<dyn GateBackend>>) {
         self.shared.layered.set_governance(gov);
-        self.shared.gate_epoch.fetch_add(1, Ordering::Relaxed);
+        self.shared.gate_epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Ask the gate directly (recorded on the chain like any decision).

@@ -182,6 +182,16 @@ impl Shared {
         Ok(name)
     }
 
+    /// Where the gate's policy stands: the kernel's own changes (governance
+    /// installed or replaced) and the governance backend's (policy reloaded,
+    /// component swapped). Remembered permits are valid for one value.
+    pub fn policy_epoch(&self) -> (u64, u64) {
+        (
+            self.gate_epoch.load(Ordering::Acquire),
+            self.layered.policy_epoch(),
+        )
+    }
+
     /// Gate check whose permit is remembered per (action, object) until the
     /// policy changes, so hot paths do not sign a receipt per message.
     pub fn permit_cached(
@@ -191,7 +201,7 @@ impl Shared {
         object: &str,
         permits: &mut PermitCache,
     ) -> KernelResult<()> {
-        let epoch = self.gate_epoch.load(Ordering::Relaxed);
+        let epoch = self.policy_epoch();
         let key = (action.to_string(), object.to_string());
         if permits.get(&key) == Some(&epoch) {
             return Ok(());
@@ -520,8 +530,8 @@ impl Shared {
     }
 }
 
-/// Remembered permits: (action, object) -> gate epoch.
-pub(crate) type PermitCache = HashMap<(String, String), u64>;
+/// Remembered permits: (action, object) -> policy epoch.
+pub(crate) type PermitCache = HashMap<(String, String), (u64, u64)>;
 
 /// What a send produced.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 //! Checks in flight keep the generation they started with, so a swap never
 //! drops or fails a check.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -146,6 +146,8 @@ pub struct ComponentGovernance {
     pool: usize,
     /// Serialises swaps (checks never take it).
     swapping: Mutex<()>,
+    /// Bumped by every published swap, so remembered permits are dropped.
+    epoch: AtomicU64,
 }
 
 fn policy_digest(p: &Option<Arc<str>>) -> Option<String> {
@@ -173,6 +175,7 @@ impl ComponentGovernance {
             limits: Mutex::new(limits),
             pool: pool.max(1),
             swapping: Mutex::new(()),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -242,6 +245,7 @@ impl ComponentGovernance {
             seq: None,
         };
         self.current.store(Arc::new(next));
+        self.epoch.fetch_add(1, Ordering::Release);
         rec.seq = self
             .chain
             .append("governance", "governance.swap", &rec)
@@ -276,6 +280,10 @@ impl ComponentGovernance {
 }
 
 impl GovernanceBackend for ComponentGovernance {
+    fn policy_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     fn evaluate(&self, req: &GovernanceRequest) -> Result<GovernanceVerdict, GovernanceError> {
         let gen = self.current.load_full();
         let wreq = wit::Request {

@@ -13,7 +13,7 @@ use weft_gate::{
     DecisionKind, GateBackend, GovernanceBackend, GovernanceDecision, GovernanceGate,
     GovernanceRequest,
 };
-use weft_kernel::Kernel;
+use weft_kernel::{Kernel, MessageTarget, Payload};
 use weft_subsystems::governance::default_limits;
 use weft_subsystems::{ComponentGovernance, SubsystemError};
 
@@ -260,6 +260,52 @@ async fn install_wires_governance_into_the_kernel_and_fails_closed_without_it() 
     assert_eq!(common::events(&k2, "governance.failure").len(), 1);
     k.shutdown().await.unwrap();
     k2.shutdown().await.unwrap();
+}
+
+/// An agent's remembered IPC permits do not outlive the policy that gave
+/// them: reloading the policy (or swapping the component) applies to the
+/// very next message.
+#[tokio::test]
+async fn a_policy_reload_reaches_permits_agents_already_hold() {
+    let (k, _d) = common::boot().await;
+    let subs = weft_subsystems::install(&k, &common::subsystems("dev"))
+        .await
+        .unwrap();
+    let gov = subs.governance.clone().expect("governance installed");
+    common::spawn_probe(&k, "talker").await;
+    let publish = || async {
+        let reply = k
+            .request(
+                MessageTarget::Named("talker".into()),
+                Payload::Json(json!({ "op": "send", "to": "topic:news", "body": "hi" })),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("request");
+        match reply {
+            Payload::Json(v) => v,
+            Payload::Text(t) => serde_json::from_str(&t).expect("json reply"),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Twice: the second publish rides on the remembered permit.
+    for _ in 0..2 {
+        let r = publish().await;
+        assert!(r.get("ok").is_some(), "{r}");
+    }
+    let default = include_str!("../../../components/subsystems/governance/default-policy.toml");
+    let strict = format!(
+        "{default}\n[[rules]]\nid = \"quiet\"\ndescription = \"no publishing\"\n\
+         branch = \"executive\"\nseverity = \"critical\"\nactions = [\"ipc.publish\"]\n"
+    );
+    gov.reload_policy(&strict).expect("reload");
+    let r = publish().await;
+    let err = r.get("err").and_then(|e| e.as_str()).unwrap_or_default();
+    assert!(err.contains("ipc.publish"), "{r}");
+    gov.reload_policy(default).expect("reload back");
+    let r = publish().await;
+    assert!(r.get("ok").is_some(), "{r}");
+    k.shutdown().await.unwrap();
 }
 
 /// Not a pass/fail test: prints the cost of one check through the
