@@ -73,6 +73,9 @@ pub struct RuntimeSection {
     pub pool_instances: u32,
     /// Largest linear memory of any instance, in MiB.
     pub pool_max_memory_mib: u64,
+    /// KiB of each freed instance's memory reset in place rather than
+    /// returned to the OS (faster re-instantiation, more resident memory).
+    pub keep_resident_kib: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -118,6 +121,7 @@ impl Default for RuntimeSection {
             fuel_yield_interval: 100_000,
             pool_instances: 12_000,
             pool_max_memory_mib: 1024,
+            keep_resident_kib: 1024,
         }
     }
 }

@@ -159,6 +159,7 @@ impl Kernel {
                 total_tables: r.pool_instances * 4,
                 total_stacks: r.pool_instances,
                 max_memory_bytes: (r.pool_max_memory_mib as usize) << 20,
+                keep_resident_bytes: (r.keep_resident_kib as usize) << 10,
                 ..PoolConfig::default()
             },
             ..RuntimeConfig::default()
