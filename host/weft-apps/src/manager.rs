@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::json;
-use weft_kernel::Kernel;
+use weft_kernel::{Kernel, ProcessState};
 
 use crate::app_error::AppError;
 use crate::bundle::open_bundle;
@@ -69,7 +69,9 @@ impl AppManager {
     async fn resume(&self) -> Result<(), AppError> {
         let m = self;
         let _op = m.op.lock().await;
-        for info in m.list() {
+        // The stored states: the pids in them belong to the last boot.
+        let stored: Vec<AppInfo> = m.lock_registry().apps.values().cloned().collect();
+        for info in stored {
             match info.state {
                 AppState::Running | AppState::Starting => {
                     // A failure is recorded in the app's entry.
@@ -119,9 +121,10 @@ impl AppManager {
             info.state,
             AppState::Running | AppState::Starting | AppState::Stopping
         ) {
+            // A Degraded app says so (and is stopped before it is started).
             return Err(AppError::BadState {
                 name: name.to_string(),
-                state: info.state.to_string(),
+                state: self.live(info).state.to_string(),
                 action: "start",
             });
         }
@@ -230,12 +233,49 @@ impl AppManager {
         Ok(())
     }
 
+    /// Every installed app, as it is now (see [`AppState::Degraded`]).
     pub fn list(&self) -> Vec<AppInfo> {
-        self.lock_registry().apps.values().cloned().collect()
+        let stored: Vec<AppInfo> = self.lock_registry().apps.values().cloned().collect();
+        stored.into_iter().map(|i| self.live(i)).collect()
     }
 
+    /// One app, as it is now.
     pub fn get(&self, name: &str) -> Option<AppInfo> {
+        self.stored(name).map(|i| self.live(i))
+    }
+
+    fn stored(&self, name: &str) -> Option<AppInfo> {
         self.lock_registry().apps.get(name).cloned()
+    }
+
+    /// The registry's entry corrected by the process table: a Running app
+    /// with an agent that has stopped since is Degraded, naming the agent
+    /// and why it stopped.
+    fn live(&self, mut info: AppInfo) -> AppInfo {
+        if info.state != AppState::Running {
+            return info;
+        }
+        let down: Vec<String> = info
+            .agents
+            .iter()
+            .filter_map(|a| {
+                let pid = a.pid?;
+                match self.kernel.inspect(pid) {
+                    Some(p) if p.state != ProcessState::Stopped => None,
+                    Some(p) => Some(format!(
+                        "agent `{}` (pid {pid}) stopped: {}",
+                        a.id,
+                        p.last_failure.as_deref().unwrap_or("stopped by request")
+                    )),
+                    None => Some(format!("agent `{}` (pid {pid}) is no longer running", a.id)),
+                }
+            })
+            .collect();
+        if !down.is_empty() {
+            info.state = AppState::Degraded;
+            info.error = Some(down.join("; "));
+        }
+        info
     }
 
     /// The trust store as it is on disk now.
@@ -506,7 +546,7 @@ impl AppManager {
     }
 
     fn require(&self, name: &str) -> Result<AppInfo, AppError> {
-        self.get(name)
+        self.stored(name)
             .ok_or_else(|| AppError::NotFound(name.to_string()))
     }
 

@@ -19,6 +19,11 @@ pub enum AppState {
     Stopping,
     Stopped,
     Failed,
+    /// Recorded as Running, but one of its agents has stopped since (gave up
+    /// after its restarts, or was stopped by hand). Never stored: worked out
+    /// from the process table when asked. `app stop` then `app start`
+    /// brings it back.
+    Degraded,
 }
 
 impl std::fmt::Display for AppState {

@@ -439,3 +439,53 @@ async fn component_services_run_as_agents_and_route_service_calls() {
     assert!(k.services().is_empty());
     k.shutdown().await.unwrap();
 }
+
+/// An app whose agent gives up after its restarts is not shown as Running:
+/// it is Degraded, naming the agent and its failure, until stopped and
+/// started again.
+#[tokio::test]
+async fn an_agent_that_gives_up_degrades_its_app() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let k = boot(&state).await;
+    let apps = manager(&k, Environment::Dev).await;
+    let trapping = |m: String| {
+        m.replace(
+            "config = { greeting = \"hello\" }",
+            "config = { mode = \"trap\" }",
+        )
+        .replace(
+            "max_retries = 3, backoff_ms = 100",
+            "max_retries = 1, backoff_ms = 10",
+        )
+    };
+    let b = bundle(tmp.path(), "1.0.0", trapping, None).await;
+    apps.install(&b, &quiet).await.expect("install");
+    apps.start("hello").await.expect("start");
+    assert_eq!(apps.get("hello").unwrap().state, AppState::Running);
+
+    // Each message traps the agent: one restart, then it gives up.
+    for _ in 0..2 {
+        assert!(greet(&k).await.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let info = loop {
+        let info = apps.get("hello").unwrap();
+        if info.state == AppState::Degraded || std::time::Instant::now() > end {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(info.state, AppState::Degraded, "{info:?}");
+    let why = info.error.unwrap_or_default();
+    assert!(why.contains("greeter") && why.contains("trap"), "{why}");
+    assert_eq!(apps.list()[0].state, AppState::Degraded);
+    let e = apps.start("hello").await.unwrap_err().to_string();
+    assert!(e.contains("Degraded"), "{e}");
+
+    apps.stop("hello").await.expect("stop");
+    apps.start("hello").await.expect("start again");
+    assert_eq!(apps.get("hello").unwrap().state, AppState::Running);
+    k.shutdown().await.unwrap();
+}
