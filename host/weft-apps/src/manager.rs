@@ -278,9 +278,10 @@ impl AppManager {
         info
     }
 
-    /// The trust store as it is on disk now.
-    pub fn trust_store(&self) -> TrustStore {
-        TrustStore::open(self.kernel.state_dir()).unwrap_or_else(|_| TrustStore::empty())
+    /// The trust store as it is on disk now (a malformed `trust.json` is an
+    /// error naming it, not an empty store).
+    pub fn trust_store(&self) -> Result<TrustStore, AppError> {
+        Ok(TrustStore::open(self.kernel.state_dir())?)
     }
 
     // --- steps ------------------------------------------------------------------

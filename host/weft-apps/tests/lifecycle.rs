@@ -233,7 +233,7 @@ async fn prod_needs_a_trusted_signature() {
     trust
         .add("alice", &weft_chain::public_key_hex(&key.verifying_key()))
         .unwrap();
-    assert_eq!(apps.trust_store().list().len(), 1);
+    assert_eq!(apps.trust_store().unwrap().list().len(), 1);
     let info = apps.install(&signed, &quiet).await.expect("signed install");
     assert_eq!(info.signer.as_deref(), Some("alice"));
     assert_eq!(info.environment, "prod");
