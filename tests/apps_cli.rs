@@ -204,6 +204,10 @@ fn upgrade_rolls_back_and_apps_survive_a_kill_9() {
     let s = dir.path().join("state");
     let (key, public) = signer(dir.path(), 21);
     let mut kernel = start(&s);
+    // `weaver run` made the state dir, owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
     ok(&s, &["trust", "add", "dev", &public]);
     let v1 = pack(&hello(dir.path(), "0.1.0", "{}"), Some(&key));
     ok(&s, &["app", "install", v1.to_str().unwrap()]);

@@ -183,6 +183,12 @@ fn commands_drive_a_running_kernel() {
     assert!(ok(s, &["trust", "ls"]).stdout.contains(&key));
     assert_eq!(w(s, &["trust", "add", "bad", "abcd"]).code, 1);
 
+    // Owner-only socket; the kernel holds the state lock.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.join("control.sock")), 0o600);
+    assert!(s.join("kernel.lock").exists());
+
     // A second kernel on the same state refuses to start.
     let r = w(s, &["run"]);
     assert_eq!(r.code, 2, "{}", r.stderr);

@@ -77,7 +77,6 @@ pub fn weaver_at(state: &Path, args: &[&str]) -> Run {
 /// file behind, so the file alone proves nothing).
 pub fn start_kernel(state: &Path, extra: &[&str]) -> KernelProc {
     use std::time::{Duration, Instant};
-    let _ = std::fs::create_dir_all(state);
     let child = Command::new(weaver_bin())
         .args(["run", "--state", state.to_str().expect("utf-8 state path")])
         .args(extra)

@@ -50,10 +50,13 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         .or_else(|| config.kernel.state_dir.clone())
         .or_else(weft_kernel::default_state_dir)
         .context("no state dir: pass --state DIR")?;
-    if let Err(e) = crate::control::server::claim(&state) {
-        eprintln!("weaver: {e:#}");
-        return Ok(ExitCode::from(crate::exit::GUEST));
-    }
+    let _lock = match crate::control::server::claim(&state) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("weaver: {e:#}");
+            return Ok(ExitCode::from(crate::exit::GUEST));
+        }
+    };
     let started = Instant::now();
     let kernel = Kernel::boot(config, &state)
         .await
@@ -122,9 +125,11 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
     if let Some(t) = serving {
         t.abort();
     }
-    drop(server);
     subsystems.stop();
-    kernel.shutdown().await.context("shutting down")?;
+    let halted = kernel.shutdown().await.context("shutting down");
+    // The socket goes only once the chain is closed; the state lock last.
+    drop(server);
+    halted?;
     eprintln!("kernel halted; chain: {} events", kernel.chain().len());
     Ok(if result.is_ok() {
         ExitCode::SUCCESS

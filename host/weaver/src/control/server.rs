@@ -1,6 +1,6 @@
 //! The control socket server `weaver run` starts after boot.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,22 +29,49 @@ pub struct Ctl {
     pub shutdown: Arc<Notify>,
 }
 
-/// Refuse to boot over a live kernel; remove a socket nobody answers on.
-/// Runs before the kernel boots so a second kernel never touches the chain.
-pub fn claim(state: &Path) -> anyhow::Result<()> {
-    let path = protocol::socket_path(state);
-    if !path.exists() {
-        return Ok(());
+/// Name of the lock file a running kernel holds in its state dir.
+pub const LOCK_FILE: &str = "kernel.lock";
+
+/// Held for as long as a kernel runs on a state dir: an exclusive `flock`
+/// on `<state>/kernel.lock`, released by the OS even after `kill -9`.
+pub struct StateLock(#[allow(dead_code)] std::fs::File);
+
+/// Refuse to boot over a live kernel (even one still shutting down), and
+/// remove a socket nobody serves. Runs before the kernel boots so a second
+/// kernel never touches the chain. Creates the state dir owner-only.
+pub fn claim(state: &Path) -> anyhow::Result<StateLock> {
+    if !state.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state)
+            .with_context(|| format!("creating the state dir {}", state.display()))?;
     }
-    if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-        bail!(
+    let lock_path = state.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
             "a kernel is already running on {} (stop it with: weaver kernel stop --state {})",
             state.display(),
             state.display()
-        );
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
     }
-    std::fs::remove_file(&path)
-        .with_context(|| format!("removing the stale socket {}", path.display()))
+    let path = protocol::socket_path(state);
+    if path.exists() {
+        // We hold the lock, so whoever bound this socket is gone.
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    Ok(StateLock(file))
 }
 
 /// The bound socket; removes its file when dropped.
@@ -62,10 +89,16 @@ impl Drop for Server {
 impl Server {
     pub fn bind(state: &Path) -> anyhow::Result<Server> {
         let path = protocol::socket_path(state);
+        // Bound under a private name, made owner-only, then renamed into
+        // place: nobody can connect before the permissions are right.
+        let tmp = state.join(format!(".control.sock.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
         let listener =
-            UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod 0600 {}", path.display()))?;
+            UnixListener::bind(&tmp).with_context(|| format!("binding {}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 0600 {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("moving the socket to {}", path.display()))?;
         Ok(Server {
             path,
             listener: Some(listener),
