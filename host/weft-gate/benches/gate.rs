@@ -94,7 +94,21 @@ fn main() {
     };
     let (chain, _) = ChainManager::open(tmp.path(), cfg).expect("chain");
     let chain = Arc::new(chain);
-    let chained = ChainedGate::new(Arc::new(gate), chain.clone(), key);
+    let gate = Arc::new(gate);
+    // New context every time: each decision is signed.
+    let signing = ChainedGate::new(gate.clone(), chain.clone(), key.clone());
+    let (m, p) = measure(20_000, |i| {
+        let c = json!({"cmd": "ls", "n": i});
+        black_box(signing.check(black_box("agent-7"), black_box("tool.exec.ls"), &c));
+    });
+    rows.push((
+        "ChainedGate::check, new decision (canonical JSON + sign + buffered append)".into(),
+        m,
+        p,
+        "-",
+    ));
+    // The same decision again: recorded, citing the signed receipt.
+    let chained = ChainedGate::new(gate, chain.clone(), key);
     for _ in 0..2_000 {
         black_box(chained.check("agent-7", "tool.exec.ls", &ctx));
     }
@@ -102,7 +116,7 @@ fn main() {
         black_box(chained.check(black_box("agent-7"), black_box("tool.exec.ls"), &ctx));
     });
     rows.push((
-        "ChainedGate::check, permit (sign + buffered append)".into(),
+        "ChainedGate::check, repeated decision (cites its receipt + buffered append)".into(),
         m,
         p,
         "-",

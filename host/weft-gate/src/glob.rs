@@ -127,6 +127,13 @@ fn match_segs(pats: &[Seg], rest: Option<&str>) -> bool {
     ok && match_segs(more, tail)
 }
 
+/// `*` matches any run of characters, `?` any one; everything else
+/// literally. The name matcher of the whole host (capabilities, IPC scopes,
+/// topics), so there is one definition of what a pattern means.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    wildcard(pattern.as_bytes(), name.as_bytes())
+}
+
 /// Classic `*`/`?` matcher with single-star backtracking: O(n·m) worst case,
 /// no allocation. Works on bytes; `?` matches one UTF-8 character.
 pub(crate) fn wildcard(p: &[u8], s: &[u8]) -> bool {

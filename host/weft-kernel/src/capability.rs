@@ -138,27 +138,10 @@ impl IpcScope {
     }
 }
 
-/// `*` matches any run of characters, `?` any one; everything else literally.
+/// `*` matches any run of characters, `?` any one; everything else literally
+/// (the gate's matcher, so capabilities and gate rules agree).
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    weft_gate::glob::name_matches(pattern, text)
 }
 
 #[cfg(test)]
