@@ -251,8 +251,10 @@ impl GateRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReceiptReport {
     pub ok: bool,
-    /// Receipts that verified.
+    /// Gate events whose receipt verified (signed or citing).
     pub receipts: u64,
+    /// Of those, records that cite an earlier signed receipt.
+    pub cited: u64,
     pub first_bad: Option<(u64, String)>,
 }
 
@@ -261,7 +263,7 @@ pub fn verify_receipts<'a>(
     events: impl IntoIterator<Item = &'a ChainEvent>,
     key: &VerifyingKey,
 ) -> ReceiptReport {
-    let mut receipts = 0;
+    let (mut receipts, mut cited) = (0, 0);
     // Statement digest of every receipt verified so far, by seq, for the
     // records that cite them.
     let mut verified: std::collections::HashMap<u64, [u8; 32]> = Default::default();
@@ -269,29 +271,36 @@ pub fn verify_receipts<'a>(
         if DecisionKind::from_chain_kind(&ev.kind).is_none() {
             continue;
         }
-        if let Err(e) = verify_event(ev, key, &mut verified) {
-            return ReceiptReport {
-                ok: false,
-                receipts,
-                first_bad: Some((ev.seq, e.to_string())),
-            };
+        match verify_event(ev, key, &mut verified) {
+            Ok(citing) => {
+                receipts += 1;
+                cited += u64::from(citing);
+            }
+            Err(e) => {
+                return ReceiptReport {
+                    ok: false,
+                    receipts,
+                    cited,
+                    first_bad: Some((ev.seq, e.to_string())),
+                }
+            }
         }
-        receipts += 1;
     }
     ReceiptReport {
         ok: true,
         receipts,
+        cited,
         first_bad: None,
     }
 }
 
 /// One gate event: its own signature, or a citation of a verified receipt
-/// of the identical statement recorded earlier.
+/// of the identical statement recorded earlier (then `Ok(true)`).
 fn verify_event(
     ev: &ChainEvent,
     key: &VerifyingKey,
     verified: &mut std::collections::HashMap<u64, [u8; 32]>,
-) -> Result<(), GateError> {
+) -> Result<bool, GateError> {
     let rec: GateRecord = ev
         .decode_payload()
         .map_err(|e| GateError::InvalidReceipt(format!("event {}: {e}", ev.seq)))?;
@@ -300,7 +309,7 @@ fn verify_event(
         None => {
             r.verify(key)?;
             verified.insert(ev.seq, r.statement());
-            Ok(())
+            Ok(false)
         }
         Some(cited) => {
             if rec.public_key != hex::encode(key.to_bytes()) {
@@ -309,7 +318,7 @@ fn verify_event(
                 ));
             }
             match verified.get(&cited) {
-                Some(s) if cited < ev.seq && *s == r.statement() => Ok(()),
+                Some(s) if cited < ev.seq && *s == r.statement() => Ok(true),
                 Some(_) => Err(GateError::InvalidReceipt(format!(
                     "cites the receipt at seq {cited}, which states a different decision"
                 ))),

@@ -293,7 +293,7 @@ fn repeated_decisions_cite_the_signed_receipt() {
     let pk = key().verifying_key();
     let report = verify_receipts(events.iter().map(|e| &**e), &pk);
     assert!(report.ok, "{report:?}");
-    assert_eq!(report.receipts, 5);
+    assert_eq!((report.receipts, report.cited), (5, 2));
 
     // A citation is only as good as what it cites.
     let forge = |ev: &weft_chain::ChainEvent, cite: Option<u64>| {

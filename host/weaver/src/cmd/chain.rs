@@ -152,11 +152,12 @@ fn verify(a: &FileArgs, file: &Path, key: &str) -> anyhow::Result<ExitCode> {
         );
     } else if ok {
         println!(
-            "ok: {} — {} events, {} signed checkpoints, {} gate receipts verified",
+            "ok: {} — {} events, {} signed checkpoints, {} gate receipts verified ({} citing an earlier signed receipt)",
             path.display(),
             report.events,
             report.checkpoints,
-            receipts.map_or(0, |r| r.receipts)
+            receipts.as_ref().map_or(0, |r| r.receipts),
+            receipts.as_ref().map_or(0, |r| r.cited)
         );
     } else {
         let (seq, why) = report
