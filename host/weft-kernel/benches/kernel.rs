@@ -154,6 +154,22 @@ async fn main() {
         "10,000 in ≤ 1 GiB".into(),
         Some(total_mib <= 1024.0),
     ));
+    // What stays resident once they are gone: freed pool slots keep up to
+    // `[runtime] keep_resident_kib` of dirtied memory for fast reuse.
+    for p in k.processes() {
+        k.stop(p.pid).await.expect("stop");
+    }
+    let gone = rss_bytes();
+    rows.push((
+        format!("resident memory still held after stopping all {count}"),
+        format!(
+            "{:.0} MiB ({:.1} KiB per freed slot)",
+            gone.saturating_sub(before) as f64 / (1 << 20) as f64,
+            gone.saturating_sub(before) as f64 / count as f64 / 1024.0
+        ),
+        "—".into(),
+        None,
+    ));
     k.shutdown().await.expect("shutdown");
 
     println!("\n## weft-kernel\n");
