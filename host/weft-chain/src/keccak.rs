@@ -34,7 +34,12 @@ fn detect() -> Backend {
         if cfg!(debug_assertions) && std::env::var_os("WEFT_CHAIN_SIMD_KECCAK").is_none() {
             return Backend::Portable;
         }
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+        // The AVX-512 path also runs AVX2 code: check every feature it
+        // enables rather than rely on one implying another.
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+        {
             return Backend::Avx512;
         }
         if is_x86_feature_detected!("avx2") {
@@ -73,21 +78,25 @@ pub fn shake256(data: &[u8]) -> [u8; 32] {
     match backend() {
         Backend::Portable => portable(data),
         #[cfg(target_arch = "x86_64")]
-        b => shake256_x4_with(b, [data, &[], &[], &[]])[0],
+        // SAFETY: `backend()` comes from runtime feature detection.
+        b => unsafe { shake256_x4_with(b, [data, &[], &[], &[]])[0] },
     }
 }
 
 /// Four independent SHAKE-256 hashes at once.
 pub fn shake256_x4(inputs: [&[u8]; 4]) -> [[u8; 32]; 4] {
-    shake256_x4_with(backend(), inputs)
+    // SAFETY: `backend()` comes from runtime feature detection.
+    unsafe { shake256_x4_with(backend(), inputs) }
 }
 
-pub(crate) fn shake256_x4_with(b: Backend, inputs: [&[u8]; 4]) -> [[u8; 32]; 4] {
+/// # Safety
+/// The CPU must support every feature of `b` (`detect` checks them; tests
+/// check them themselves).
+pub(crate) unsafe fn shake256_x4_with(b: Backend, inputs: [&[u8]; 4]) -> [[u8; 32]; 4] {
     match b {
         Backend::Portable => inputs.map(portable),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `b` comes from runtime feature detection (or a test that
-        // checked the features itself).
+        // SAFETY: the caller vouches for the features of `b`.
         _ => unsafe { simd::shake256_x4(b, inputs) },
     }
 }
@@ -118,7 +127,9 @@ mod simd {
     }
 
     /// # Safety
-    /// `b` must be a SIMD backend the CPU supports (AVX-512VL implies AVX2).
+    /// `b` must be a SIMD backend whose every feature the CPU supports
+    /// (AVX2 for both; AVX-512F and AVX-512VL too for `Avx512`).
+    #[deny(unsafe_op_in_unsafe_fn)]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn shake256_x4(b: Backend, inputs: [&[u8]; 4]) -> [[u8; 32]; 4] {
         let mut s = [_mm256_setzero_si256(); 25];
@@ -142,14 +153,18 @@ mod simd {
                 *lane = _mm256_xor_si256(*lane, _mm256_set_epi64x(w(3), w(2), w(1), w(0)));
             }
             match b {
-                Backend::Avx512 => f1600_x4_avx512(&mut s),
-                _ => f1600_x4_avx2(&mut s),
+                // SAFETY: the caller guarantees AVX-512F/VL for `Avx512`.
+                Backend::Avx512 => unsafe { f1600_x4_avx512(&mut s) },
+                // SAFETY: AVX2 is enabled on this function.
+                _ => unsafe { f1600_x4_avx2(&mut s) },
             }
             for l in 0..4 {
                 if has[l] && blk == inputs[l].len() / RATE {
                     for (i, lane) in s.iter().enumerate().take(4) {
                         let mut words = [0u64; 4];
-                        _mm256_storeu_si256(words.as_mut_ptr().cast(), *lane);
+                        // SAFETY: an unaligned 32-byte store into a
+                        // 32-byte local array.
+                        unsafe { _mm256_storeu_si256(words.as_mut_ptr().cast(), *lane) };
                         out[l][i * 8..i * 8 + 8].copy_from_slice(&words[l].to_le_bytes());
                     }
                 }
@@ -171,11 +186,22 @@ mod tests {
             if is_x86_feature_detected!("avx2") {
                 v.push(Backend::Avx2);
             }
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+            {
                 v.push(Backend::Avx512);
             }
         }
+        // A CPU without AVX-512 (or AVX2) skips those backends: say so.
+        eprintln!("keccak backends under test: {v:?}");
         v
+    }
+
+    /// `shake256_x4_with` for a backend `backends()` returned.
+    fn x4(b: Backend, inputs: [&[u8]; 4]) -> [[u8; 32]; 4] {
+        // SAFETY: `backends()` only lists backends whose features it checked.
+        unsafe { shake256_x4_with(b, inputs) }
     }
 
     #[test]
@@ -183,10 +209,13 @@ mod tests {
         let data: Vec<u8> = (0..700u32).map(|i| (i * 131 + 7) as u8).collect();
         for b in backends() {
             for len in 0..700 {
-                // Four different lengths per call, including block edges.
-                let lens = [len, (len * 7 + 3) % 700, 135, 136 + len % 3];
+                // Four different lengths per call, including block edges,
+                // rotated so every lane sees every kind (empty, one block,
+                // block edges, up to six blocks).
+                let mut lens = [len, (len * 7 + 3) % 700, 135, 136 + len % 3];
+                lens.rotate_left(len % 4);
                 let inputs = lens.map(|l| &data[..l]);
-                let got = shake256_x4_with(b, inputs);
+                let got = x4(b, inputs);
                 for l in 0..4 {
                     assert_eq!(got[l], portable(inputs[l]), "{b:?} len {}", lens[l]);
                 }
@@ -194,15 +223,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Four unrelated random inputs, up to ~15 blocks each.
+        #[test]
+        fn random_inputs_match_sha3(
+            a in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            b in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            c in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            d in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+        ) {
+            let inputs: [&[u8]; 4] = [&a, &b, &c, &d];
+            for be in backends() {
+                let got = x4(be, inputs);
+                for l in 0..4 {
+                    proptest::prop_assert_eq!(got[l], portable(inputs[l]));
+                }
+            }
+        }
+    }
+
     #[test]
     fn known_answer() {
-        assert_eq!(
-            hex::encode(shake256(b"")),
-            "46b9dd2b0ba88d13233b3feb743eeb243fcd52ea62b81b82b50c27646ed5762f"
-        );
-        assert_eq!(
-            hex::encode(shake256(b"abc")),
-            "483366601360a8771c6863080cc4114d8db44530f8f1e1ee4f94ea37e78b5739"
-        );
+        let empty = "46b9dd2b0ba88d13233b3feb743eeb243fcd52ea62b81b82b50c27646ed5762f";
+        let abc = "483366601360a8771c6863080cc4114d8db44530f8f1e1ee4f94ea37e78b5739";
+        assert_eq!(hex::encode(shake256(b"")), empty);
+        assert_eq!(hex::encode(shake256(b"abc")), abc);
+        // Every backend, in every lane (not only the one `shake256` picks).
+        for b in backends() {
+            for lane in 0..4 {
+                let mut inputs: [&[u8]; 4] = [b"x"; 4];
+                inputs[lane] = b"abc";
+                assert_eq!(hex::encode(x4(b, inputs)[lane]), abc, "{b:?} lane {lane}");
+                inputs[lane] = b"";
+                assert_eq!(hex::encode(x4(b, inputs)[lane]), empty, "{b:?} lane {lane}");
+            }
+        }
     }
 }
