@@ -103,6 +103,15 @@ fn commands_drive_a_running_kernel() {
     assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
     assert!(r.stdout.contains("ipc.send"), "{}", r.stdout);
     assert!(ok(s, &["chain", "verify"]).stdout.starts_with("ok:"));
+    // The live verify checks receipts too; the repeated sends to `echo`
+    // above cite the first send's signed receipt.
+    let v = ok(s, &["chain", "verify", "--json"]).json();
+    assert_eq!(v["receipts"]["ok"], true, "{v}");
+    let (n, cited) = (
+        v["receipts"]["receipts"].as_u64().unwrap(),
+        v["receipts"]["cited"].as_u64().unwrap(),
+    );
+    assert!(cited >= 1 && n > cited, "{v}");
     let export = ok(s, &["chain", "export"]);
     assert!(export.stdout.lines().count() > 10);
     let r = weaver(

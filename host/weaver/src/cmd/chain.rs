@@ -90,21 +90,28 @@ async fn verify_live(state: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let ok = v["ok"] == true;
-    let c = &v["chain"];
+    let (c, r) = (&v["chain"], &v["receipts"]);
     if json_out {
         println!("{v}");
     } else if ok {
         println!(
-            "ok: {} — {} events, {} signed checkpoints verified (public key {})",
+            "ok: {} — {} events, {} signed checkpoints, {} gate receipts verified ({} citing an earlier signed receipt; public key {})",
             super::ctl::cell(&v["file"]),
             c["events"],
             c["checkpoints"],
+            r["receipts"],
+            r["cited"],
             super::ctl::cell(&v["public_key"])
         );
     } else {
+        let bad = if c["ok"] == true {
+            &r["first_bad"]
+        } else {
+            &c["first_bad"]
+        };
         eprintln!(
-            "weaver: the running kernel's chain is NOT valid: {} ({} events verified before it)",
-            c["first_bad"], c["events"]
+            "weaver: the running kernel's chain is NOT valid: {bad} ({} events verified)",
+            c["events"]
         );
     }
     Ok(ExitCode::from(if ok { 0 } else { exit::GUEST }))

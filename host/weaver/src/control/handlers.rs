@@ -187,14 +187,22 @@ fn chain_tail(ctl: &Ctl, args: &Value) -> Reply {
     Ok(Value::Array(events))
 }
 
+/// Links, hashes and checkpoints, then every gate receipt (signatures and
+/// citations), as the offline `weaver chain verify FILE --key K` does.
 fn chain_verify(ctl: &Ctl) -> Reply {
     let chain = ctl.kernel.chain();
     let report = chain.verify_integrity();
+    let public_key = chain.status().public_key;
+    let key = weft_chain::parse_public_key_hex(&public_key)
+        .map_err(|e| WireError::new(kind::KERNEL, format!("chain public key: {e}")))?;
+    let events = chain.range(..);
+    let receipts = weft_gate::verify_receipts(events.iter().map(|e| &**e), &key);
     Ok(json!({
-        "ok": report.ok,
+        "ok": report.ok && receipts.ok,
         "file": chain.path(),
-        "public_key": chain.status().public_key,
+        "public_key": public_key,
         "chain": report,
+        "receipts": receipts,
     }))
 }
 
