@@ -121,10 +121,14 @@ impl AppManager {
             info.state,
             AppState::Running | AppState::Starting | AppState::Stopping
         ) {
-            // A Degraded app says so (and is stopped before it is started).
+            // A Degraded app says so, and how to bring it back.
+            let state = match self.live(info).state {
+                AppState::Degraded => "Degraded (an agent has stopped; stop the app first)".into(),
+                s => s.to_string(),
+            };
             return Err(AppError::BadState {
                 name: name.to_string(),
-                state: self.live(info).state.to_string(),
+                state,
                 action: "start",
             });
         }

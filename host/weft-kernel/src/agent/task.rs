@@ -149,7 +149,8 @@ pub(crate) async fn run(
                 );
             }
             Exit::Crash(f) => {
-                let why = format!("{}: {f}", f.kind());
+                // Every failure's message starts with its kind already.
+                let why = f.to_string();
                 shared.processes.set_failure(spec.pid, why.clone());
                 let _ = shared.record(
                     &spec.name,
