@@ -70,8 +70,7 @@ impl AppManager {
         let m = self;
         let _op = m.op.lock().await;
         // The stored states: the pids in them belong to the last boot.
-        let stored: Vec<AppInfo> = m.lock_registry().apps.values().cloned().collect();
-        for info in stored {
+        for info in m.stored_all() {
             match info.state {
                 AppState::Running | AppState::Starting => {
                     // A failure is recorded in the app's entry.
@@ -239,8 +238,14 @@ impl AppManager {
 
     /// Every installed app, as it is now (see [`AppState::Degraded`]).
     pub fn list(&self) -> Vec<AppInfo> {
-        let stored: Vec<AppInfo> = self.lock_registry().apps.values().cloned().collect();
-        stored.into_iter().map(|i| self.live(i)).collect()
+        self.stored_all()
+            .into_iter()
+            .map(|i| self.live(i))
+            .collect()
+    }
+
+    fn stored_all(&self) -> Vec<AppInfo> {
+        self.lock_registry().apps.values().cloned().collect()
     }
 
     /// One app, as it is now.
@@ -390,7 +395,9 @@ impl AppManager {
 
     fn record_install(&self, s: &Staged, kind: &str, derivation: &str) -> Result<u64, AppError> {
         let m = &s.plan.manifest.app;
-        let ev = self.record(
+        // Both records, then one fsync covering them.
+        let ev = self.kernel.chain().append(
+            SOURCE,
             kind,
             &json!({ "name": m.name, "version": m.version, "manifest": s.verified.manifest_digest,
                      "digests": s.verified.digests, "signer": s.verified.signer_name,
@@ -401,7 +408,6 @@ impl AppManager {
             &format!("app:{}@{}", m.name, m.version),
             derivation,
         )?;
-        // The lineage record rides on the same fsync as the install event.
         self.kernel.chain().sync()?;
         Ok(ev.seq)
     }

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+// The gate's matcher, so capabilities and gate rules agree on patterns.
+use weft_gate::glob::name_matches as glob;
 
 use crate::process::Pid;
 
@@ -136,12 +138,6 @@ impl IpcScope {
             _ => false,
         }
     }
-}
-
-/// `*` matches any run of characters, `?` any one; everything else literally
-/// (the gate's matcher, so capabilities and gate rules agree).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    weft_gate::glob::name_matches(pattern, text)
 }
 
 #[cfg(test)]

@@ -53,6 +53,38 @@ async fn governed_calls(sign_every_decision: bool) -> f64 {
     rate
 }
 
+async fn governance_costs() -> (Duration, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = Kernel::boot(config(), dir.path()).await.expect("boot");
+    let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
+        .await
+        .expect("install");
+    let g = s.governance.clone().expect("governance installed");
+    let gate = weft_gate::GovernanceGate::new(g.clone(), "prod");
+    let ctx = serde_json::json!({ "effect": { "risk": 0.3, "privacy": 0.2 } });
+    for _ in 0..200 {
+        weft_gate::GateBackend::check(&gate, "a", "tool.exec.calc", &ctx);
+    }
+    let checks = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            weft_gate::GateBackend::check(&gate, "a", "tool.exec.calc", &ctx);
+            t.elapsed()
+        })
+        .collect();
+    let policy = include_str!("../../../components/subsystems/governance/default-policy.toml");
+    let reloads = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            g.reload_policy(policy).expect("reload");
+            t.elapsed()
+        })
+        .collect();
+    s.stop();
+    k.shutdown().await.expect("shutdown");
+    (median(checks), median(reloads))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut rows: Vec<(String, String, String, Option<bool>)> = Vec::new();
@@ -103,6 +135,22 @@ async fn main() {
             Some(rate >= 50_000.0),
         ));
     }
+
+    // One governance decision through the component, and a policy reload
+    // (a fresh instance that parses the policy).
+    let (check, reload) = governance_costs().await;
+    rows.push((
+        "governance check through the component (GovernanceGate::check), median".into(),
+        format!("{:.1} µs", check.as_secs_f64() * 1e6),
+        "—".into(),
+        None,
+    ));
+    rows.push((
+        "governance policy reload (fresh instance + policy parse), median".into(),
+        format!("{:.2} ms", reload.as_secs_f64() * 1e3),
+        "—".into(),
+        None,
+    ));
 
     // Instantiation of each language's tool from the cache.
     let rt = weft_runtime::Runtime::new(weft_runtime::RuntimeConfig {

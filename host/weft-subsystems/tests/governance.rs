@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use weft_gate::{
@@ -306,59 +306,4 @@ async fn a_policy_reload_reaches_permits_agents_already_hold() {
     let r = publish().await;
     assert!(r.get("ok").is_some(), "{r}");
     k.shutdown().await.unwrap();
-}
-
-/// Not a pass/fail test: prints the cost of one check through the
-/// component (run with `--nocapture`).
-#[tokio::test]
-async fn measure_check_cost() {
-    let (k, _d) = common::boot().await;
-    let g = governance(&k, "governance", None);
-    let r = req("tool.exec.calc", &[("risk", 0.3), ("privacy", 0.2)], "prod");
-    for _ in 0..200 {
-        g.evaluate(&r).unwrap();
-    }
-    let mut times: Vec<Duration> = (0..2000)
-        .map(|_| {
-            let t = Instant::now();
-            g.evaluate(&r).unwrap();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    eprintln!(
-        "governance check through the component: median {:?}, p90 {:?}, p99 {:?}",
-        times[times.len() / 2],
-        times[times.len() * 9 / 10],
-        times[times.len() * 99 / 100]
-    );
-    let gate = GovernanceGate::new(g.clone(), "prod");
-    let ctx = json!({ "effect": { "risk": 0.3 } });
-    let mut times: Vec<Duration> = (0..2000)
-        .map(|_| {
-            let t = Instant::now();
-            gate.check("a", "tool.exec.calc", &ctx);
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    eprintln!(
-        "through GovernanceGate::check: median {:?}",
-        times[times.len() / 2]
-    );
-    // What an instance per check would cost at least: a fresh instance
-    // that parses the policy (a reload does exactly that, once).
-    let policy = include_str!("../../../components/subsystems/governance/default-policy.toml");
-    let mut times: Vec<Duration> = (0..20)
-        .map(|_| {
-            let t = Instant::now();
-            g.reload_policy(policy).unwrap();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    eprintln!(
-        "fresh instance + policy parse (reload): median {:?}",
-        times[times.len() / 2]
-    );
 }
