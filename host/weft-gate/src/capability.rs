@@ -171,9 +171,8 @@ impl CapabilityGate {
     }
 
     /// Removes every rule naming exactly `agent` (e.g. on agent exit).
-    pub fn revoke_agent(&self, agent: &str) -> Result<(), GateError> {
+    pub fn revoke_agent(&self, agent: &str) {
         self.write().revoke(agent);
-        Ok(())
     }
 
     /// The rules as written: exact agents sorted by name, then globs in order.
@@ -279,7 +278,7 @@ mod tests {
         assert!(!g.check("x", "a.b", &Value::Null).is_permit());
         assert!(g.allow("x", &["bad..pattern"]).is_err());
         assert_eq!(g.rules().len(), 2, "failed add leaves rules unchanged");
-        g.revoke_agent("x").unwrap();
+        g.revoke_agent("x");
         assert!(g.rules().is_empty());
         g.set_rules(vec![rule("y", &["**"], &[])]).unwrap();
         assert!(g.check("y", "anything", &Value::Null).is_permit());

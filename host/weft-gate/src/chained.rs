@@ -94,6 +94,30 @@ impl ChainedGate {
         context: &Value,
     ) -> Result<(GateDecision, Arc<ChainEvent>), GateError> {
         let decision = self.inner.check(agent, action, context);
+        self.record(decision, agent, action, context)
+    }
+
+    /// Records a refusal decided before the inner gate was asked (the
+    /// kernel's own capability and ownership checks), with a receipt like
+    /// any other decision. Errors only if the chain refused the append.
+    pub fn refuse(
+        &self,
+        agent: &str,
+        action: &str,
+        context: &Value,
+        reason: String,
+    ) -> Result<(GateDecision, Arc<ChainEvent>), GateError> {
+        let decision = GateDecision::deny(agent, action, context, reason);
+        self.record(decision, agent, action, context)
+    }
+
+    fn record(
+        &self,
+        decision: GateDecision,
+        agent: &str,
+        action: &str,
+        context: &Value,
+    ) -> Result<(GateDecision, Arc<ChainEvent>), GateError> {
         let kind = decision.kind();
         let canonical = canonical_json(context);
         let context_hash = weft_chain::shake256(canonical.as_bytes());

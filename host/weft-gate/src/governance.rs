@@ -10,8 +10,7 @@ use serde_json::Value;
 
 use crate::{GateBackend, GateDecision};
 
-/// Effect dimensions used when the environment does not configure others.
-pub const DEFAULT_DIMENSIONS: &[&str] = &["risk", "fairness", "privacy", "novelty", "security"];
+pub use weft_model::effect::DEFAULT_DIMENSIONS;
 
 /// What the governance engine is asked to judge.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

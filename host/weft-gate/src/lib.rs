@@ -11,7 +11,8 @@
 mod canonical;
 pub mod capability;
 pub mod chained;
-pub mod glob;
+/// The one pattern language of Weft (see [`weft_model::glob`]).
+pub use weft_model::glob;
 pub mod governance;
 pub mod receipt;
 
@@ -194,4 +195,13 @@ pub enum GateError {
     InvalidReceipt(String),
     #[error("chain: {0}")]
     Chain(#[from] weft_chain::ChainError),
+}
+
+impl From<weft_model::glob::PatternError> for GateError {
+    fn from(e: weft_model::glob::PatternError) -> Self {
+        GateError::InvalidPattern {
+            pattern: e.pattern,
+            reason: e.reason,
+        }
+    }
 }

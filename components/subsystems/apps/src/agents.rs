@@ -1,10 +1,15 @@
 //! `[[agents]]` and `[capabilities]`: capabilities, limits, restart policy
 //! and config, with the app ceiling enforced where each value is read.
 
+use std::ops::Range;
+
 use toml::de::DeValue;
+use weft_model::caps::{Capabilities, Excess, IpcScope, SandboxPolicy, ToolPermissions};
+use weft_model::glob::Uncovered;
+use weft_model::limits::AgentLimits;
+use weft_model::plan::{AgentRole, AgentSpec, CronJob, OnFailure, RestartPolicy};
 
 use crate::check::{name_ok, ID_CHARS};
-use crate::model::{Agent, AgentLimits, Caps, CronJob, Ipc, Restart, Role, Sandbox, ToolPerms};
 use crate::paths::component_path;
 use crate::walk::{as_choice, as_int, as_str, join, Cx, Tbl, Val};
 
@@ -18,7 +23,7 @@ const AGENT_KEYS: &[&str] = &[
     "restart",
     "config",
 ];
-const CAP_KEYS: &[&str] = &["tools", "ipc", "sandbox", "chain_append", "spawn"];
+const CAP_KEYS: &[&str] = &["tools", "ipc", "sandbox", "chain_append", "spawn", "cron"];
 const LIMIT_KEYS: &[&str] = &[
     "fuel_per_message",
     "timeout_ms",
@@ -36,9 +41,9 @@ pub fn agent(
     cx: &mut Cx<'_>,
     v: &Val<'_>,
     path: &str,
-    ceiling: Option<&Caps>,
+    ceiling: Option<&Capabilities>,
     seen: &mut Vec<String>,
-) -> Option<Agent> {
+) -> Option<AgentSpec> {
     let t = Tbl::of(cx, v, path, "a table ([[agents]])", AGENT_KEYS)?;
     let id = t.req(cx, "id", "a string").and_then(|iv| {
         let id = as_str(cx, iv, &t.key("id"))?;
@@ -65,38 +70,35 @@ pub fn agent(
         .req(cx, "component", "a component path")
         .and_then(|cv| component_path(cx, cv, &t.key("component")));
     let role = match t.get("role") {
-        None => Some(Role::Worker),
+        None => Some(AgentRole::Worker),
         Some(rv) => as_choice(
             cx,
             rv,
             &t.key("role"),
             &[
-                ("worker", Role::Worker),
-                ("coordinator", Role::Coordinator),
-                ("supervisor", Role::Supervisor),
-                ("system", Role::System),
+                ("worker", AgentRole::Worker),
+                ("coordinator", AgentRole::Coordinator),
+                ("supervisor", AgentRole::Supervisor),
+                ("system", AgentRole::System),
             ],
         ),
     };
     let auto_start = t.bool(cx, "auto_start", true);
-    let mut capabilities = match t.get("capabilities") {
-        None => Some(Caps::default()),
+    let capabilities = match t.get("capabilities") {
+        None => Some(Capabilities::default()),
         Some(cv) => caps(cx, cv, &t.key("capabilities"), ceiling),
-    };
-    if let (Some(own), Some(c)) = (capabilities.as_mut(), ceiling) {
-        // The ceiling's denials bind every agent.
-        for d in &c.tools.deny {
-            if !own.tools.deny.contains(d) {
-                own.tools.deny.push(d.clone());
-            }
-        }
     }
+    // The ceiling's denials bind every agent.
+    .map(|own| match ceiling {
+        Some(c) => own.bounded_by(c),
+        None => own,
+    });
     let limits = match t.get("limits") {
         None => Some(None),
         Some(lv) => agent_limits(cx, lv, &t.key("limits")).map(Some),
     };
     let restart = match t.get("restart") {
-        None => Some(Restart::Never),
+        None => Some(RestartPolicy::Never),
         Some(rv) => restart(cx, rv, &t.key("restart")),
     };
     let config = match t.get("config") {
@@ -109,7 +111,7 @@ pub fn agent(
             }
         },
     };
-    Some(Agent {
+    Some(AgentSpec {
         id: id?,
         component: component?,
         role: role?,
@@ -121,132 +123,179 @@ pub fn agent(
     })
 }
 
-/// A capabilities table; with a ceiling, each value must stay within it.
-pub fn caps(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, ceiling: Option<&Caps>) -> Option<Caps> {
+/// Where a capabilities value sits in the file, for a ceiling diagnostic.
+struct Spot {
+    /// As [`Excess::field`] names it (indexes count the values kept).
+    field: String,
+    span: Range<usize>,
+    /// The dotted key of the diagnostic (indexes count the file's items).
+    key: String,
+    /// The pattern written there, for a list entry.
+    pattern: Option<String>,
+}
+
+/// A capabilities table. With a ceiling, [`Capabilities::within`] decides
+/// and each excess is reported at the offending value.
+pub fn caps(
+    cx: &mut Cx<'_>,
+    v: &Val<'_>,
+    path: &str,
+    ceiling: Option<&Capabilities>,
+) -> Option<Capabilities> {
     let t = Tbl::of(cx, v, path, "a capabilities table", CAP_KEYS)?;
     let mut ok = true;
-    let mut out = Caps::default();
+    let mut out = Capabilities::default();
+    let mut spots = Vec::new();
+    let spot = |field: &str, val: &Val<'_>| Spot {
+        field: field.to_string(),
+        span: val.span(),
+        key: t.key(field),
+        pattern: None,
+    };
+    // Lists keep the entries that could be read, so each of those is still
+    // checked against the ceiling.
     if let Some(tv) = t.get("tools") {
-        match tool_perms(cx, tv, &t.key("tools"), ceiling.map(|c| &c.tools)) {
-            Some(p) => out.tools = p,
-            None => ok = false,
-        }
+        out.tools = tool_perms(cx, tv, &t.key("tools"), &mut spots, &mut ok);
     }
     if let Some(iv) = t.get("ipc") {
-        match ipc(cx, iv, &t.key("ipc")) {
-            Some(scope) => {
-                if let Some(c) = ceiling.filter(|c| !ipc_within(&scope, &c.ipc)) {
-                    cx.err(
-                        &iv.span(),
-                        &t.key("ipc"),
-                        format!(
-                            "exceeds the app ceiling; expected at most {} (capabilities.ipc)",
-                            ipc_text(&c.ipc)
-                        ),
-                    );
-                    ok = false;
-                }
-                out.ipc = scope;
-            }
-            None => ok = false,
-        }
+        spots.push(spot("ipc", iv));
+        out.ipc = ipc(cx, iv, &t.key("ipc"), &mut spots, &mut ok);
     }
     if let Some(sv) = t.get("sandbox") {
-        let choices = [("strict", Sandbox::Strict), ("granted", Sandbox::Granted)];
+        spots.push(spot("sandbox", sv));
+        let choices = [
+            ("strict", SandboxPolicy::Strict),
+            ("granted", SandboxPolicy::Granted),
+        ];
         match as_choice(cx, sv, &t.key("sandbox"), &choices) {
-            Some(s) => {
-                if s == Sandbox::Granted && ceiling.is_some_and(|c| c.sandbox == Sandbox::Strict) {
-                    cx.err(
-                        &sv.span(),
-                        &t.key("sandbox"),
-                        "exceeds the app ceiling; expected \"strict\" (capabilities.sandbox)",
-                    );
-                    ok = false;
-                }
-                out.sandbox = s;
-            }
+            Some(s) => out.sandbox = s,
             None => ok = false,
         }
     }
-    for (name, field) in [("chain_append", 0), ("spawn", 1)] {
+    for name in ["chain_append", "spawn", "cron"] {
         let Some(bv) = t.get(name) else { continue };
+        spots.push(spot(name, bv));
         let val = t.bool(cx, name, false);
         if !matches!(bv.get_ref(), DeValue::Boolean(_)) {
             ok = false;
         }
-        let allowed = ceiling.is_none_or(|c| if field == 0 { c.chain_append } else { c.spawn });
-        if val && !allowed {
-            cx.err(
-                &bv.span(),
-                &t.key(name),
-                format!("exceeds the app ceiling; expected false (capabilities.{name} is false)"),
-            );
-            ok = false;
+        match name {
+            "chain_append" => out.chain_append = val,
+            "spawn" => out.spawn = val,
+            _ => out.cron = val,
         }
-        if field == 0 {
-            out.chain_append = val;
-        } else {
-            out.spawn = val;
+    }
+    // What could not be read stays at its default, which is within any
+    // ceiling, so checking the rest still reports every real excess.
+    if let Some(c) = ceiling {
+        for e in out.within(c).err().unwrap_or_default() {
+            ok = false;
+            match spots.iter().find(|s| s.field == e.field) {
+                Some(s) => cx.err(&s.span, &s.key, ceiling_message(&e, s, c)),
+                // Every field `within` names was read above; never silent.
+                None => cx.err(
+                    &v.span(),
+                    &t.key(&e.field),
+                    format!("exceeds the app ceiling: {}", e.message),
+                ),
+            }
         }
     }
     ok.then_some(out)
+}
+
+/// The diagnostic for one excess, naming the ceiling's value it breaks.
+fn ceiling_message(e: &Excess, s: &Spot, c: &Capabilities) -> String {
+    let reach = |what: &str, limit: String| {
+        let p = s.pattern.as_deref().unwrap_or_default();
+        match &e.witness {
+            Some(w) => format!(
+                "\"{p}\" exceeds the app ceiling: it matches {what}\"{w}\", which {limit} does not"
+            ),
+            None => format!(
+                "\"{p}\" exceeds the app ceiling: {} ({limit})",
+                Uncovered::TooComplex
+            ),
+        }
+    };
+    match e.field.as_str() {
+        f if f.starts_with("tools.allow[") => reach(
+            "tool ",
+            format!("capabilities.tools.allow ({})", list_text(&c.tools.allow)),
+        ),
+        f if f.starts_with("ipc.") => reach("", format!("capabilities.ipc ({})", ipc_text(&c.ipc))),
+        "ipc" => format!(
+            "exceeds the app ceiling; expected at most {} (capabilities.ipc)",
+            ipc_text(&c.ipc)
+        ),
+        "sandbox" => {
+            "exceeds the app ceiling; expected \"strict\" (capabilities.sandbox)".to_string()
+        }
+        f => format!("exceeds the app ceiling; expected false (capabilities.{f} is false)"),
+    }
 }
 
 fn tool_perms(
     cx: &mut Cx<'_>,
     v: &Val<'_>,
     path: &str,
-    ceiling: Option<&ToolPerms>,
-) -> Option<ToolPerms> {
-    let t = Tbl::of(
-        cx,
-        v,
-        path,
-        "{ allow = [..], deny = [..] }",
-        &["allow", "deny"],
-    )?;
-    let mut ok = true;
-    let mut out = ToolPerms::default();
+    spots: &mut Vec<Spot>,
+    ok: &mut bool,
+) -> ToolPermissions {
+    let mut out = ToolPermissions::default();
+    let keys = ["allow", "deny"];
+    let Some(t) = Tbl::of(cx, v, path, "{ allow = [..], deny = [..] }", &keys) else {
+        *ok = false;
+        return out;
+    };
     for (name, list) in [("allow", &mut out.allow), ("deny", &mut out.deny)] {
         let Some(lv) = t.get(name) else { continue };
         let key = t.key(name);
         let DeValue::Array(a) = lv.get_ref() else {
             cx.expected(lv, &key, "an array of tool names or globs");
-            ok = false;
+            *ok = false;
             continue;
         };
         for (i, item) in a.iter().enumerate() {
             let ik = format!("{key}[{i}]");
             let Some(p) = as_str(cx, item, &ik) else {
-                ok = false;
+                *ok = false;
                 continue;
             };
-            if let Some(c) = ceiling.filter(|c| name == "allow" && !covered(&p, &c.allow)) {
-                cx.err(
-                    &item.span(),
-                    &ik,
-                    format!(
-                        "\"{p}\" exceeds the app ceiling; expected a tool allowed by \
-                         capabilities.tools.allow ({})",
-                        list_text(&c.allow)
-                    ),
-                );
-                ok = false;
-            }
+            spots.push(Spot {
+                field: format!("tools.{name}[{}]", list.len()),
+                span: item.span(),
+                key: ik,
+                pattern: Some(p.clone()),
+            });
             list.push(p);
         }
     }
-    ok.then_some(out)
+    out
 }
 
-fn ipc(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<Ipc> {
+/// An `ipc` value; what cannot be read is `none`, a list keeps the
+/// entries that can.
+fn ipc(cx: &mut Cx<'_>, v: &Val<'_>, key: &str, spots: &mut Vec<Spot>, ok: &mut bool) -> IpcScope {
+    let scope = ipc_scope(cx, v, key, spots, ok);
+    *ok &= scope.is_some();
+    scope.unwrap_or_default()
+}
+
+fn ipc_scope(
+    cx: &mut Cx<'_>,
+    v: &Val<'_>,
+    key: &str,
+    spots: &mut Vec<Spot>,
+    ok: &mut bool,
+) -> Option<IpcScope> {
     match v.get_ref() {
         DeValue::String(_) => as_choice(cx, v, key, &[("all", 0), ("parent_only", 1), ("none", 2)])
-            .map(|i| [Ipc::All, Ipc::ParentOnly, Ipc::None][i].clone()),
+            .map(|i| [IpcScope::All, IpcScope::ParentOnly, IpcScope::None][i].clone()),
         DeValue::Table(t) if t.len() == 1 => {
             let (k, lv) = t.iter().next()?;
             let inner = join(key, k.get_ref());
-            let which = k.get_ref().as_ref();
+            let which: &str = k.get_ref().as_ref();
             if which != "named" && which != "topics" {
                 cx.err(
                     &k.span(),
@@ -255,11 +304,29 @@ fn ipc(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<Ipc> {
                 );
                 return None;
             }
-            let list = crate::walk::as_str_list(cx, lv, &inner)?;
+            let DeValue::Array(a) = lv.get_ref() else {
+                cx.expected(lv, &inner, "an array of strings");
+                return None;
+            };
+            let mut list = Vec::new();
+            for (i, item) in a.iter().enumerate() {
+                let ik = format!("{inner}[{i}]");
+                let Some(p) = as_str(cx, item, &ik) else {
+                    *ok = false;
+                    continue;
+                };
+                spots.push(Spot {
+                    field: format!("ipc.{which}[{}]", list.len()),
+                    span: item.span(),
+                    key: ik,
+                    pattern: Some(p.clone()),
+                });
+                list.push(p);
+            }
             Some(if which == "named" {
-                Ipc::Named(list)
+                IpcScope::Named(list)
             } else {
-                Ipc::Topics(list)
+                IpcScope::Topics(list)
             })
         }
         _ => {
@@ -290,10 +357,10 @@ fn agent_limits(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<AgentLimits>
     ok.then_some(out)
 }
 
-fn restart(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<Restart> {
+fn restart(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<RestartPolicy> {
     match v.get_ref() {
-        DeValue::String(s) if s == "never" => Some(Restart::Never),
-        DeValue::String(s) if s == "always" => Some(Restart::Always),
+        DeValue::String(s) if s == "never" => Some(RestartPolicy::Never),
+        DeValue::String(s) if s == "always" => Some(RestartPolicy::Always),
         DeValue::String(s) => {
             cx.err(
                 &v.span(),
@@ -318,10 +385,10 @@ fn restart(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<Restart> {
             let backoff = inner
                 .req(cx, "backoff_ms", "an integer")
                 .and_then(|x| as_int(cx, x, &inner.key("backoff_ms"), 0, 3_600_000));
-            Some(Restart::OnFailure {
+            Some(RestartPolicy::OnFailure(OnFailure {
                 max_retries: u32::try_from(retries?).ok()?,
                 backoff_ms: backoff?,
-            })
+            }))
         }
         _ => {
             cx.expected(v, key, RESTART_EXPECTED);
@@ -425,56 +492,17 @@ fn to_json(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<serde_json::Value>
     })
 }
 
-/// Is `pattern` (an agent's allow entry) within one of the ceiling's?
-/// A glob is treated as literal text, so `calc*` is covered by `c*` or `*`.
-fn covered(pattern: &str, ceiling: &[String]) -> bool {
-    ceiling.iter().any(|c| glob(c, pattern))
-}
-
-fn ipc_within(a: &Ipc, c: &Ipc) -> bool {
-    match (a, c) {
-        (Ipc::None, _) | (_, Ipc::All) | (Ipc::ParentOnly, Ipc::ParentOnly) => true,
-        (Ipc::Named(a), Ipc::Named(c)) | (Ipc::Topics(a), Ipc::Topics(c)) => {
-            a.iter().all(|p| covered(p, c))
-        }
-        _ => false,
-    }
-}
-
-fn ipc_text(i: &Ipc) -> String {
+fn ipc_text(i: &IpcScope) -> String {
     match i {
-        Ipc::All => "\"all\"".into(),
-        Ipc::ParentOnly => "\"parent_only\"".into(),
-        Ipc::None => "\"none\"".into(),
-        Ipc::Named(n) => format!("{{ named = {} }}", list_text(n)),
-        Ipc::Topics(t) => format!("{{ topics = {} }}", list_text(t)),
+        IpcScope::All => "\"all\"".into(),
+        IpcScope::ParentOnly => "\"parent_only\"".into(),
+        IpcScope::None => "\"none\"".into(),
+        IpcScope::Named(n) => format!("{{ named = {} }}", list_text(n)),
+        IpcScope::Topics(t) => format!("{{ topics = {} }}", list_text(t)),
     }
 }
 
 fn list_text(items: &[String]) -> String {
     let q: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
     format!("[{}]", q.join(", "))
-}
-
-/// The kernel's glob: `*` any run, `?` any one character.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }

@@ -2,9 +2,9 @@
 
 use toml::de::{DeTable, DeValue};
 
-use crate::model::{AppMeta, Diag, Manifest, Plan, Step};
 use crate::walk::{as_str, Cx, Tbl, Val};
 use crate::{agents, services};
+use weft_model::plan::{AppMeta, Diagnostic, HookRun, InstallPlan, Manifest, ServiceSource, Step};
 
 pub const NAME_CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789-";
 pub const ID_CHARS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
@@ -24,7 +24,7 @@ const TOP_KEYS: &[&str] = &[
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 
 /// Check a manifest. `file` names it in messages about the whole file.
-pub fn check(src: &str, file: &str) -> Result<Plan, Vec<Diag>> {
+pub fn check(src: &str, file: &str) -> Result<InstallPlan, Vec<Diagnostic>> {
     let mut cx = Cx::new(src);
     if src.len() > MAX_MANIFEST_BYTES {
         cx.err(
@@ -47,10 +47,7 @@ pub fn check(src: &str, file: &str) -> Result<Plan, Vec<Diag>> {
     };
     let manifest = manifest(&mut cx, root.get_ref(), root.span(), file);
     match manifest {
-        Some(m) if cx.diags.is_empty() => Ok(Plan {
-            steps: steps(&m),
-            manifest: m,
-        }),
+        Some(m) if cx.diags.is_empty() => Ok(plan(m)),
         _ => {
             let mut d = cx.diags;
             d.sort_by_key(|d| (d.line, d.col));
@@ -214,14 +211,20 @@ pub fn semver_ok(s: &str) -> bool {
         && build.is_none_or(|b| b.split('.').all(ident))
 }
 
-/// The install steps, in the order the host carries them out.
-pub fn steps(m: &Manifest) -> Vec<Step> {
-    let hooks = [
-        ("on-install", &m.hooks.on_install),
-        ("on-start", &m.hooks.on_start),
-        ("on-stop", &m.hooks.on_stop),
-        ("on-remove", &m.hooks.on_remove),
-    ];
+/// The steps of each lifecycle operation, in the order the host carries
+/// them out (see `InstallPlan` for what each list holds).
+pub fn plan(m: Manifest) -> InstallPlan {
+    let h = &m.hooks;
+    let hook = |name: &str, c: &Option<String>| {
+        c.as_ref().map(|c| {
+            Step::RunHook(HookRun {
+                hook: name.into(),
+                component: c.clone(),
+            })
+        })
+    };
+    // Every component, once, in manifest order: agents, tools, component
+    // services, hooks.
     let mut components: Vec<String> = Vec::new();
     let all = m
         .agents
@@ -229,10 +232,14 @@ pub fn steps(m: &Manifest) -> Vec<Step> {
         .map(|a| &a.component)
         .chain(m.tools.iter().map(|t| &t.component))
         .chain(m.services.iter().filter_map(|s| match &s.source {
-            crate::model::Source::Component(c) => Some(c),
+            ServiceSource::Component(c) => Some(c),
             _ => None,
         }))
-        .chain(hooks.iter().filter_map(|(_, h)| h.as_ref()));
+        .chain(
+            [&h.on_install, &h.on_start, &h.on_stop, &h.on_remove]
+                .into_iter()
+                .flatten(),
+        );
     for c in all {
         if !components.contains(c) {
             components.push(c.clone());
@@ -240,32 +247,29 @@ pub fn steps(m: &Manifest) -> Vec<Step> {
     }
     let mut sorted = components.clone();
     sorted.sort();
-    let mut steps = vec![
-        Step::VerifyDigests(sorted),
-        Step::GateCheck("app.install".into()),
-        Step::CopyBundle,
-    ];
-    steps.extend(components.into_iter().map(Step::Precompile));
-    let hook = |name: &str, c: &Option<String>| {
-        c.as_ref().map(|c| Step::RunHook {
-            hook: name.into(),
-            component: c.clone(),
-        })
-    };
-    steps.extend(hook(hooks[0].0, hooks[0].1));
-    steps.extend(m.tools.iter().map(|t| Step::RegisterTool(t.name.clone())));
-    steps.extend(
-        m.services
-            .iter()
-            .map(|s| Step::RegisterService(s.name.clone())),
-    );
-    steps.extend(hook(hooks[1].0, hooks[1].1));
-    steps.extend(
-        m.agents
-            .iter()
-            .filter(|a| a.auto_start)
-            .map(|a| Step::SpawnAgent(a.id.clone())),
-    );
-    steps.extend((0..m.cron.len() as u32).map(Step::AddCron));
-    steps
+    let mut install = vec![Step::VerifyDigests(sorted), Step::CopyBundle];
+    install.extend(components.into_iter().map(Step::Precompile));
+    install.extend(hook("on-install", &h.on_install));
+    let start = hook("on-start", &h.on_start)
+        .into_iter()
+        .chain(m.tools.iter().cloned().map(Step::RegisterTool))
+        .chain(m.services.iter().cloned().map(Step::RegisterService))
+        .chain(
+            m.agents
+                .iter()
+                .filter(|a| a.auto_start)
+                .cloned()
+                .map(Step::SpawnAgent),
+        )
+        .chain(m.cron.iter().cloned().map(Step::AddCron))
+        .collect();
+    let stop = hook("on-stop", &h.on_stop).into_iter().collect();
+    let remove = hook("on-remove", &h.on_remove).into_iter().collect();
+    InstallPlan {
+        install,
+        start,
+        stop,
+        remove,
+        manifest: m,
+    }
 }

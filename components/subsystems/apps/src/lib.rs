@@ -1,14 +1,15 @@
 //! `apps`: the `weftapp.toml` checker as a component (`wit/apps.wit`).
 //!
 //! The host hands it the manifest text; it returns either the validated
-//! manifest plus the ordered install steps, or every problem found, each
-//! with a 1-based line and column and the dotted key it concerns. The
-//! checking itself is plain Rust (`check`, `model` and friends) so it is
-//! unit-tested on the host target; this file only converts to WIT types.
+//! manifest plus the steps of each lifecycle operation, or every problem
+//! found, each with a 1-based line and column and the dotted key it
+//! concerns. The checking itself is plain Rust (`check` and friends) built
+//! on the model host and guests share (`weft_model::plan`, re-exported as
+//! [`model`]), so it is unit-tested on the host target; this file only
+//! converts to WIT types.
 
 pub mod agents;
 pub mod check;
-pub mod model;
 pub mod paths;
 pub mod services;
 pub mod walk;
@@ -17,7 +18,11 @@ wit_bindgen::generate!({ path: "../../../wit", world: "apps" });
 
 use weft::kernel::app_types as w;
 
-use model as m;
+/// The plan records, shared with the host.
+pub use weft_model::plan as model;
+
+use weft_model::caps as c;
+use weft_model::plan as m;
 
 struct Apps;
 
@@ -26,7 +31,10 @@ impl Guest for Apps {
         match check::check(&manifest, &file_name) {
             Ok(plan) => Ok(w::InstallPlan {
                 manifest: manifest_w(plan.manifest),
-                steps: plan.steps.into_iter().map(step_w).collect(),
+                install: steps_w(plan.install),
+                start: steps_w(plan.start),
+                stop: steps_w(plan.stop),
+                remove: steps_w(plan.remove),
             }),
             Err(diags) => Err(diags
                 .into_iter()
@@ -63,53 +71,54 @@ fn manifest_w(x: m::Manifest) -> w::Manifest {
             on_remove: x.hooks.on_remove,
         },
         environment: x.environment.map(|e| match e {
-            m::Env::Dev => w::Environment::Dev,
-            m::Env::Staging => w::Environment::Staging,
-            m::Env::Prod => w::Environment::Prod,
+            m::Environment::Dev => w::Environment::Dev,
+            m::Environment::Staging => w::Environment::Staging,
+            m::Environment::Prod => w::Environment::Prod,
         }),
-        cron: x
-            .cron
-            .into_iter()
-            .map(|c| w::CronJob {
-                schedule: c.schedule,
-                target: c.target,
-                payload: c.payload,
-            })
-            .collect(),
+        cron: x.cron.into_iter().map(cron_w).collect(),
     }
 }
 
-fn caps_w(c: m::Caps) -> w::Capabilities {
+fn cron_w(c: m::CronJob) -> w::CronJob {
+    w::CronJob {
+        schedule: c.schedule,
+        target: c.target,
+        payload: c.payload,
+    }
+}
+
+fn caps_w(x: c::Capabilities) -> w::Capabilities {
     w::Capabilities {
         tools: w::ToolPermissions {
-            allow: c.tools.allow,
-            deny: c.tools.deny,
+            allow: x.tools.allow,
+            deny: x.tools.deny,
         },
-        ipc: match c.ipc {
-            m::Ipc::All => w::IpcScope::All,
-            m::Ipc::ParentOnly => w::IpcScope::ParentOnly,
-            m::Ipc::None => w::IpcScope::None,
-            m::Ipc::Named(n) => w::IpcScope::Named(n),
-            m::Ipc::Topics(t) => w::IpcScope::Topics(t),
+        ipc: match x.ipc {
+            c::IpcScope::All => w::IpcScope::All,
+            c::IpcScope::ParentOnly => w::IpcScope::ParentOnly,
+            c::IpcScope::None => w::IpcScope::None,
+            c::IpcScope::Named(n) => w::IpcScope::Named(n),
+            c::IpcScope::Topics(t) => w::IpcScope::Topics(t),
         },
-        sandbox: match c.sandbox {
-            m::Sandbox::Strict => w::SandboxPolicy::Strict,
-            m::Sandbox::Granted => w::SandboxPolicy::Granted,
+        sandbox: match x.sandbox {
+            c::SandboxPolicy::Strict => w::SandboxPolicy::Strict,
+            c::SandboxPolicy::Granted => w::SandboxPolicy::Granted,
         },
-        chain_append: c.chain_append,
-        spawn: c.spawn,
+        chain_append: x.chain_append,
+        spawn: x.spawn,
+        cron: x.cron,
     }
 }
 
-fn agent_w(a: m::Agent) -> w::AgentSpec {
+fn agent_w(a: m::AgentSpec) -> w::AgentSpec {
     w::AgentSpec {
         id: a.id,
         component: a.component,
         role: match a.role {
-            m::Role::Worker => w::AgentRole::Worker,
-            m::Role::Coordinator => w::AgentRole::Coordinator,
-            m::Role::Supervisor => w::AgentRole::Supervisor,
-            m::Role::System => w::AgentRole::System,
+            m::AgentRole::Worker => w::AgentRole::Worker,
+            m::AgentRole::Coordinator => w::AgentRole::Coordinator,
+            m::AgentRole::Supervisor => w::AgentRole::Supervisor,
+            m::AgentRole::System => w::AgentRole::System,
         },
         auto_start: a.auto_start,
         capabilities: caps_w(a.capabilities),
@@ -121,27 +130,27 @@ fn agent_w(a: m::Agent) -> w::AgentSpec {
             max_tool_calls: l.max_tool_calls,
         }),
         restart: match a.restart {
-            m::Restart::Never => w::RestartPolicy::Never,
-            m::Restart::Always => w::RestartPolicy::Always,
-            m::Restart::OnFailure {
-                max_retries,
-                backoff_ms,
-            } => w::RestartPolicy::OnFailure(w::OnFailure {
-                max_retries,
-                backoff_ms,
+            m::RestartPolicy::Never => w::RestartPolicy::Never,
+            m::RestartPolicy::Always => w::RestartPolicy::Always,
+            m::RestartPolicy::OnFailure(o) => w::RestartPolicy::OnFailure(w::OnFailure {
+                max_retries: o.max_retries,
+                backoff_ms: o.backoff_ms,
             }),
         },
         config: a.config,
     }
 }
 
-fn env_w(env: Vec<(String, String)>) -> Vec<w::EnvVar> {
+fn env_w(env: Vec<m::EnvVar>) -> Vec<w::EnvVar> {
     env.into_iter()
-        .map(|(key, value)| w::EnvVar { key, value })
+        .map(|e| w::EnvVar {
+            key: e.key,
+            value: e.value,
+        })
         .collect()
 }
 
-fn tool_w(t: m::Tool) -> w::ToolSpec {
+fn tool_w(t: m::ToolSpec) -> w::ToolSpec {
     w::ToolSpec {
         name: t.name,
         component: t.component,
@@ -163,13 +172,13 @@ fn tool_w(t: m::Tool) -> w::ToolSpec {
     }
 }
 
-fn service_w(s: m::Service) -> w::ServiceSpec {
+fn service_w(s: m::ServiceSpec) -> w::ServiceSpec {
     w::ServiceSpec {
         name: s.name,
         source: match s.source {
-            m::Source::Component(c) => w::ServiceSource::Component(c),
-            m::Source::Image(i) => w::ServiceSource::Image(i),
-            m::Source::Url(u) => w::ServiceSource::Url(u),
+            m::ServiceSource::Component(c) => w::ServiceSource::Component(c),
+            m::ServiceSource::Image(i) => w::ServiceSource::Image(i),
+            m::ServiceSource::Url(u) => w::ServiceSource::Url(u),
         },
         ports: s.ports,
         env: env_w(s.env),
@@ -185,17 +194,23 @@ fn service_w(s: m::Service) -> w::ServiceSpec {
     }
 }
 
+fn steps_w(steps: Vec<m::Step>) -> Vec<w::Step> {
+    steps.into_iter().map(step_w).collect()
+}
+
 fn step_w(s: m::Step) -> w::Step {
     match s {
         m::Step::VerifyDigests(p) => w::Step::VerifyDigests(p),
-        m::Step::GateCheck(a) => w::Step::GateCheck(a),
         m::Step::CopyBundle => w::Step::CopyBundle,
         m::Step::Precompile(c) => w::Step::Precompile(c),
-        m::Step::RunHook { hook, component } => w::Step::RunHook(w::HookRun { hook, component }),
-        m::Step::RegisterTool(n) => w::Step::RegisterTool(n),
-        m::Step::RegisterService(n) => w::Step::RegisterService(n),
-        m::Step::SpawnAgent(i) => w::Step::SpawnAgent(i),
-        m::Step::AddCron(i) => w::Step::AddCron(i),
+        m::Step::RunHook(h) => w::Step::RunHook(w::HookRun {
+            hook: h.hook,
+            component: h.component,
+        }),
+        m::Step::RegisterTool(t) => w::Step::RegisterTool(tool_w(t)),
+        m::Step::RegisterService(s) => w::Step::RegisterService(service_w(s)),
+        m::Step::SpawnAgent(a) => w::Step::SpawnAgent(agent_w(a)),
+        m::Step::AddCron(c) => w::Step::AddCron(cron_w(c)),
     }
 }
 

@@ -3,9 +3,12 @@
 use toml::de::DeValue;
 
 use crate::check::{name_ok, NAME_CHARS};
-use crate::model::{DirGrant, Env, Health, Hooks, ProbeKind, Service, Source, Tool, ToolLimits};
 use crate::paths::{component_path, data_dir_path, guest_path};
 use crate::walk::{as_choice, as_int, as_str, Cx, Tbl, Val};
+use weft_model::plan::{
+    DirGrant, EnvVar, Environment, HealthCheck, Hooks, ProbeKind, ServiceSource, ServiceSpec,
+    ToolLimits, ToolSpec,
+};
 
 /// A `[a-z0-9-]` name, unique among `seen`.
 fn unique_name(
@@ -36,7 +39,7 @@ fn unique_name(
     Some(name)
 }
 
-pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) -> Option<Tool> {
+pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) -> Option<ToolSpec> {
     let keys = ["name", "component", "grants", "limits"];
     let t = Tbl::of(cx, v, path, "a table ([[tools]])", &keys)?;
     let name = unique_name(cx, &t, "tool", seen);
@@ -47,7 +50,7 @@ pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) ->
         None => (Some(Vec::new()), Vec::new()),
         Some(gv) => {
             let g = Tbl::of(cx, gv, &t.key("grants"), "a grants table", &["dirs", "env"])?;
-            (dirs(cx, &g), g.str_map(cx, "env"))
+            (dirs(cx, &g), env(g.str_map(cx, "env")))
         }
     };
     let limits = match t.get("limits") {
@@ -67,13 +70,21 @@ pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) ->
             (cx.diags.len() == before).then_some(out)
         }
     };
-    Some(Tool {
+    Some(ToolSpec {
         name: name?,
         component: component?,
         dirs: dirs?,
         env,
         limits: limits?,
     })
+}
+
+/// `{ KEY = "value" }` pairs, in key order, as the plan's records.
+fn env(pairs: Vec<(String, String)>) -> Vec<EnvVar> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| EnvVar { key, value })
+        .collect()
 }
 
 fn dirs(cx: &mut Cx<'_>, g: &Tbl<'_, '_>) -> Option<Vec<DirGrant>> {
@@ -120,7 +131,7 @@ pub fn service(
     v: &Val<'_>,
     path: &str,
     seen: &mut Vec<String>,
-) -> Option<Service> {
+) -> Option<ServiceSpec> {
     let keys = [
         "name",
         "component",
@@ -134,12 +145,12 @@ pub fn service(
     let name = unique_name(cx, &t, "service", seen);
     let source = source(cx, &t);
     let ports = ports(cx, &t);
-    let env = t.str_map(cx, "env");
+    let env = env(t.str_map(cx, "env"));
     let health = match t.get("health") {
         None => Some(None),
         Some(hv) => health(cx, hv, &t.key("health")).map(Some),
     };
-    Some(Service {
+    Some(ServiceSpec {
         name: name?,
         source: source?,
         ports: ports?,
@@ -149,7 +160,7 @@ pub fn service(
 }
 
 /// Exactly one of `component`, `image`, `url`; a second one is the error.
-fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Source> {
+fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ServiceSource> {
     let mut present: Vec<(&str, &Val<'_>)> = ["component", "image", "url"]
         .into_iter()
         .filter_map(|k| t.get(k).map(|v| (k, v)))
@@ -168,7 +179,7 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Source> {
         [(k, v)] => {
             let key = t.key(k);
             match *k {
-                "component" => component_path(cx, v, &key).map(Source::Component),
+                "component" => component_path(cx, v, &key).map(ServiceSource::Component),
                 "image" => {
                     let s = as_str(cx, v, &key)?;
                     if s.is_empty() || s.chars().any(char::is_whitespace) {
@@ -179,7 +190,7 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Source> {
                         );
                         return None;
                     }
-                    Some(Source::Image(s))
+                    Some(ServiceSource::Image(s))
                 }
                 _ => {
                     let s = as_str(cx, v, &key)?;
@@ -191,7 +202,7 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Source> {
                         );
                         return None;
                     }
-                    Some(Source::Url(s))
+                    Some(ServiceSource::Url(s))
                 }
             }
         }
@@ -249,7 +260,7 @@ fn ports(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Vec<u16>> {
     ok.then_some(out)
 }
 
-fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<Health> {
+fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<HealthCheck> {
     let keys = [
         "kind",
         "interval_ms",
@@ -279,7 +290,7 @@ fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<Health> {
     if cx.diags.len() != before {
         return None;
     }
-    Some(Health {
+    Some(HealthCheck {
         kind: kind?,
         interval_ms,
         failure_threshold: u32::try_from(failure).ok()?,
@@ -302,7 +313,7 @@ pub fn hooks(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Hooks> {
     })
 }
 
-pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Env> {
+pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Environment> {
     let t = Tbl::of(cx, v, "environment", "a table ([environment])", &["name"])?;
     let nv = t.req(cx, "name", "\"dev\", \"staging\" or \"prod\"")?;
     as_choice(
@@ -310,9 +321,9 @@ pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Env> {
         nv,
         &t.key("name"),
         &[
-            ("dev", Env::Dev),
-            ("staging", Env::Staging),
-            ("prod", Env::Prod),
+            ("dev", Environment::Dev),
+            ("staging", Environment::Staging),
+            ("prod", Environment::Prod),
         ],
     )
 }

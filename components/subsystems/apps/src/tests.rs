@@ -1,5 +1,6 @@
+use weft_model::plan::{HookRun, Step};
+
 use crate::check::{check, semver_ok};
-use crate::model::Step;
 use crate::paths::relative_path_problem;
 
 const APP: &str = "[app]\nname = \"hello\"\nversion = \"1.0.0\"\n";
@@ -16,13 +17,71 @@ fn minimal_manifest_plans_the_fixed_steps() {
     let plan = check(APP, "weftapp.toml").unwrap();
     assert_eq!(plan.manifest.app.name, "hello");
     assert_eq!(
-        plan.steps,
+        plan.install,
+        vec![Step::VerifyDigests(vec![]), Step::CopyBundle]
+    );
+    assert!(plan.start.is_empty() && plan.stop.is_empty() && plan.remove.is_empty());
+}
+
+#[test]
+fn each_operation_gets_its_steps_in_order() {
+    let src = format!(
+        "{APP}[[agents]]\nid = \"b\"\ncomponent = \"c/b.wasm\"\n\
+         [[agents]]\nid = \"idle\"\ncomponent = \"c/b.wasm\"\nauto_start = false\n\
+         [[agents]]\nid = \"a\"\ncomponent = \"c/a.wasm\"\n\
+         [[tools]]\nname = \"wc\"\ncomponent = \"c/wc.wasm\"\n\
+         [[services]]\nname = \"api\"\ncomponent = \"c/api.wasm\"\n\
+         [[services]]\nname = \"web\"\nurl = \"https://example.org\"\n\
+         [hooks]\non_install = \"c/h.wasm\"\non_start = \"c/h.wasm\"\non_stop = \"c/h.wasm\"\n\
+         on_remove = \"c/rm.wasm\"\n\
+         [[cron]]\nschedule = \"every 5m\"\ntarget = \"idle\"\n"
+    );
+    let plan = check(&src, "m").unwrap();
+    let m = &plan.manifest;
+    let paths = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let hook = |hook: &str, c: &str| {
+        Step::RunHook(HookRun {
+            hook: hook.into(),
+            component: c.into(),
+        })
+    };
+    let mut install = vec![
+        Step::VerifyDigests(paths(&[
+            "c/a.wasm",
+            "c/api.wasm",
+            "c/b.wasm",
+            "c/h.wasm",
+            "c/rm.wasm",
+            "c/wc.wasm",
+        ])),
+        Step::CopyBundle,
+    ];
+    for c in [
+        "c/b.wasm",
+        "c/a.wasm",
+        "c/wc.wasm",
+        "c/api.wasm",
+        "c/h.wasm",
+        "c/rm.wasm",
+    ] {
+        install.push(Step::Precompile(c.into()));
+    }
+    install.push(hook("on-install", "c/h.wasm"));
+    assert_eq!(plan.install, install);
+    assert_eq!(
+        plan.start,
         vec![
-            Step::VerifyDigests(vec![]),
-            Step::GateCheck("app.install".into()),
-            Step::CopyBundle
+            hook("on-start", "c/h.wasm"),
+            Step::RegisterTool(m.tools[0].clone()),
+            Step::RegisterService(m.services[0].clone()),
+            Step::RegisterService(m.services[1].clone()),
+            Step::SpawnAgent(m.agents[0].clone()),
+            Step::SpawnAgent(m.agents[2].clone()),
+            Step::AddCron(m.cron[0].clone()),
         ]
     );
+    assert_eq!(plan.stop, vec![hook("on-stop", "c/h.wasm")]);
+    assert_eq!(plan.remove, vec![hook("on-remove", "c/rm.wasm")]);
 }
 
 #[test]
@@ -87,10 +146,123 @@ fn config_becomes_json() {
     assert!(first_err(&src).contains("agents[0].config.x: expected a finite number"));
 }
 
+/// A manifest with `ceiling` as `[capabilities]` and one agent (lines 6
+/// to 9) whose capabilities table is `caps`.
+fn under_ceiling(ceiling: &str, caps: &str) -> String {
+    format!("{APP}[capabilities]\n{ceiling}\n[[agents]]\nid = \"a\"\ncomponent = \"a.wasm\"\ncapabilities = {{ {caps} }}\n")
+}
+
+fn all_errs(src: &str) -> Vec<String> {
+    match check(src, "m") {
+        Ok(p) => panic!("expected errors, got {p:?}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
 #[test]
 fn ceiling_glob_coverage() {
-    let src = format!("{APP}[capabilities]\ntools = {{ allow = [\"c*\"] }}\nipc = {{ topics = [\"news.*\"] }}\n[[agents]]\nid = \"a\"\ncomponent = \"a.wasm\"\ncapabilities = {{ tools = {{ allow = [\"calc\"] }}, ipc = {{ topics = [\"news.tech\"] }} }}\n");
+    let src = under_ceiling(
+        "tools = { allow = [\"c*\"] }\nipc = { topics = [\"news.*\"] }",
+        "tools = { allow = [\"calc\", \"c?\"] }, ipc = { topics = [\"news.tech\", \"news.*\"] }",
+    );
     check(&src, "m").unwrap();
+    // Deny takes names out of the question: `*` minus `shell*` is allowed.
+    let src = under_ceiling(
+        "tools = { allow = [\"calc\", \"*\"], deny = [\"shell*\"] }",
+        "tools = { allow = [\"*\"] }",
+    );
+    let plan = check(&src, "m").unwrap();
+    assert_eq!(
+        plan.manifest.agents[0].capabilities.tools.deny,
+        vec!["shell*".to_string()]
+    );
+}
+
+#[test]
+fn a_glob_is_not_within_a_narrower_ceiling() {
+    // The bug this check once had: `c*` compared as text with `c?`.
+    let src = under_ceiling(
+        "tools = { allow = [\"c?\"] }",
+        "tools = { allow = [\"c*\"] }",
+    );
+    assert_eq!(
+        all_errs(&src),
+        [
+            "9:37: agents[0].capabilities.tools.allow[0]: \"c*\" exceeds the app ceiling: it \
+             matches tool \"c\", which capabilities.tools.allow ([\"c?\"]) does not"
+        ]
+    );
+    let src = under_ceiling(
+        "tools = { allow = [\"ab*\"], deny = [\"ac*\"] }",
+        "tools = { allow = [\"ab\", 5, \"a*\"] }",
+    );
+    let errs = all_errs(&src);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with("9:43: agents[0].capabilities.tools.allow[1]: expected a string"));
+    assert!(
+        errs[1].starts_with(
+            "9:46: agents[0].capabilities.tools.allow[2]: \"a*\" exceeds the app ceiling: it matches tool \"a\""
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn ipc_entries_are_checked_one_by_one() {
+    let src = under_ceiling(
+        "ipc = { named = [\"db\", \"w-?\"] }",
+        "ipc = { named = [\"w-1\", \"w-*\"] }",
+    );
+    assert_eq!(
+        all_errs(&src),
+        [
+            "9:42: agents[0].capabilities.ipc.named[1]: \"w-*\" exceeds the app ceiling: it \
+             matches \"w-\", which capabilities.ipc ({ named = [\"db\", \"w-?\"] }) does not"
+        ]
+    );
+    let src = under_ceiling("ipc = { named = [\"db\"] }", "ipc = { topics = [\"db\"] }");
+    assert_eq!(
+        all_errs(&src),
+        [
+            "9:24: agents[0].capabilities.ipc: exceeds the app ceiling; expected at most \
+             { named = [\"db\"] } (capabilities.ipc)"
+        ]
+    );
+}
+
+#[test]
+fn cron_is_a_capability_within_the_ceiling() {
+    let src = under_ceiling("cron = true", "cron = true, spawn = false");
+    assert!(
+        check(&src, "m").unwrap().manifest.agents[0]
+            .capabilities
+            .cron
+    );
+    let src = under_ceiling("spawn = true", "cron = true");
+    assert_eq!(
+        all_errs(&src),
+        ["9:25: agents[0].capabilities.cron: exceeds the app ceiling; expected false (capabilities.cron is false)"]
+    );
+    let src = under_ceiling("cron = \"yes\"", "");
+    assert_eq!(
+        all_errs(&src),
+        ["5:8: capabilities.cron: expected a boolean (true or false), found string"]
+    );
+}
+
+#[test]
+fn a_pattern_too_complex_to_decide_is_refused() {
+    let p = format!("*a{}", "?".repeat(20));
+    let src = under_ceiling(
+        &format!("tools = {{ allow = [\"{p}\"] }}"),
+        &format!("tools = {{ allow = [\"{p}\"] }}"),
+    );
+    let errs = all_errs(&src);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].ends_with("exceeds the app ceiling: pattern too complex to prove within the ceiling (capabilities.tools.allow ([\"*a????????????????????\"]))"),
+        "{errs:?}"
+    );
 }
 
 #[test]

@@ -8,14 +8,14 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::model::Diag;
+use weft_model::plan::Diagnostic;
 
 pub type Val<'i> = Spanned<DeValue<'i>>;
 
 pub struct Cx<'s> {
     src: &'s str,
     line_starts: Vec<usize>,
-    pub diags: Vec<Diag>,
+    pub diags: Vec<Diagnostic>,
 }
 
 impl<'s> Cx<'s> {
@@ -47,7 +47,7 @@ impl<'s> Cx<'s> {
 
     pub fn err(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
         let (line, col) = self.pos(span.start);
-        self.diags.push(Diag {
+        self.diags.push(Diagnostic {
             line,
             col,
             key: key.to_string(),
@@ -55,7 +55,7 @@ impl<'s> Cx<'s> {
         });
     }
 
-    /// "expected X, found <type>" at the value.
+    /// `expected X, found <type>` at the value.
     pub fn expected(&mut self, v: &Val<'_>, key: &str, what: &str) {
         let msg = format!("expected {what}, found {}", type_name(v.get_ref()));
         self.err(&v.span(), key, msg);

@@ -70,7 +70,7 @@ pub fn evaluate<'a>(
 
     let mut fired = Vec::new();
     for rule in p.rules.iter().filter(|r| r.active) {
-        if !rule.actions.iter().any(|a| a.matches(action)) {
+        if !rule.patterns.iter().any(|a| a.matches(action)) {
             continue;
         }
         let breaches: Vec<String> = rule
@@ -138,6 +138,7 @@ pub fn evaluate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::MAX_PATTERN;
 
     const DEFAULT: &str = include_str!("../default-policy.toml");
 
@@ -171,6 +172,47 @@ mod tests {
         );
         assert_eq!(e("x", &[("risk", f64::NAN)], "dev"), Verdict::Deny);
         assert_eq!(e("x", &[], "moon"), Verdict::Deny);
+    }
+
+    /// A policy with one critical rule on `actions`.
+    fn deny_rule(actions: &str) -> Result<Policy, String> {
+        Policy::parse(&format!(
+            "[environments.dev]\nmagnitude_threshold = 1\n[[rules]]\nid = \"r\"\n\
+             branch = \"judicial\"\nseverity = \"critical\"\nactions = {actions}\n"
+        ))
+    }
+
+    #[test]
+    fn action_patterns_mean_what_they_mean_at_the_gate() {
+        let p = deny_rule(r#"["tool.exec.**", "ipc.s?nd", "**.spawn", "a.**.b.**"]"#).unwrap();
+        let denied = |a: &str| evaluate(&p, a, &[], "dev").verdict == Verdict::Deny;
+        for a in [
+            "tool.exec",
+            "tool.exec.calc.x",
+            "ipc.send",
+            "agent.spawn",
+            "a.b",
+            "a.x.b.y",
+        ] {
+            assert!(denied(a), "{a}");
+        }
+        for a in ["tool.execute", "ipc.sendx", "ipc.snd", "spawner", "a.x"] {
+            assert!(!denied(a), "{a}");
+        }
+        assert_eq!(p.rules[0].actions[1], "ipc.s?nd");
+        for bad in [
+            r#"["a..b"]"#,
+            r#"["a.b**"]"#,
+            r#"["**.x.**.**"]"#,
+            r#"[""]"#,
+        ] {
+            assert!(deny_rule(bad).is_err(), "{bad}");
+        }
+        let long = format!(r#"["{}"]"#, "a".repeat(MAX_PATTERN + 1));
+        assert!(deny_rule(&long)
+            .err()
+            .unwrap_or_default()
+            .contains("longer than 256"));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 wit_bindgen::generate!({ path: "../../../wit", world: "governance" });
 
 mod eval;
-mod glob;
 mod policy;
 
 use std::cell::RefCell;
@@ -115,7 +114,7 @@ impl Guest for Governance {
                         branch: branch(r.branch),
                         severity: severity(r.severity),
                         active: r.active,
-                        actions: r.actions.iter().map(|a| a.text.clone()).collect(),
+                        actions: r.actions.clone(),
                         thresholds: r.thresholds.clone(),
                     })
                     .collect()

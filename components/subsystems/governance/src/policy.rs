@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::glob::Pattern;
+use weft_model::glob::ActionPattern;
+
+/// Longest action pattern accepted, in bytes.
+pub const MAX_PATTERN: usize = 256;
 
 pub const DEFAULT_DIMENSIONS: [&str; 5] = ["risk", "fairness", "privacy", "novelty", "security"];
 
@@ -112,7 +115,11 @@ pub struct Rule {
     pub branch: Branch,
     pub severity: Severity,
     pub active: bool,
-    pub actions: Vec<Pattern>,
+    /// The action patterns as written, for listings.
+    pub actions: Vec<String>,
+    /// The same, compiled: Weft's one action-pattern language
+    /// (`weft_model::glob`), so the gate and this engine agree.
+    pub patterns: Vec<ActionPattern>,
     pub thresholds: Vec<(String, f64)>,
 }
 
@@ -170,12 +177,18 @@ impl Policy {
             if r.actions.is_empty() {
                 return Err(format!("policy: rule `{}` has no actions", r.id));
             }
-            let actions = r
-                .actions
-                .iter()
-                .map(|a| Pattern::parse(a))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("policy: rule `{}`: {e}", r.id))?;
+            let mut patterns = Vec::new();
+            for a in &r.actions {
+                if a.len() > MAX_PATTERN {
+                    return Err(format!(
+                        "policy: rule `{}`: action pattern `{a}` is longer than {MAX_PATTERN} bytes",
+                        r.id
+                    ));
+                }
+                let p = ActionPattern::compile(a)
+                    .map_err(|e| format!("policy: rule `{}`: {e}", r.id))?;
+                patterns.push(p);
+            }
             for (d, max) in &r.thresholds {
                 if !max.is_finite() || *max < 0.0 {
                     return Err(format!(
@@ -190,7 +203,8 @@ impl Policy {
                 branch: r.branch,
                 severity: r.severity,
                 active: r.active,
-                actions,
+                actions: r.actions,
+                patterns,
                 thresholds: r.thresholds.into_iter().collect(),
             });
         }

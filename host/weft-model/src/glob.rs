@@ -1,16 +1,41 @@
-//! Precompiled glob patterns for actions and agents.
+//! The one meaning of a pattern in Weft.
 //!
-//! Action patterns work on `.`-separated segments:
+//! **Name patterns** (agent names, tool names, IPC scopes, topics, the app
+//! ceiling) treat the name as one string: `*` matches any run of characters
+//! (including none and including `.`), `?` exactly one character, anything
+//! else itself. See [`name_matches`] and, for "is every name this pattern
+//! matches also matched by those", [`crate::glob::covers`].
+//!
+//! **Action patterns** (gate rules, governance rules) work on
+//! `.`-separated segments:
 //! * `*` matches any run of characters within one segment (`tool.*` matches
 //!   `tool.exec` but not `tool.exec.ls`);
 //! * `?` matches one character within a segment;
 //! * a whole segment `**` matches zero or more segments (`tool.**` matches
-//!   `tool`, `tool.exec` and `tool.exec.ls`; `**` alone matches everything).
-//!
-//! Agent patterns treat the name as one string: `*` matches any run of
-//! characters (including `.`), `?` one character.
+//!   `tool`, `tool.exec` and `tool.exec.ls`; `**` alone matches everything);
+//!   at most [`MAX_DOUBLE_STARS`] of them, which bounds the backtracking.
 
-use crate::GateError;
+pub use crate::cover::{covers, Uncovered, MAX_STATES, MAX_WORDS};
+
+/// Most `**` segments an action pattern may hold.
+pub const MAX_DOUBLE_STARS: usize = 2;
+
+/// Why a pattern was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatternError {
+    /// The pattern as written.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid pattern {:?}: {}", self.pattern, self.reason)
+    }
+}
+
+impl std::error::Error for PatternError {}
 
 /// A compiled action pattern. Common shapes get O(len) fast paths so the
 /// gate's hot path never allocates.
@@ -29,6 +54,7 @@ pub enum ActionPattern {
 /// One segment of a general action pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seg {
+    /// No wildcards: that segment exactly.
     Lit(Box<str>),
     /// `*` alone: any single segment.
     Star,
@@ -43,8 +69,10 @@ fn has_wild(s: &str) -> bool {
 }
 
 impl ActionPattern {
-    pub fn compile(pattern: &str) -> Result<Self, GateError> {
-        let bad = |why: &str| GateError::InvalidPattern {
+    /// Checks and compiles `pattern`: no empty segments, `**` only as a
+    /// whole segment and at most [`MAX_DOUBLE_STARS`] times.
+    pub fn compile(pattern: &str) -> Result<Self, PatternError> {
+        let bad = |why: &str| PatternError {
             pattern: pattern.to_string(),
             reason: why.to_string(),
         };
@@ -62,7 +90,7 @@ impl ActionPattern {
                 s => Seg::Lit(s.into()),
             });
         }
-        if segs.iter().filter(|s| **s == Seg::DoubleStar).count() > 2 {
+        if segs.iter().filter(|s| **s == Seg::DoubleStar).count() > MAX_DOUBLE_STARS {
             return Err(bad("at most two '**' segments"));
         }
         let n = segs.len();
@@ -78,6 +106,7 @@ impl ActionPattern {
         })
     }
 
+    /// Does `action` match?
     pub fn matches(&self, action: &str) -> bool {
         match self {
             ActionPattern::Any => true,
@@ -173,15 +202,19 @@ fn utf8_len(first: u8) -> usize {
 /// A compiled agent-name pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentPattern {
+    /// Only `*`s: every name.
     Any,
+    /// No wildcards: that name exactly.
     Exact(Box<str>),
+    /// With `*` or `?`: see [`name_matches`].
     Wild(Box<str>),
 }
 
 impl AgentPattern {
-    pub fn compile(pattern: &str) -> Result<Self, GateError> {
+    /// Compiles `pattern`; the empty pattern is refused.
+    pub fn compile(pattern: &str) -> Result<Self, PatternError> {
         if pattern.is_empty() {
-            return Err(GateError::InvalidPattern {
+            return Err(PatternError {
                 pattern: String::new(),
                 reason: "empty agent pattern".into(),
             });
@@ -195,6 +228,7 @@ impl AgentPattern {
         })
     }
 
+    /// Does the agent name `agent` match?
     pub fn matches(&self, agent: &str) -> bool {
         match self {
             AgentPattern::Any => true,
