@@ -87,7 +87,8 @@ async fn main() {
     let mut rows = Vec::new();
     let cache = tempfile::tempdir().expect("tempdir");
     let rt = Runtime::new(RuntimeConfig {
-        cache_dir: Some(cache.path().into()),
+        // A subdir: the runtime creates it 0700 (a tempdir is 0755, refused).
+        cache_dir: Some(cache.path().join("components")),
         ..Default::default()
     })
     .expect("runtime");

@@ -50,6 +50,9 @@ impl Default for Limits {
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     /// Where compiled artifacts are kept. `None` keeps them in memory only.
+    /// Created with mode 0700 if missing; an existing dir must be a real
+    /// directory owned by the current user with no group or other access,
+    /// or [`crate::Runtime::new`] fails (see [`crate::CacheError`]).
     pub cache_dir: Option<PathBuf>,
     /// Pooling allocator sizing.
     pub pool: PoolConfig,

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use wasmtime::{Trap, WasmBacktrace};
 
+use crate::cache::CacheError;
+
 /// Why a guest call did not produce a result. Every variant leaves the
 /// runtime healthy: the failed instance is dropped and the next call gets a
 /// fresh one.
@@ -36,7 +38,12 @@ pub enum RunError {
     #[error("output limit: guest wrote more than {limit} bytes to {stream}")]
     OutputLimit { stream: &'static str, limit: usize },
 
-    /// The host side failed (I/O on a granted directory, the cache, ...).
+    /// The compile cache directory is not safe to load native code from
+    /// (or cannot be created); the message says why and how to fix it.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+
+    /// The host side failed (I/O on a granted directory, ...).
     #[error("host error: {0}")]
     Host(String),
 }
@@ -53,6 +60,7 @@ impl RunError {
             RunError::Trap { .. } => "trap",
             RunError::InvalidComponent { .. } => "invalid component",
             RunError::OutputLimit { .. } => "output limit",
+            RunError::Cache(_) => "cache",
             RunError::Host(_) => "host error",
         }
     }

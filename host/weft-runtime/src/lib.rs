@@ -27,7 +27,7 @@ mod runtime;
 mod sandbox;
 mod tool;
 
-pub use cache::{Digest, LoadSource};
+pub use cache::{CacheError, Digest, LoadSource};
 pub use command::CommandOutcome;
 pub use config::{Limits, PoolConfig, RuntimeConfig};
 pub use error::{Failure, GuestDetail, RunError, Usage};

@@ -77,15 +77,21 @@ impl Drop for Inner {
 impl Runtime {
     /// Build the engine (component model, fuel, epochs, pooling allocator)
     /// and start the epoch ticker thread.
+    ///
+    /// A configured cache dir is created (mode 0700) if missing; one that is
+    /// not private to the current user is refused with
+    /// [`RunError::Cache`] (see [`crate::CacheError`]).
     pub fn new(config: RuntimeConfig) -> Result<Self, RunError> {
+        // The cache dir is checked first: a refusal costs no engine.
+        if let Some(dir) = &config.cache_dir {
+            crate::cache::secure_dir(dir)?;
+        }
         let engine = Engine::new(&engine_config(&config)?)
             .map_err(|e| RunError::Host(format!("cannot create engine: {e:#}")))?;
-        let cache = match &config.cache_dir {
-            Some(dir) => Some(ArtifactCache::new(dir, &engine).map_err(|e| {
-                RunError::Host(format!("cannot open cache dir {}: {e}", dir.display()))
-            })?),
-            None => None,
-        };
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .map(|dir| ArtifactCache::new(dir, &engine));
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone())?;
         Ok(Runtime {

@@ -283,9 +283,11 @@ async fn wasi_is_deny_by_default_and_grants_work() {
 
 #[tokio::test]
 async fn compiled_artifacts_come_back_from_the_disk_cache() {
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // A subdir: the runtime creates it 0700 (a tempdir is 0755, refused).
+    let dir = tmp.path().join("components");
     let config = RuntimeConfig {
-        cache_dir: Some(dir.path().to_path_buf()),
+        cache_dir: Some(dir.clone()),
         ..RuntimeConfig::default()
     };
     let bytes = std::fs::read(guest("calc")).unwrap();
@@ -304,7 +306,7 @@ async fn compiled_artifacts_come_back_from_the_disk_cache() {
     // A damaged cache entry is dropped and rebuilt, not trusted. (Release
     // the mappings first: the cache itself never rewrites a file in place.)
     drop((first, second, c));
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
         std::fs::write(&p, b"garbage").unwrap();
     }

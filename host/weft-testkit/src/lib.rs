@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod docker;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -50,9 +52,30 @@ pub fn dist_guest(file: &str) -> PathBuf {
     p
 }
 
-/// A compile cache shared by every test process of this run.
+/// A compile cache shared by every test process of this run, created
+/// private (0700) if missing. The runtime refuses a cache dir that others
+/// could read or write, so one left looser by an older run is tightened:
+/// it is ours, under our own target dir.
 pub fn shared_cache_dir() -> PathBuf {
-    target_dir().join("weft-test-cache")
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = target_dir().join("weft-test-cache");
+    let parent = dir.parent().expect("the cache dir has a parent");
+    std::fs::create_dir_all(parent)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        // Made by an earlier run or by a test process running beside us.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("cannot create {}: {e}", dir.display()),
+    }
+    // symlink_metadata: a symlink is left for the runtime to refuse.
+    let meta = std::fs::symlink_metadata(&dir)
+        .unwrap_or_else(|e| panic!("cannot inspect {}: {e}", dir.display()));
+    if meta.is_dir() && meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .unwrap_or_else(|e| panic!("cannot chmod 700 {}: {e}", dir.display()));
+    }
+    dir
 }
 
 /// The `weaver` binary. `just test` builds it before the tests run.
