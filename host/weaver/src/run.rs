@@ -1,17 +1,18 @@
-//! `weaver run`: boot a kernel in the foreground on a state dir, optionally
-//! spawning agents and registering tools from component files, and serve
-//! the control socket until Ctrl-C, SIGTERM or `weaver kernel stop`; then
-//! shut down cleanly.
+//! `weaver run`: boot a kernel in the foreground on a state dir with every
+//! registered subsystem, optionally spawning agents and registering tools
+//! from component files (as the operator, through the gate), and serve the
+//! control socket until Ctrl-C, SIGTERM or `weaver kernel stop`; then shut
+//! down cleanly.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use weft_kernel::tools::ToolEntry;
-use weft_kernel::{Kernel, KernelConfig, SpawnRequest};
+use weft_kernel::control::protocol::exit;
+use weft_kernel::control::server::{claim, Server};
+use weft_kernel::tools::{RegisterTool, ToolEntry};
+use weft_kernel::{Capabilities, Kernel, KernelConfig, Principal, Spawn, SpawnRequest};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -50,57 +51,34 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         .or_else(|| config.kernel.state_dir.clone())
         .or_else(weft_kernel::default_state_dir)
         .context("no state dir: pass --state DIR")?;
-    let _lock = match crate::control::server::claim(&state) {
+    let _lock = match claim(&state) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("weaver: {e:#}");
-            return Ok(ExitCode::from(crate::exit::GUEST));
+            eprintln!("weaver: {e}");
+            return Ok(ExitCode::from(exit::GUEST));
         }
     };
-    let started = Instant::now();
-    let kernel = Kernel::boot(config, &state)
+    let kernel = Kernel::boot_with(config, &state, crate::units::subsystems())
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;
-    // Governance, cron and health components; governance fails closed if
-    // its component is missing (see weft_subsystems::install).
-    let subsystems_cfg = kernel.config().subsystems.clone();
-    let mut subsystems = weft_subsystems::install(&kernel, &subsystems_cfg)
-        .await
-        .context("installing the subsystem components")?;
-    for p in &subsystems.problems {
-        eprintln!("weaver: subsystem problem: {p}");
-    }
-    let (apps, apps_problem) = match open_apps(&kernel, &subsystems_cfg).await {
-        Ok(m) => (Some(Arc::new(m)), None),
-        Err(e) => {
-            eprintln!("weaver: apps unavailable: {e:#}");
-            (None, Some(format!("{e:#}")))
+    for line in kernel.logs() {
+        if line.level >= weft_kernel::console::LogLevel::Warn {
+            eprintln!("weaver: {}", line.message);
         }
-    };
+    }
     let result = setup(&kernel, &a).await;
     if let Err(e) = &result {
         eprintln!("weaver: {e:#}");
     }
-    let shutdown = Arc::new(tokio::sync::Notify::new());
     let mut server = None;
     let mut serving = None;
     if result.is_ok() && !a.once {
-        let ctl = Arc::new(crate::control::server::Ctl {
-            kernel: kernel.clone(),
-            governance: subsystems.governance.clone(),
-            cron: subsystems.cron.clone(),
-            health: subsystems.health.clone(),
-            apps,
-            apps_problem,
-            started,
-            shutdown: shutdown.clone(),
-        });
-        match crate::control::server::Server::bind(&state) {
+        match Server::bind(&state) {
             Ok(mut s) => {
-                serving = Some(s.serve(ctl));
+                serving = Some(s.serve(kernel.clone()));
                 server = Some(s);
             }
-            Err(e) => eprintln!("weaver: no control socket: {e:#}"),
+            Err(e) => eprintln!("weaver: no control socket: {e}"),
         }
     }
     let s = kernel.stats();
@@ -119,13 +97,12 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         );
         tokio::select! {
             r = wait_for_signal() => r?,
-            _ = shutdown.notified() => eprintln!("stop requested through the control socket"),
+            _ = kernel.stopped() => eprintln!("stop requested through the control socket"),
         }
     }
     if let Some(t) = serving {
         t.abort();
     }
-    subsystems.stop();
     let halted = kernel.shutdown().await.context("shutting down");
     // The socket goes only once the chain is closed; the state lock last.
     drop(server);
@@ -134,51 +111,29 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
     Ok(if result.is_ok() {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(crate::exit::FAILED)
+        ExitCode::from(exit::FAILED)
     })
 }
 
-/// The app manager, with the `apps` checker component found where the
-/// subsystem components are.
-async fn open_apps(
-    kernel: &Kernel,
-    cfg: &weft_subsystems::SubsystemsConfig,
-) -> anyhow::Result<weft_apps::AppManager> {
-    let path = weft_subsystems::components_dir(cfg).join("apps.wasm");
-    let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let checker = weft_apps::AppsChecker::new(kernel.runtime(), &wasm)
-        .with_context(|| format!("loading {}", path.display()))?;
-    let environment: weft_apps::Environment = cfg
-        .environment
-        .as_deref()
-        .unwrap_or("prod")
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
-    weft_apps::AppManager::open(kernel.clone(), checker, environment)
-        .await
-        .context("opening the app registry")
-}
-
+/// `--tool` and `--spawn`, as the operator (gated and recorded).
 async fn setup(kernel: &Kernel, a: &RunArgs) -> anyhow::Result<()> {
+    let op = Principal::Operator;
     for spec in &a.tools {
         let (name, file) = split(spec)?;
         let component = kernel.load_component(&file)?;
-        kernel.register_tool(ToolEntry {
-            name: name.clone(),
-            component,
-            limits: Default::default(),
-            grants: Default::default(),
-            description: String::new(),
-        })?;
+        kernel
+            .act(&op, RegisterTool(ToolEntry::new(&name, component)))
+            .await
+            .with_context(|| format!("registering tool {name}"))?;
         eprintln!("registered tool {name} from {}", file.display());
     }
     for spec in &a.spawn {
         let (name, file) = split(spec)?;
         let component = kernel.load_component(&file)?;
         let mut req = SpawnRequest::new(&name, component);
-        req.capabilities = Kernel::trusted_capabilities();
+        req.capabilities = Capabilities::trusted();
         let pid = kernel
-            .spawn(req)
+            .act(&op, Spawn::new(req))
             .await
             .with_context(|| format!("spawning {name}"))?;
         eprintln!("spawned agent {name} as pid {pid}");

@@ -46,10 +46,12 @@ pub enum AppError {
     #[error("app `{name}`: hook {hook} (`{component}`) failed: {reason}")]
     Hook {
         name: String,
-        hook: &'static str,
+        hook: String,
         component: String,
         reason: String,
     },
+    #[error("app `{name}` needs {what}, which this kernel cannot provide")]
+    Unsupported { name: String, what: String },
     #[error("app `{name}`: installed component `{path}` changed on disk: digest {actual}, installed {expected}")]
     Tampered {
         name: String,
@@ -65,6 +67,10 @@ pub enum AppError {
     },
     #[error("chain: {0}")]
     Chain(#[from] weft_chain::ChainError),
+    /// A lifecycle record could not be written (the action fails: nothing
+    /// unrecorded is reported as done).
+    #[error("recording on the chain: {0}")]
+    Record(Box<weft_kernel::KernelError>),
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -87,12 +93,12 @@ impl AppError {
             AppError::Bundle(_) => "bundle",
             AppError::Trust(_) => "trust",
             AppError::Denied { .. } => "denied",
-            AppError::NoContainerEngine { .. } => "unsupported",
+            AppError::NoContainerEngine { .. } | AppError::Unsupported { .. } => "unsupported",
             AppError::ToolTaken { .. } => "conflict",
             AppError::Hook { .. } => "hook",
             AppError::Tampered { .. } => "tampered",
             AppError::Kernel { .. } => "kernel",
-            AppError::Chain(_) => "chain",
+            AppError::Chain(_) | AppError::Record(_) => "chain",
             AppError::Io { .. } => "io",
             AppError::Registry { .. } => "registry",
         }
@@ -115,5 +121,11 @@ impl AppError {
             what: what.into(),
             source: Box::new(source),
         }
+    }
+}
+
+impl From<weft_kernel::KernelError> for AppError {
+    fn from(e: weft_kernel::KernelError) -> Self {
+        AppError::Record(Box::new(e))
     }
 }

@@ -18,9 +18,11 @@ pub(crate) mod bindings {
     });
 }
 
-/// The plan records of `wit/apps.wit`, as the host sees them.
+/// The plan records of `wit/apps.wit`, as the host sees them: the shared
+/// model ([`weft_model::plan`]) and the capability types it uses.
 pub mod types {
-    pub use super::bindings::weft::kernel::app_types::*;
+    pub use weft_model::plan::*;
+    pub use weft_model::{AgentLimits, Capabilities, IpcScope, SandboxPolicy, ToolPermissions};
 }
 
 use types::{Diagnostic, InstallPlan};
@@ -142,10 +144,15 @@ impl AppsChecker {
             })
             .await
             .map_err(failed)?;
-        answer.map_err(|diagnostics| CheckError::Invalid {
-            file: file.to_string(),
-            diagnostics,
-        })
+        answer
+            .map(crate::wit::plan)
+            .map_err(|diagnostics| CheckError::Invalid {
+                file: file.to_string(),
+                diagnostics: diagnostics
+                    .into_iter()
+                    .map(crate::wit::diagnostic)
+                    .collect(),
+            })
     }
 }
 

@@ -9,24 +9,33 @@
 //!   safely; [`verify`] checks digests, signature and trust under the
 //!   policy that unsigned bundles install only in `dev`.
 //! - [`TrustStore`]: trusted signer keys in `<state>/trust.json`.
-//! - [`AppManager`]: the lifecycle through the kernel (install, start,
-//!   stop, upgrade with rollback, remove), every event on the chain, the
-//!   registry in `<state>/apps/registry.json`.
+//! - [`AppManager`]: the lifecycle, carrying out each plan's steps
+//!   literally (install, start, stop, upgrade with rollback, remove); every
+//!   operation is an action of the operator and every step one of the app
+//!   (`app:<name>`), both through the kernel's chokepoint; the registry in
+//!   `<state>/apps/registry.json`.
+//! - [`AppsUnit`]: all of it as a kernel subsystem, with `weaver app` and
+//!   `weaver trust` ([`control`]).
 //!
 //! Formats: `docs/weftapp.md`.
 
+pub mod actions;
 mod app_error;
 mod bundle;
 mod checker;
+pub mod control;
 pub mod convert;
 mod error;
 mod lock;
 mod manager;
-mod ops;
 mod pack;
+pub mod pending;
 mod registry;
+mod steps;
 mod trust;
+pub mod unit;
 mod verify;
+mod wit;
 
 pub use app_error::AppError;
 pub use bundle::{
@@ -36,10 +45,11 @@ pub use bundle::{
 pub use checker::{render, render_one, types, AppsChecker, CheckError};
 pub use error::{BundleError, TrustError};
 pub use lock::{digest_hex, Lock, SigFile, LOCK_FILE, MANIFEST_FILE, SIG_DOMAIN, SIG_FILE};
-pub use manager::AppManager;
+pub use manager::{AppManager, Prepared};
 pub use pack::{pack, plan_components, Packed};
 pub use registry::{AgentRef, AppInfo, AppState, Progress, REGISTRY_FILE};
 pub use trust::{TrustStore, TRUST_FILE};
+pub use unit::AppsUnit;
 pub use verify::{inspect, verify, Environment, Verified};
 
 /// Re-exported so callers sign with the same key type.

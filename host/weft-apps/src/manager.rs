@@ -1,119 +1,172 @@
-//! [`AppManager`]: installs, starts, stops, upgrades and removes apps
-//! through the kernel. Every lifecycle event is recorded on the chain; the
-//! registry (`<state>/apps/registry.json`) and the installed bundles
-//! (`<state>/apps/<name>/<version>/`) survive a kernel restart, and
-//! [`AppManager::open`] starts again what was running.
+//! [`AppManager`]: installs, starts, stops, upgrades and removes apps by
+//! carrying out their plans. Each operation runs inside an action of the
+//! apps unit ([`crate::actions`]), so it is gated and its lifecycle events
+//! are recorded through that action; each step that touches the kernel is
+//! itself an action of the app (`app:<name>`). The registry
+//! (`<state>/apps/registry.json`) and the installed bundles
+//! (`<state>/apps/<name>/<version>/`) survive a kernel restart; what was
+//! running is started again at boot.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::json;
-use weft_kernel::{Kernel, ProcessState};
+use weft_kernel::{ActCx, Kernel, Principal, ProcessState};
+use weft_model::plan::{InstallPlan, Step};
 
 use crate::app_error::AppError;
-use crate::bundle::open_bundle;
-use crate::checker::types::InstallPlan;
+use crate::bundle::{open_bundle, Bundle};
 use crate::checker::AppsChecker;
-use crate::lock::MANIFEST_FILE;
-use crate::ops::{container_service, copy_bundle, Started, Version};
+use crate::lock::{digest_hex, MANIFEST_FILE};
 use crate::registry::{AgentRef, AppInfo, AppState, Progress, Registry};
+use crate::steps::{copy_bundle, unsupported, Started, Version};
 use crate::trust::TrustStore;
 use crate::verify::{inspect, Environment, Verified};
 
-/// Chain source of lifecycle events.
-const SOURCE: &str = "apps";
+/// Reports install progress (`weaver app install` shows it).
+pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
 
-type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+/// A bundle checked and verified for install or upgrade, nothing changed
+/// yet: what the gate is asked about.
+pub struct Prepared {
+    bundle: Bundle,
+    /// Its plan.
+    pub plan: InstallPlan,
+    /// Its digests and signer.
+    pub verified: Verified,
+}
 
+impl Prepared {
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.plan.manifest.app.name
+    }
+
+    /// The bundle's version.
+    pub fn version(&self) -> &str {
+        &self.plan.manifest.app.version
+    }
+
+    /// What the gate and the chain see of it.
+    pub fn facts(&self) -> serde_json::Value {
+        json!({ "name": self.name(), "version": self.version(),
+                "manifest": self.verified.manifest_digest, "digests": self.verified.digests,
+                "signer": self.verified.signer_name })
+    }
+}
+
+/// The installed apps and their lifecycle.
 pub struct AppManager {
     kernel: Kernel,
     checker: AppsChecker,
     environment: Environment,
     apps_dir: PathBuf,
     registry: Mutex<Registry>,
+    /// What each running app holds, to undo at stop.
+    running: Mutex<HashMap<String, Started>>,
     /// Serializes lifecycle operations.
     op: tokio::sync::Mutex<()>,
 }
 
-/// A verified bundle copied into place and precompiled, not yet recorded.
-struct Staged {
-    plan: InstallPlan,
-    verified: Verified,
-    version: String,
-}
-
 impl AppManager {
-    /// Load the registry; apps recorded as Running (or caught mid-start)
-    /// are started again, and one that fails is marked Failed.
-    pub async fn open(
+    /// Load the registry under `<state>/apps` (nothing is started: see
+    /// [`AppManager::to_resume`]).
+    pub fn open(
         kernel: Kernel,
         checker: AppsChecker,
         environment: Environment,
     ) -> Result<Self, AppError> {
         let apps_dir = kernel.state_dir().join("apps");
         std::fs::create_dir_all(&apps_dir).map_err(|e| AppError::io(&apps_dir, e))?;
-        clean_temp_dirs(&apps_dir);
+        clean_temp_dirs(&apps_dir)?;
         let registry = Registry::load(&apps_dir)?;
-        let m = AppManager {
+        Ok(AppManager {
             kernel,
             checker,
             environment,
             apps_dir,
             registry: Mutex::new(registry),
+            running: Mutex::default(),
             op: tokio::sync::Mutex::new(()),
-        };
-        m.resume().await?;
-        Ok(m)
+        })
     }
 
-    async fn resume(&self) -> Result<(), AppError> {
-        let m = self;
-        let _op = m.op.lock().await;
-        // The stored states: the pids in them belong to the last boot.
-        for info in m.stored_all() {
-            match info.state {
-                AppState::Running | AppState::Starting => {
-                    // A failure is recorded in the app's entry.
-                    let _ = m.start_locked(&info.name).await;
+    /// The apps recorded as Running (or caught mid-start) by the last boot:
+    /// started again at boot. Apps caught mid-stop are recorded Stopped;
+    /// every stored pid belongs to the last boot and is cleared.
+    pub fn to_resume(&self) -> Result<Vec<String>, AppError> {
+        let mut names = Vec::new();
+        self.with_registry(|r| {
+            for info in r.apps.values_mut() {
+                match info.state {
+                    AppState::Running | AppState::Starting => names.push(info.name.clone()),
+                    AppState::Stopping => info.state = AppState::Stopped,
+                    _ => {}
                 }
-                AppState::Stopping => m.update(&info.name, |i| {
-                    i.state = AppState::Stopped;
-                    clear_pids(i);
-                })?,
-                _ => m.update(&info.name, clear_pids)?,
+                clear_pids(info);
             }
-        }
-        Ok(())
+        })?;
+        Ok(names)
     }
 
-    pub async fn install(
+    /// The checker (for `weaver app check`-style validation).
+    pub fn checker(&self) -> &AppsChecker {
+        &self.checker
+    }
+
+    /// The environment apps install into.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// Open, check and verify a bundle (signature, trust, digests) and make
+    /// sure this kernel can carry out its plan. Changes nothing.
+    pub async fn prepare(&self, path: &Path) -> Result<Prepared, AppError> {
+        let bundle = open_bundle(path)?;
+        let trust = TrustStore::open(self.kernel.state_dir())?;
+        let (plan, verified) = inspect(&self.checker, &bundle, &trust, self.environment).await?;
+        if let Some(e) = unsupported(&self.kernel, &plan) {
+            return Err(e);
+        }
+        Ok(Prepared {
+            bundle,
+            plan,
+            verified,
+        })
+    }
+
+    // --- operations (each inside its action) ---------------------------------------
+
+    pub(crate) async fn install(
         &self,
-        bundle: &Path,
+        cx: &mut ActCx<'_>,
+        p: Prepared,
         progress: ProgressFn<'_>,
     ) -> Result<AppInfo, AppError> {
         let _op = self.op.lock().await;
-        let staged = self.stage(bundle, None, progress).await?;
-        let name = staged.plan.manifest.app.name.clone();
-        let vdir = self.version_dir(&name, &staged.version);
-        let recorded = self.record_install(&staged, "app.install", "install");
+        let name = p.name().to_string();
+        if self.stored(&name).is_some() {
+            return Err(AppError::AlreadyInstalled(name));
+        }
+        self.stage(&p, false, progress).await?;
+        let recorded = self.record_install(cx, &p, "app.install", "install");
         let seq = match recorded {
             Ok(seq) => seq,
             Err(e) => {
-                let _ = std::fs::remove_dir_all(self.app_dir(&name));
+                remove_dir(&self.app_dir(&name));
                 return Err(e);
             }
         };
-        let info = self.info_for(&staged, seq);
+        let info = self.info_for(&p, seq);
         self.with_registry(|r| {
             r.apps.insert(name.clone(), info.clone());
         })
-        .inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&vdir);
-        })?;
+        .inspect_err(|_| remove_dir(&self.app_dir(&name)))?;
         Ok(info)
     }
 
-    pub async fn start(&self, name: &str) -> Result<AppInfo, AppError> {
+    pub(crate) async fn start(&self, cx: &mut ActCx<'_>, name: &str) -> Result<AppInfo, AppError> {
         let _op = self.op.lock().await;
         let info = self.require(name)?;
         if matches!(
@@ -131,10 +184,16 @@ impl AppManager {
                 action: "start",
             });
         }
-        self.start_locked(name).await
+        self.start_locked(cx, name).await
     }
 
-    pub async fn stop(&self, name: &str) -> Result<AppInfo, AppError> {
+    /// Start what was running before the kernel stopped (boot).
+    pub(crate) async fn resume(&self, cx: &mut ActCx<'_>, name: &str) -> Result<AppInfo, AppError> {
+        let _op = self.op.lock().await;
+        self.start_locked(cx, name).await
+    }
+
+    pub(crate) async fn stop(&self, cx: &mut ActCx<'_>, name: &str) -> Result<AppInfo, AppError> {
         let _op = self.op.lock().await;
         let info = self.require(name)?;
         if info.state != AppState::Running {
@@ -144,84 +203,100 @@ impl AppManager {
                 action: "stop",
             });
         }
-        self.stop_locked(name).await
+        self.stop_locked(cx, name).await
     }
 
-    pub async fn upgrade(
+    pub(crate) async fn upgrade(
         &self,
+        cx: &mut ActCx<'_>,
         name: &str,
-        bundle: &Path,
+        p: Prepared,
         progress: ProgressFn<'_>,
     ) -> Result<AppInfo, AppError> {
         let _op = self.op.lock().await;
         let old = self.require(name)?;
-        let staged = self.stage(bundle, Some(&old), progress).await?;
-        let new_dir = self.version_dir(name, &staged.version);
+        if p.name() != name {
+            return Err(AppError::WrongApp {
+                name: name.to_string(),
+                found: p.name().to_string(),
+            });
+        }
+        if p.version() == old.version {
+            return Err(AppError::SameVersion {
+                name: name.to_string(),
+                version: old.version,
+            });
+        }
+        self.stage(&p, true, progress).await?;
+        let new_dir = self.version_dir(name, p.version());
         let was_running = old.state == AppState::Running;
         if was_running {
-            self.stop_locked(name).await?;
+            self.stop_locked(cx, name).await?;
         }
         let started = if was_running {
-            let v = self.version(
-                name,
-                &staged.version,
-                &staged.plan,
-                &staged.verified.digests,
-            );
-            v.start().await
+            let v = self.version(name, p.version(), &p.plan, &p.verified.digests);
+            self.bring_up(&v).await
         } else {
             Ok(Started::default())
         };
         match started {
             Ok(started) => {
-                let seq = self.record_install(&staged, "app.upgrade", "upgrade")?;
-                let mut info = self.info_for(&staged, seq);
+                let seq = self.record_install(cx, &p, "app.upgrade", "upgrade")?;
+                let mut info = self.info_for(&p, seq);
                 if was_running {
                     info.state = AppState::Running;
                     apply_started(&mut info, &started);
+                    self.lock_running().insert(name.to_string(), started);
                 }
                 self.with_registry(|r| {
                     r.apps.insert(name.to_string(), info.clone());
                 })?;
-                let old_dir = self.version_dir(name, &old.version);
-                let _ = std::fs::remove_dir_all(old_dir);
+                remove_dir(&self.version_dir(name, &old.version));
                 Ok(info)
             }
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&new_dir);
-                let _ = self.record(
+                remove_dir(&new_dir);
+                let why = e.to_string();
+                cx.record_durable(
                     "app.failed",
-                    &json!({ "name": name, "version": staged.version, "error": e.to_string() }),
-                );
-                let _ = self.record(
+                    &json!({ "name": name, "version": p.version(), "error": why }),
+                )?;
+                cx.record_durable(
                     "app.rollback",
-                    &json!({ "name": name, "from": old.version, "to": staged.version, "error": e.to_string() }),
-                );
+                    &json!({ "name": name, "from": old.version, "to": p.version(), "error": why }),
+                )?;
                 if was_running {
-                    // The old version keeps its entry and runs again.
-                    let _ = self.start_locked(name).await;
+                    // The old version keeps its entry and runs again; if
+                    // that fails too, its entry says so.
+                    if let Err(again) = self.start_locked(cx, name).await {
+                        tracing::warn!("app {name}: the old version did not restart: {again}");
+                    }
                 }
                 Err(e)
             }
         }
     }
 
-    pub async fn remove(&self, name: &str) -> Result<(), AppError> {
+    pub(crate) async fn remove(&self, cx: &mut ActCx<'_>, name: &str) -> Result<(), AppError> {
         let _op = self.op.lock().await;
         let info = self.require(name)?;
         if info.state == AppState::Running {
-            self.stop_locked(name).await?;
+            self.stop_locked(cx, name).await?;
         }
         let hook_error = match self.plan_of(&info).await {
             Ok(plan) => {
                 let v = self.version(name, &info.version, &plan, &info.components);
-                v.run_hook("on_remove", "remove")
+                v.run(&plan.remove, &mut Started::default())
                     .await
                     .err()
                     .map(|e| e.to_string())
             }
             Err(e) => Some(e.to_string()),
         };
+        cx.record_durable(
+            "app.remove",
+            &json!({ "name": name, "version": info.version, "hook_error": hook_error }),
+        )?;
         let dir = self.app_dir(name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| AppError::io(&dir, e))?;
@@ -229,23 +304,15 @@ impl AppManager {
         self.with_registry(|r| {
             r.apps.remove(name);
         })?;
-        self.record(
-            "app.remove",
-            &json!({ "name": name, "version": info.version, "hook_error": hook_error }),
-        )?;
         Ok(())
     }
 
+    // --- reading ---------------------------------------------------------------------
+
     /// Every installed app, as it is now (see [`AppState::Degraded`]).
     pub fn list(&self) -> Vec<AppInfo> {
-        self.stored_all()
-            .into_iter()
-            .map(|i| self.live(i))
-            .collect()
-    }
-
-    fn stored_all(&self) -> Vec<AppInfo> {
-        self.lock_registry().apps.values().cloned().collect()
+        let stored: Vec<AppInfo> = self.lock_registry().apps.values().cloned().collect();
+        stored.into_iter().map(|i| self.live(i)).collect()
     }
 
     /// One app, as it is now.
@@ -293,128 +360,125 @@ impl AppManager {
         Ok(TrustStore::open(self.kernel.state_dir())?)
     }
 
-    // --- steps ------------------------------------------------------------------
+    // --- steps -------------------------------------------------------------------------
 
-    /// Check, verify, gate, copy, precompile and run `on_install`. On any
-    /// failure nothing is left behind. `old` is the installed entry for an
-    /// upgrade (the name must match and the version differ).
+    /// The install steps: copy (each digest checked again), precompile,
+    /// `on-install`. On any failure nothing is left behind.
     async fn stage(
         &self,
-        path: &Path,
-        old: Option<&AppInfo>,
+        p: &Prepared,
+        upgrade: bool,
         progress: ProgressFn<'_>,
-    ) -> Result<Staged, AppError> {
-        let bundle = open_bundle(path)?;
-        let trust = TrustStore::open(self.kernel.state_dir())?;
-        let (plan, verified) = inspect(&self.checker, &bundle, &trust, self.environment).await?;
-        let name = plan.manifest.app.name.clone();
-        let version = plan.manifest.app.version.clone();
-        let components: Vec<String> = verified.digests.keys().cloned().collect();
-        let total = 4 + components.len();
-        let step = |done: usize, s: String| {
-            progress(Progress {
-                step: s,
-                done,
-                total,
-            })
-        };
-        step(1, "checked and verified".into());
-        match old {
-            None if self.get(&name).is_some() => return Err(AppError::AlreadyInstalled(name)),
-            Some(o) if o.name != name => {
-                return Err(AppError::WrongApp {
-                    name: o.name.clone(),
-                    found: name,
-                })
-            }
-            Some(o) if o.version == version => return Err(AppError::SameVersion { name, version }),
-            _ => {}
-        }
-        if let Some((service, image)) = container_service(&plan) {
-            return Err(AppError::NoContainerEngine {
-                name,
-                service,
-                image,
-            });
-        }
-        let action = if old.is_some() {
-            "app.upgrade"
-        } else {
-            "app.install"
-        };
-        let decision = self.kernel.check(
-            "kernel",
-            action,
-            &json!({ "name": name, "version": version, "digests": verified.digests,
-                     "manifest": verified.manifest_digest, "signer": verified.signer_name }),
-        );
-        if !decision.is_permit() {
-            return Err(AppError::Denied {
-                name,
-                action,
-                reason: decision.reason(),
-            });
-        }
-        step(2, "gate permitted".into());
-        let dest = self.version_dir(&name, &version);
-        copy_bundle(&bundle, &verified, &self.apps_dir, &dest)?;
-        let data = self.app_dir(&name).join("data");
-        let staged = Staged {
-            plan,
-            verified,
-            version,
-        };
+    ) -> Result<(), AppError> {
+        let name = p.name();
+        let version = p.version();
+        let total = 1 + p.plan.install.len();
+        let mut done = 1;
+        progress(Progress {
+            step: "checked, verified and permitted".into(),
+            done,
+            total,
+        });
+        let dest = self.version_dir(name, version);
+        let v = self.version(name, version, &p.plan, &p.verified.digests);
         let result = async {
-            std::fs::create_dir_all(&data).map_err(|e| AppError::io(&data, e))?;
-            step(3, "copied".into());
-            let v = self.version(
-                &name,
-                &staged.version,
-                &staged.plan,
-                &staged.verified.digests,
-            );
-            for (i, c) in components.iter().enumerate() {
-                v.load(c)?;
-                step(4 + i, format!("precompiled {c}"));
+            for step in &p.plan.install {
+                let what = match step {
+                    Step::VerifyDigests(paths) => {
+                        p.verified.require(&p.bundle, paths)?;
+                        "digests verified".to_string()
+                    }
+                    Step::CopyBundle => {
+                        copy_bundle(&p.bundle, &p.verified, &self.apps_dir, &dest)?;
+                        let data = self.app_dir(name).join("data");
+                        std::fs::create_dir_all(&data).map_err(|e| AppError::io(&data, e))?;
+                        "copied".to_string()
+                    }
+                    Step::Precompile(c) => {
+                        v.load(c)?;
+                        format!("precompiled {c}")
+                    }
+                    Step::RunHook(h) => {
+                        v.run_hook(h).await?;
+                        format!("{} done", h.hook)
+                    }
+                    other => {
+                        return Err(AppError::Unsupported {
+                            name: name.to_string(),
+                            what: format!("{other:?} as an install step"),
+                        })
+                    }
+                };
+                done += 1;
+                progress(Progress {
+                    step: what,
+                    done,
+                    total,
+                });
             }
-            v.run_hook("on_install", "install").await?;
-            step(total, "on_install done".into());
             Ok::<(), AppError>(())
         }
         .await;
         if let Err(e) = result {
-            if old.is_some() {
-                let _ = std::fs::remove_dir_all(&dest);
+            if upgrade {
+                remove_dir(&dest);
             } else {
-                let _ = std::fs::remove_dir_all(self.app_dir(&name));
+                remove_dir(&self.app_dir(name));
             }
             return Err(e);
         }
-        Ok(staged)
+        Ok(())
     }
 
-    fn record_install(&self, s: &Staged, kind: &str, derivation: &str) -> Result<u64, AppError> {
-        let m = &s.plan.manifest.app;
-        // Both records, then one fsync covering them.
-        let ev = self.kernel.chain().append(
-            SOURCE,
+    /// Record the install (or upgrade) and its lineage, durably.
+    fn record_install(
+        &self,
+        cx: &mut ActCx<'_>,
+        p: &Prepared,
+        kind: &str,
+        derivation: &str,
+    ) -> Result<u64, AppError> {
+        let m = &p.plan.manifest.app;
+        let seq = cx.record(
             kind,
-            &json!({ "name": m.name, "version": m.version, "manifest": s.verified.manifest_digest,
-                     "digests": s.verified.digests, "signer": s.verified.signer_name,
+            &json!({ "name": m.name, "version": m.version, "manifest": p.verified.manifest_digest,
+                     "digests": p.verified.digests, "signer": p.verified.signer_name,
                      "environment": self.environment.to_string() }),
         )?;
-        self.kernel.chain().record_lineage(
-            &format!("bundle:{}", s.verified.manifest_digest),
+        cx.record_lineage(
+            &format!("bundle:{}", p.verified.manifest_digest),
             &format!("app:{}@{}", m.name, m.version),
             derivation,
         )?;
         self.kernel.chain().sync()?;
-        Ok(ev.seq)
+        Ok(seq)
+    }
+
+    /// The start steps of `v`; on failure, what was started is undone.
+    async fn bring_up(&self, v: &Version<'_>) -> Result<Started, AppError> {
+        // A crash may have left the subsystems holding things for the app.
+        for name in self.kernel.unit_names() {
+            if let Some(unit) = self.kernel.unit(name) {
+                unit.app_clear(&self.kernel, &v.app)
+                    .await
+                    .map_err(|e| AppError::kernel(v.name, format!("clearing {name}"), e))?;
+            }
+        }
+        let mut started = Started::default();
+        match v.run(&v.plan.start, &mut started).await {
+            Ok(()) => Ok(started),
+            Err(e) => {
+                for p in v.undo(&started).await {
+                    tracing::warn!("app {}: undoing a failed start: {p}", v.name);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Start the installed version of `name` (op lock held). On failure the
     /// app is Failed with the error recorded, and `app.failed` is on the chain.
-    async fn start_locked(&self, name: &str) -> Result<AppInfo, AppError> {
+    async fn start_locked(&self, cx: &mut ActCx<'_>, name: &str) -> Result<AppInfo, AppError> {
         let info = self.require(name)?;
         self.update(name, |i| {
             i.state = AppState::Starting;
@@ -422,80 +486,110 @@ impl AppManager {
         })?;
         let result = match self.plan_of(&info).await {
             Ok(plan) => {
-                self.version(name, &info.version, &plan, &info.components)
-                    .start()
-                    .await
+                let v = self.version(name, &info.version, &plan, &info.components);
+                self.bring_up(&v).await
             }
             Err(e) => Err(e),
         };
         match result {
             Ok(started) => {
+                cx.record_durable(
+                    "app.start",
+                    &json!({ "name": name, "version": info.version, "agents": started.agents }),
+                )?;
                 self.update(name, |i| {
                     i.state = AppState::Running;
                     i.error = None;
                     apply_started(i, &started);
                 })?;
-                self.record(
-                    "app.start",
-                    &json!({ "name": name, "version": info.version, "agents": started.agents }),
-                )?;
+                self.lock_running().insert(name.to_string(), started);
                 self.require(name)
             }
             Err(e) => {
                 let reason = e.to_string();
+                cx.record_durable(
+                    "app.failed",
+                    &json!({ "name": name, "version": info.version, "error": reason }),
+                )?;
                 self.update(name, |i| {
                     i.state = AppState::Failed;
                     i.error = Some(reason.clone());
                     clear_pids(i);
                 })?;
-                self.record(
-                    "app.failed",
-                    &json!({ "name": name, "version": info.version, "error": reason }),
-                )?;
                 Err(e)
             }
         }
     }
 
-    async fn stop_locked(&self, name: &str) -> Result<AppInfo, AppError> {
+    async fn stop_locked(&self, cx: &mut ActCx<'_>, name: &str) -> Result<AppInfo, AppError> {
         let info = self.require(name)?;
         self.update(name, |i| i.state = AppState::Stopping)?;
-        let started = Started {
-            agents: info.agents.clone(),
-            tools: info.tools.clone(),
-            services: info.services.clone(),
-        };
+        let started = self.lock_running().remove(name).unwrap_or_else(|| Started {
+            // Nothing in memory (started by an earlier boot): take back
+            // what the registry says it holds.
+            undo: info
+                .agents
+                .iter()
+                .map(|a| crate::steps::Undo::Agent(format!("{name}.{}", a.id)))
+                .chain(
+                    info.tools
+                        .iter()
+                        .map(|t| crate::steps::Undo::Tool(t.clone())),
+                )
+                .chain(
+                    info.services
+                        .iter()
+                        .map(|s| crate::steps::Undo::Service(s.clone())),
+                )
+                .collect(),
+            ..Started::default()
+        });
         let plan = self.plan_of(&info).await;
-        let hook = match &plan {
+        let (problems, hook) = match &plan {
             Ok(plan) => {
                 let v = self.version(name, &info.version, plan, &info.components);
-                v.teardown(&started).await;
-                v.run_hook("on_stop", "stop")
+                let problems = v.undo(&started).await;
+                let hook = v
+                    .run(&plan.stop, &mut Started::default())
                     .await
                     .err()
-                    .map(|e| e.to_string())
+                    .map(|e| e.to_string());
+                (problems, hook)
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => (Vec::new(), Some(e.to_string())),
         };
+        cx.record_durable(
+            "app.stop",
+            &json!({ "name": name, "version": info.version, "hook_error": hook,
+                     "problems": problems }),
+        )?;
         self.update(name, |i| {
             i.state = AppState::Stopped;
             i.tools.clear();
             i.services.clear();
             clear_pids(i);
         })?;
-        self.record(
-            "app.stop",
-            &json!({ "name": name, "version": info.version, "hook_error": hook }),
-        )?;
         self.require(name)
     }
 
-    /// The plan of an installed version, from its copied manifest.
+    /// The plan of an installed version, from its copied manifest, whose
+    /// digest must still be the one installed.
     async fn plan_of(&self, info: &AppInfo) -> Result<InstallPlan, AppError> {
         let path = self
             .version_dir(&info.name, &info.version)
             .join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| AppError::io(&path, e))?;
+        if !info.manifest.is_empty() {
+            let actual = digest_hex(text.as_bytes());
+            if actual != info.manifest {
+                return Err(AppError::Tampered {
+                    name: info.name.clone(),
+                    path: MANIFEST_FILE.to_string(),
+                    expected: info.manifest.clone(),
+                    actual,
+                });
+            }
+        }
         let file = path.display().to_string();
         self.checker
             .check(&text, &file)
@@ -503,7 +597,7 @@ impl AppManager {
             .map_err(|e| AppError::Bundle(e.into()))
     }
 
-    // --- helpers ----------------------------------------------------------------
+    // --- helpers -------------------------------------------------------------------------
 
     fn version<'a>(
         &'a self,
@@ -514,6 +608,7 @@ impl AppManager {
     ) -> Version<'a> {
         Version {
             kernel: &self.kernel,
+            app: Principal::app(name, plan.manifest.ceiling.clone()),
             name,
             version,
             dir: self.version_dir(name, version),
@@ -523,16 +618,17 @@ impl AppManager {
         }
     }
 
-    fn info_for(&self, s: &Staged, install_seq: u64) -> AppInfo {
-        let m = &s.plan.manifest;
+    fn info_for(&self, p: &Prepared, install_seq: u64) -> AppInfo {
+        let m = &p.plan.manifest;
         AppInfo {
             name: m.app.name.clone(),
-            version: s.version.clone(),
+            version: m.app.version.clone(),
             description: m.app.description.clone(),
             state: AppState::Installed,
             environment: self.environment.to_string(),
-            signer: s.verified.signer_name.clone(),
-            components: s.verified.digests.clone(),
+            signer: p.verified.signer_name.clone(),
+            manifest: p.verified.manifest_digest.clone(),
+            components: p.verified.digests.clone(),
             agents: m
                 .agents
                 .iter()
@@ -561,19 +657,12 @@ impl AppManager {
             .ok_or_else(|| AppError::NotFound(name.to_string()))
     }
 
-    /// Records an app lifecycle event and waits for its fsync: the caller
-    /// is told "done" only once the chain can no longer lose it, even to
-    /// `kill -9` right after (the registry file is fsync'ed too).
-    fn record(
-        &self,
-        kind: &str,
-        payload: &serde_json::Value,
-    ) -> Result<std::sync::Arc<weft_chain::ChainEvent>, weft_chain::ChainError> {
-        self.kernel.chain().append_durable(SOURCE, kind, payload)
-    }
-
     fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Started>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Change the registry and persist it.
@@ -607,13 +696,24 @@ fn apply_started(i: &mut AppInfo, s: &Started) {
     i.services = s.services.clone();
 }
 
-/// Remove `.tmp-*` staging dirs a crash left behind.
-fn clean_temp_dirs(apps_dir: &Path) {
-    if let Ok(rd) = std::fs::read_dir(apps_dir) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+/// Remove a staging or version dir nothing refers to; failing to is only
+/// worth a warning (the next boot's clean-up retries staging dirs).
+fn remove_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("cannot remove {}: {e}", dir.display());
         }
     }
+}
+
+/// Remove `.tmp-*` staging dirs a crash left behind.
+fn clean_temp_dirs(apps_dir: &Path) -> Result<(), AppError> {
+    let rd = std::fs::read_dir(apps_dir).map_err(|e| AppError::io(apps_dir, e))?;
+    for e in rd {
+        let e = e.map_err(|e| AppError::io(apps_dir, e))?;
+        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            std::fs::remove_dir_all(e.path()).map_err(|err| AppError::io(e.path(), err))?;
+        }
+    }
+    Ok(())
 }

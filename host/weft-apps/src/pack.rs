@@ -22,10 +22,10 @@ pub struct Packed {
     pub archive: Option<PathBuf>,
 }
 
-/// Every component path a plan names, sorted and unique (the plan's
-/// `verify-digests` step).
+/// Every component path a plan names, sorted and unique (the
+/// `verify-digests` step of `plan.install`).
 pub fn plan_components(plan: &InstallPlan) -> Vec<String> {
-    plan.steps
+    plan.install
         .iter()
         .find_map(|s| match s {
             Step::VerifyDigests(p) => Some(p.clone()),

@@ -49,6 +49,10 @@ pub struct AppInfo {
     pub environment: String,
     /// Trust-store name of the signer; `None` for an unsigned (dev) bundle.
     pub signer: Option<String>,
+    /// BLAKE3 of the installed `weftapp.toml` (checked before each start;
+    /// empty in registries written before it was recorded).
+    #[serde(default)]
+    pub manifest: String,
     /// Component path to BLAKE3 hex.
     pub components: BTreeMap<String, String>,
     pub agents: Vec<AgentRef>,

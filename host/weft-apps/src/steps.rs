@@ -1,31 +1,48 @@
-//! The kernel-facing steps of the app lifecycle: staging a verified bundle
-//! into `<state>/apps/<name>/<version>/`, running hooks, and bringing an
-//! installed version up (tools, services, agents) or down again.
+//! The plan's steps, carried out literally: staging a verified bundle into
+//! `<state>/apps/<name>/<version>/` (the install steps), and bringing an
+//! installed version up (the start steps) and down (undoing them, then the
+//! stop steps). Every step that touches the kernel is an action of the app
+//! principal `app:<name>` through the chokepoint; steps of another
+//! subsystem (`add-cron`, ...) go to the subsystem that claims them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::json;
-use weft_kernel::service::{AuditLevel, ServiceEndpoint};
-use weft_kernel::tools::ToolEntry;
-use weft_kernel::{Kernel, SpawnRequest};
-use weft_runtime::{ComponentKind, Grants, Limits, LoadedComponent};
+use weft_kernel::ipc::service::{AuditLevel, ServiceEndpoint};
+use weft_kernel::ipc::{RegisterService, UnregisterService};
+use weft_kernel::tools::{RegisterTool, ToolEntry, UnregisterTool};
+use weft_kernel::{AppStepCx, Kernel, KernelError, Principal, Spawn, SpawnRequest, Stop};
+use weft_model::plan::{HookRun, InstallPlan, ServiceSource, Step};
+use weft_runtime::{Limits, LoadedComponent};
 
+use crate::actions::RunHook;
 use crate::app_error::AppError;
 use crate::bundle::Bundle;
-use crate::checker::types::{InstallPlan, ServiceSource, Step};
 use crate::convert;
 use crate::error::BundleError;
 use crate::lock::{digest_hex, LOCK_FILE, MANIFEST_FILE, SIG_FILE};
 use crate::registry::{sync_dir, AgentRef};
 use crate::verify::Verified;
 
-/// What a running app version holds in the kernel.
+/// What a running app version holds in the kernel, in the order it was
+/// started (undone in reverse).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Started {
     pub agents: Vec<AgentRef>,
     pub tools: Vec<String>,
     pub services: Vec<String>,
+    /// Everything started, in order.
+    pub undo: Vec<Undo>,
+}
+
+/// How to take back one start step.
+#[derive(Debug, Clone)]
+pub(crate) enum Undo {
+    Agent(String),
+    Tool(String),
+    Service(String),
 }
 
 /// Copy the manifest, lock, signature and every locked component into a
@@ -82,15 +99,21 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
         .map_err(|e| AppError::io(path, e))
 }
 
-/// One installed version of an app, on disk, with its checked plan.
+/// One installed version of an app, on disk, with its checked plan, and
+/// the principal it acts as.
 pub(crate) struct Version<'a> {
     pub kernel: &'a Kernel,
+    pub app: Principal,
     pub name: &'a str,
     pub version: &'a str,
     pub dir: PathBuf,
     pub data_dir: PathBuf,
     pub plan: &'a InstallPlan,
     pub digests: &'a BTreeMap<String, String>,
+}
+
+fn kernel_err(name: &str, what: String) -> impl FnOnce(KernelError) -> AppError + '_ {
+    move |e| AppError::kernel(name, what, e)
 }
 
 impl Version<'_> {
@@ -110,118 +133,96 @@ impl Version<'_> {
             });
         }
         self.kernel
-            .runtime()
-            .load(&bytes)
-            .map_err(|e| AppError::kernel(self.name, format!("loading `{rel}`"), e.into()))
+            .load_component_bytes(&bytes)
+            .map_err(kernel_err(self.name, format!("loading `{rel}`")))
     }
 
-    /// Run a hook component once: a tool gets
+    /// Run a hook (`run-hook` step) as the app: a tool gets
     /// `{"event": <event>, "app": <name>}`, a command runs with no args.
-    pub async fn run_hook(&self, hook: &'static str, event: &str) -> Result<(), AppError> {
-        let h = &self.plan.manifest.hooks;
-        let rel = match hook {
-            "on_install" => &h.on_install,
-            "on_start" => &h.on_start,
-            "on_stop" => &h.on_stop,
-            _ => &h.on_remove,
-        };
-        let Some(rel) = rel else { return Ok(()) };
-        let fail = |reason: String| AppError::Hook {
-            name: self.name.to_string(),
-            hook,
-            component: rel.clone(),
-            reason,
-        };
-        let c = self.load(rel)?;
-        let rt = self.kernel.runtime();
-        let limits = Limits::default();
-        match c.kind {
-            ComponentKind::Tool => {
-                let input = json!({ "event": event, "app": self.name }).to_string();
-                let out = rt
-                    .run_tool(&c, &input, &limits, &Grants::default())
-                    .await
-                    .map_err(|f| fail(f.error.to_string()))?;
-                out.result.map(|_| ()).map_err(|e| fail(e.to_string()))
-            }
-            ComponentKind::Command => {
-                let out = rt
-                    .run_command(&c, &limits, &Grants::default())
-                    .await
-                    .map_err(|f| fail(f.error.to_string()))?;
-                if out.exit_code == 0 {
-                    Ok(())
-                } else {
-                    Err(fail(format!(
-                        "exited with code {}: {}",
-                        out.exit_code,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    )))
-                }
-            }
-            ComponentKind::Other => Err(fail(
-                "neither a tool nor a WASI command component".to_string(),
-            )),
-        }
+    pub async fn run_hook(&self, h: &HookRun) -> Result<(), AppError> {
+        let component = self.load(&h.component)?;
+        let event = h.hook.strip_prefix("on-").unwrap_or(&h.hook).to_string();
+        self.kernel
+            .act(
+                &self.app,
+                RunHook {
+                    app: self.name.to_string(),
+                    hook: h.hook.clone(),
+                    event,
+                    path: h.component.clone(),
+                    component,
+                },
+            )
+            .await
+            .map_err(|e| AppError::Hook {
+                name: self.name.to_string(),
+                // As the manifest spells it (`[hooks] on_install`).
+                hook: h.hook.replace('-', "_"),
+                component: h.component.clone(),
+                reason: match e {
+                    KernelError::Failed(m) => m,
+                    other => other.to_string(),
+                },
+            })
     }
 
-    /// `on_start`, then tools, services and `auto_start` agents in plan
-    /// order. On failure everything started is undone before returning.
-    pub async fn start(&self) -> Result<Started, AppError> {
-        let mut started = Started::default();
-        match self.start_inner(&mut started).await {
-            Ok(()) => Ok(started),
-            Err(e) => {
-                self.teardown(&started).await;
-                Err(e)
-            }
+    /// Carry out `steps` (one phase of the plan) in order. With `started`,
+    /// each start step's undo is recorded there as it succeeds.
+    pub async fn run(&self, steps: &[Step], started: &mut Started) -> Result<(), AppError> {
+        for step in steps {
+            self.step(step, started).await?;
         }
+        Ok(())
     }
 
-    async fn start_inner(&self, started: &mut Started) -> Result<(), AppError> {
-        self.run_hook("on_start", "start").await?;
-        let m = &self.plan.manifest;
-        for t in &m.tools {
-            if self.kernel.tools().iter().any(|l| l.name == t.name) {
-                return Err(AppError::ToolTaken {
-                    name: self.name.to_string(),
-                    tool: t.name.clone(),
-                    by: " (by another app or the kernel)".into(),
-                });
-            }
-            let entry = ToolEntry {
-                name: t.name.clone(),
-                component: self.load(&t.component)?,
-                limits: convert::tool_limits(&t.limits, &Limits::default()),
-                grants: convert::tool_grants(t, &self.data_dir),
-                description: format!("{} (app {}@{})", m.app.description, self.name, self.version),
-            };
-            self.kernel.register_tool(entry).map_err(|e| {
-                AppError::kernel(self.name, format!("registering tool `{}`", t.name), e)
-            })?;
-            started.tools.push(t.name.clone());
-        }
-        for s in &m.services {
-            match &s.source {
-                ServiceSource::Url(url) => {
-                    let endpoint = ServiceEndpoint::External { url: url.clone() };
-                    self.kernel
-                        .register_service(&s.name, endpoint, AuditLevel::Full, None)
-                        .map_err(|e| {
-                            AppError::kernel(
-                                self.name,
-                                format!("registering service `{}`", s.name),
-                                e,
-                            )
-                        })?;
-                    started.services.push(s.name.clone());
-                }
-                ServiceSource::Image(image) => {
-                    return Err(AppError::NoContainerEngine {
+    async fn step(&self, step: &Step, started: &mut Started) -> Result<(), AppError> {
+        let k = self.kernel;
+        let app = &self.app;
+        match step {
+            Step::RunHook(h) => self.run_hook(h).await,
+            Step::RegisterTool(t) => {
+                if let Some(owner) = k
+                    .tools()
+                    .iter()
+                    .find(|l| l.name == t.name)
+                    .map(|l| l.owner.clone())
+                {
+                    return Err(AppError::ToolTaken {
                         name: self.name.to_string(),
-                        service: s.name.clone(),
-                        image: image.clone(),
-                    })
+                        tool: t.name.clone(),
+                        by: format!(" by `{owner}`"),
+                    });
+                }
+                let mut entry = ToolEntry::new(&t.name, self.load(&t.component)?);
+                entry.limits = convert::tool_limits(&t.limits, &Limits::default());
+                entry.grants = convert::tool_grants(t, &self.data_dir);
+                entry.description = format!(
+                    "{} (app {}@{})",
+                    self.plan.manifest.app.description, self.name, self.version
+                );
+                k.act(app, RegisterTool(entry)).await.map_err(kernel_err(
+                    self.name,
+                    format!("registering tool `{}`", t.name),
+                ))?;
+                started.tools.push(t.name.clone());
+                started.undo.push(Undo::Tool(t.name.clone()));
+                Ok(())
+            }
+            Step::RegisterService(s) => match &s.source {
+                ServiceSource::Url(url) => {
+                    let register = RegisterService {
+                        name: s.name.clone(),
+                        endpoint: ServiceEndpoint::External { url: url.clone() },
+                        audit_level: AuditLevel::Full,
+                        native: None,
+                    };
+                    k.act(app, register).await.map_err(kernel_err(
+                        self.name,
+                        format!("registering service `{}`", s.name),
+                    ))?;
+                    started.services.push(s.name.clone());
+                    started.undo.push(Undo::Service(s.name.clone()));
+                    Ok(())
                 }
                 ServiceSource::Component(path) => {
                     // A component service is an agent-world component run as
@@ -232,166 +233,171 @@ impl Version<'_> {
                     let mut req = SpawnRequest::new(&agent, self.load(path)?);
                     req.restart = weft_kernel::RestartPolicy::OnFailure {
                         max_retries: 3,
-                        backoff: std::time::Duration::from_millis(100),
+                        backoff: Duration::from_millis(100),
                     };
                     req.config = json!({
                         "service": s.name,
-                        "env": s.env.iter().map(|e| (e.key.clone(), e.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                        "env": s.env.iter().map(|e| (e.key.clone(), e.value.clone())).collect::<BTreeMap<_, _>>(),
                     });
                     req.lineage = Some(format!("app:{}@{}", self.name, self.version));
-                    let pid = self.kernel.spawn(req).await.map_err(|e| {
-                        AppError::kernel(self.name, format!("starting service `{}`", s.name), e)
-                    })?;
+                    let pid = k.act(app, Spawn::new(req)).await.map_err(kernel_err(
+                        self.name,
+                        format!("starting service `{}`", s.name),
+                    ))?;
+                    started.undo.push(Undo::Agent(agent.clone()));
+                    let register = RegisterService {
+                        name: s.name.clone(),
+                        endpoint: ServiceEndpoint::AgentInbox(pid),
+                        audit_level: AuditLevel::Full,
+                        native: None,
+                    };
+                    k.act(app, register).await.map_err(kernel_err(
+                        self.name,
+                        format!("registering service `{}`", s.name),
+                    ))?;
                     started.services.push(s.name.clone());
-                    self.kernel
-                        .register_service(
-                            &s.name,
-                            ServiceEndpoint::AgentInbox(pid),
-                            AuditLevel::Full,
-                            None,
-                        )
-                        .map_err(|e| {
-                            AppError::kernel(
-                                self.name,
-                                format!("registering service `{}`", s.name),
-                                e,
-                            )
-                        })?;
+                    started.undo.push(Undo::Service(s.name.clone()));
+                    Ok(())
+                }
+                ServiceSource::Image(_) => self.unit_step(step).await,
+            },
+            Step::SpawnAgent(a) => {
+                let name = format!("{}.{}", self.name, a.id);
+                let mut req = SpawnRequest::new(&name, self.load(&a.component)?);
+                req.capabilities = a.capabilities.clone();
+                req.limits = a.limits.clone();
+                req.restart = convert::restart(&a.restart);
+                req.config = convert::config(a);
+                req.lineage = Some(format!("app:{}@{}", self.name, self.version));
+                let pid = k
+                    .act(app, Spawn::new(req))
+                    .await
+                    .map_err(kernel_err(self.name, format!("spawning agent `{}`", a.id)))?;
+                started.agents.push(AgentRef {
+                    id: a.id.clone(),
+                    pid: Some(pid),
+                });
+                started.undo.push(Undo::Agent(name));
+                Ok(())
+            }
+            Step::AddCron(_) => self.unit_step(step).await,
+            Step::VerifyDigests(_) | Step::CopyBundle | Step::Precompile(_) => {
+                Err(AppError::kernel(
+                    self.name,
+                    "carrying out the plan",
+                    KernelError::Invalid(format!("{step:?} is an install step, not a start step")),
+                ))
+            }
+        }
+    }
+
+    /// A step another subsystem carries out (the one that claims it).
+    async fn unit_step(&self, step: &Step) -> Result<(), AppError> {
+        let k = self.kernel;
+        let unit = claimant(k, step).ok_or_else(|| unclaimed(self.name, step))?;
+        unit.app_step(AppStepCx {
+            kernel: k,
+            app: &self.app,
+            step,
+        })
+        .await
+        .map_err(kernel_err(self.name, describe(step)))
+    }
+
+    /// Take back what `started` holds, last first, then let every
+    /// subsystem drop what it holds for the app. Best effort: what is
+    /// already gone is skipped; other failures are returned, one line each.
+    pub async fn undo(&self, started: &Started) -> Vec<String> {
+        let k = self.kernel;
+        let app = &self.app;
+        let mut problems = Vec::new();
+        let gone = |e: &KernelError| {
+            matches!(
+                e,
+                KernelError::NotFound(_)
+                    | KernelError::NoSuchProcess(_)
+                    | KernelError::NoSuchName(_)
+            )
+        };
+        for u in started.undo.iter().rev() {
+            let r = match u {
+                Undo::Agent(name) => match k.pid_of(name) {
+                    Some(pid) => k.act(app, Stop::new(pid)).await,
+                    None => Ok(()),
+                },
+                Undo::Tool(name) => k.act(app, UnregisterTool { name: name.clone() }).await,
+                Undo::Service(name) => k.act(app, UnregisterService { name: name.clone() }).await,
+            };
+            if let Err(e) = r {
+                if !gone(&e) {
+                    problems.push(format!("{u:?}: {e}"));
                 }
             }
         }
-        for id in spawn_order(self.plan) {
-            let Some(a) = m.agents.iter().find(|a| a.id == id) else {
-                continue;
-            };
-            let mut req =
-                SpawnRequest::new(format!("{}.{}", self.name, a.id), self.load(&a.component)?);
-            req.capabilities = convert::capabilities(&a.capabilities);
-            req.limits = a.limits.as_ref().map(convert::agent_limits);
-            req.restart = convert::restart(&a.restart);
-            req.config = convert::config(a);
-            req.lineage = Some(format!("app:{}@{}", self.name, self.version));
-            let pid = self.kernel.spawn(req).await.map_err(|e| {
-                AppError::kernel(self.name, format!("spawning agent `{}`", a.id), e)
-            })?;
-            started.agents.push(AgentRef {
-                id: a.id.clone(),
-                pid: Some(pid),
-            });
-        }
-        self.schedule_cron()
-    }
-
-    /// `[[cron]]`: each job goes to the kernel's cron service, owned by and
-    /// sent to `<app>.<target>`. Jobs left by an earlier run (the job table
-    /// outlives restarts) are dropped first, so a restart does not double them.
-    fn schedule_cron(&self) -> Result<(), AppError> {
-        let jobs = &self.plan.manifest.cron;
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        let fail = |what: String, e: String| {
-            AppError::kernel(self.name, what, weft_kernel::KernelError::Failed(e))
-        };
-        let cron = self.kernel.cron_service().ok_or_else(|| {
-            fail(
-                "scheduling cron jobs".into(),
-                "no cron service is installed".into(),
-            )
-        })?;
-        self.drop_cron(cron.as_ref());
-        for job in jobs {
-            let agent = format!("{}.{}", self.name, job.target);
-            let decision = self.kernel.check(
-                "kernel",
-                "service.cron.add",
-                &json!({ "app": self.name, "target": agent, "schedule": job.schedule }),
-            );
-            if !decision.is_permit() {
-                return Err(fail(
-                    format!("cron job for `{}`", job.target),
-                    decision.reason(),
-                ));
-            }
-            let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
-            cron.add(
-                &agent,
-                weft_kernel::cron::CronJobSpec {
-                    schedule: job.schedule.clone(),
-                    target: agent.clone(),
-                    payload,
-                },
-            )
-            .map_err(|e| {
-                fail(
-                    format!("cron job `{}` for `{}`", job.schedule, job.target),
-                    e,
-                )
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Remove every cron job owned by this app's agents.
-    fn drop_cron(&self, cron: &dyn weft_kernel::cron::CronService) {
-        let prefix = format!("{}.", self.name);
-        for job in cron.list() {
-            if job.owner.starts_with(&prefix) {
-                let _ = cron.remove(&job.owner, &job.id);
+        for name in k.unit_names() {
+            if let Some(unit) = k.unit(name) {
+                if let Err(e) = unit.app_clear(k, app).await {
+                    problems.push(format!("{name}: {e}"));
+                }
             }
         }
-    }
-
-    /// Stop agents (last spawned first), unregister tools and services.
-    /// Best effort: what is already gone is skipped.
-    pub async fn teardown(&self, started: &Started) {
-        if let Some(cron) = self.kernel.cron_service() {
-            self.drop_cron(cron.as_ref());
-        }
-        for a in started.agents.iter().rev() {
-            let name = format!("{}.{}", self.name, a.id);
-            let pid = self.kernel.pid_of(&name).or(a.pid);
-            if let Some(pid) = pid {
-                let _ = self.kernel.stop(pid).await;
-            }
-        }
-        for t in &started.tools {
-            self.kernel.unregister_tool(t);
-        }
-        for s in &started.services {
-            // A component service's agent goes with it (stopping the agent
-            // also drops its registration).
-            let owner = self
-                .kernel
-                .services()
-                .into_iter()
-                .find(|e| &e.name == s)
-                .and_then(|e| e.owner_pid);
-            if let Some(pid) = owner {
-                let _ = self.kernel.stop(pid).await;
-            } else if let Some(pid) = self.kernel.pid_of(&format!("{}.service.{s}", self.name)) {
-                let _ = self.kernel.stop(pid).await;
-            }
-            let _ = self.kernel.unregister_service(s);
-        }
+        problems
     }
 }
 
-/// `spawn-agent` steps in plan order (the `auto_start` agents).
-fn spawn_order(plan: &InstallPlan) -> Vec<String> {
-    plan.steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::SpawnAgent(id) => Some(id.clone()),
-            _ => None,
-        })
-        .collect()
+/// The subsystem that carries out `step`, if any is registered.
+pub(crate) fn claimant(
+    k: &Kernel,
+    step: &Step,
+) -> Option<std::sync::Arc<dyn weft_kernel::Subsystem>> {
+    k.unit_names()
+        .into_iter()
+        .filter_map(|n| k.unit(n))
+        .find(|u| u.claims_step(step))
 }
 
-/// The first container service, refused before anything is copied.
-pub(crate) fn container_service(plan: &InstallPlan) -> Option<(String, String)> {
-    plan.manifest.services.iter().find_map(|s| match &s.source {
-        ServiceSource::Image(i) => Some((s.name.clone(), i.clone())),
+/// What a step is, for messages.
+pub(crate) fn describe(step: &Step) -> String {
+    match step {
+        Step::RegisterService(s) => format!("service `{}`", s.name),
+        Step::AddCron(c) => format!("cron job `{}` for `{}`", c.schedule, c.target),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The error for a step no subsystem of this kernel carries out.
+pub(crate) fn unclaimed(app: &str, step: &Step) -> AppError {
+    match step {
+        Step::RegisterService(s) => match &s.source {
+            ServiceSource::Image(image) => AppError::NoContainerEngine {
+                name: app.to_string(),
+                service: s.name.clone(),
+                image: image.clone(),
+            },
+            _ => AppError::Unsupported {
+                name: app.to_string(),
+                what: describe(step),
+            },
+        },
+        Step::AddCron(_) => AppError::Unsupported {
+            name: app.to_string(),
+            what: format!("{} (no cron subsystem is installed)", describe(step)),
+        },
+        other => AppError::Unsupported {
+            name: app.to_string(),
+            what: describe(other),
+        },
+    }
+}
+
+/// The start steps this kernel cannot carry out (checked at install).
+pub(crate) fn unsupported(k: &Kernel, plan: &InstallPlan) -> Option<AppError> {
+    let name = &plan.manifest.app.name;
+    plan.start.iter().find_map(|s| match s {
+        Step::RegisterService(svc) if matches!(svc.source, ServiceSource::Image(_)) => {
+            claimant(k, s).is_none().then(|| unclaimed(name, s))
+        }
+        Step::AddCron(_) => claimant(k, s).is_none().then(|| unclaimed(name, s)),
         _ => None,
     })
 }

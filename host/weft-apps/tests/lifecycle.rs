@@ -8,21 +8,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::apps::{quiet, Apps};
 use serde_json::json;
-use weft_apps::{pack, AppManager, AppState, Environment, Progress, SigningKey, TrustStore};
-use weft_kernel::{Kernel, KernelConfig, MessageTarget, Payload};
+use weft_apps::{pack, AppState, Progress, SigningKey, TrustStore};
+use weft_kernel::ipc::SendMessage;
+use weft_kernel::tools::InvokeTool;
+use weft_kernel::{Kernel, MessageTarget, Payload, Principal, SendOutcome};
 
 async fn boot(state: &Path) -> Kernel {
-    let mut config = KernelConfig::default();
-    config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
-    config.runtime.pool_instances = 500;
-    Kernel::boot(config, state).await.expect("boot")
+    common::apps::boot(state, "dev").await
 }
 
-async fn manager(k: &Kernel, env: Environment) -> AppManager {
-    AppManager::open(k.clone(), common::checker(), env)
-        .await
-        .expect("open manager")
+fn manager(k: &Kernel) -> Apps {
+    Apps::new(k)
 }
 
 /// A packed copy of `apps/hello` at `version`; `edit` changes the manifest.
@@ -57,19 +55,38 @@ fn same(s: String) -> String {
     s
 }
 
-fn quiet(_: Progress) {}
+async fn request(
+    k: &Kernel,
+    to: MessageTarget,
+    payload: Payload,
+) -> Result<Payload, weft_kernel::KernelError> {
+    let send = SendMessage::new(to, payload).wait(Duration::from_secs(5));
+    match k.act(&Principal::Operator, send).await? {
+        SendOutcome::Replied(p) => Ok(p),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
 
 async fn greet(k: &Kernel) -> Result<Payload, weft_kernel::KernelError> {
-    k.request(
+    request(
+        k,
         MessageTarget::Named("hello.greeter".into()),
         Payload::Text("hi".into()),
-        Duration::from_secs(5),
     )
     .await
 }
 
+async fn invoke(
+    k: &Kernel,
+    tool: &str,
+    input: &str,
+) -> Result<serde_json::Value, weft_kernel::KernelError> {
+    k.act(&Principal::Operator, InvokeTool::new(tool, input))
+        .await
+}
+
 async fn calc(k: &Kernel) -> serde_json::Value {
-    k.invoke_tool("calc", r#"{"expr": "2 * (x + 1)", "vars": {"x": 3}}"#)
+    invoke(k, "calc", r#"{"expr": "2 * (x + 1)", "vars": {"x": 3}}"#)
         .await
         .expect("calc")
 }
@@ -79,13 +96,16 @@ async fn install_start_stop_upgrade_rollback_remove() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
 
     let v1 = bundle(tmp.path(), "1.0.0", same, None).await;
     let steps = Arc::new(Mutex::new(Vec::new()));
     let seen = steps.clone();
     let info = apps
-        .install(&v1, &move |p: Progress| seen.lock().unwrap().push(p))
+        .install(
+            &v1,
+            Arc::new(move |p: Progress| seen.lock().unwrap().push(p)),
+        )
         .await
         .expect("install");
     assert_eq!(info.state, AppState::Installed);
@@ -103,7 +123,7 @@ async fn install_start_stop_upgrade_rollback_remove() {
         .iter()
         .any(|p| p.step.contains("precompiled components/calc.wasm")));
     assert_eq!(steps.last().map(|p| p.done), steps.last().map(|p| p.total));
-    let again = apps.install(&v1, &quiet).await.unwrap_err();
+    let again = apps.install(&v1, quiet()).await.unwrap_err();
     assert_eq!(again.kind(), "already-installed", "{again}");
 
     let info = apps.start("hello").await.expect("start");
@@ -120,14 +140,14 @@ async fn install_start_stop_upgrade_rollback_remove() {
     assert_eq!(info.state, AppState::Stopped);
     assert!(greet(&k).await.is_err(), "stopped agent still answers");
     assert!(
-        k.invoke_tool("calc", "{}").await.is_err(),
+        invoke(&k, "calc", "{}").await.is_err(),
         "tool still registered"
     );
     apps.start("hello").await.expect("start again");
     assert!(greet(&k).await.is_ok());
 
     let v11 = bundle(tmp.path(), "1.1.0", same, None).await;
-    let info = apps.upgrade("hello", &v11, &quiet).await.expect("upgrade");
+    let info = apps.upgrade("hello", &v11, quiet()).await.expect("upgrade");
     assert_eq!(
         (info.version.as_str(), info.state),
         ("1.1.0", AppState::Running)
@@ -137,7 +157,7 @@ async fn install_start_stop_upgrade_rollback_remove() {
         !state.join("apps/hello/1.0.0").exists(),
         "old version left behind"
     );
-    let same_version = apps.upgrade("hello", &v11, &quiet).await.unwrap_err();
+    let same_version = apps.upgrade("hello", &v11, quiet()).await.unwrap_err();
     assert_eq!(same_version.kind(), "same-version");
 
     let broken = |s: String| {
@@ -147,7 +167,7 @@ async fn install_start_stop_upgrade_rollback_remove() {
         )
     };
     let v12 = bundle(tmp.path(), "1.2.0", broken, None).await;
-    let err = apps.upgrade("hello", &v12, &quiet).await.unwrap_err();
+    let err = apps.upgrade("hello", &v12, quiet()).await.unwrap_err();
     assert!(err.to_string().contains("greeter"), "{err}");
     let info = apps.get("hello").unwrap();
     assert_eq!(
@@ -197,7 +217,7 @@ async fn tampered_component_installs_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     bundle(tmp.path(), "1.0.0", same, None).await;
     let dir = tmp.path().join("hello-1.0.0");
     let calc = dir.join("components/calc.wasm");
@@ -205,7 +225,7 @@ async fn tampered_component_installs_nothing() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&calc, bytes).unwrap();
-    let err = apps.install(&dir, &quiet).await.unwrap_err();
+    let err = apps.install(&dir, quiet()).await.unwrap_err();
     assert_eq!(err.kind(), "bundle");
     assert!(err.to_string().contains("components/calc.wasm"), "{err}");
     assert!(apps.list().is_empty());
@@ -218,23 +238,29 @@ async fn tampered_component_installs_nothing() {
 async fn prod_needs_a_trusted_signature() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let k = boot(&state).await;
-    let apps = manager(&k, Environment::Prod).await;
+    let k = common::apps::boot(&state, "prod").await;
+    let apps = manager(&k);
     let unsigned = bundle(tmp.path(), "1.0.0", same, None).await;
-    let err = apps.install(&unsigned, &quiet).await.unwrap_err();
+    let err = apps.install(&unsigned, quiet()).await.unwrap_err();
     assert!(err.to_string().contains("unsigned"), "{err}");
     assert!(!state.join("apps/hello").exists());
 
     let key = SigningKey::from_bytes(&[9; 32]);
     let signed = bundle(tmp.path(), "1.0.1", same, Some(&key)).await;
-    let err = apps.install(&signed, &quiet).await.unwrap_err();
+    let err = apps.install(&signed, quiet()).await.unwrap_err();
     assert!(err.to_string().contains("untrusted"), "{err}");
-    let mut trust = TrustStore::open(&state).unwrap();
-    trust
-        .add("alice", &weft_chain::public_key_hex(&key.verifying_key()))
-        .unwrap();
+    k.act(
+        &Principal::Operator,
+        weft_apps::actions::Trust::add("alice", &weft_chain::public_key_hex(&key.verifying_key())),
+    )
+    .await
+    .expect("trust.add");
+    assert!(TrustStore::open(&state).unwrap().list().len() == 1);
     assert_eq!(apps.trust_store().unwrap().list().len(), 1);
-    let info = apps.install(&signed, &quiet).await.expect("signed install");
+    let info = apps
+        .install(&signed, quiet())
+        .await
+        .expect("signed install");
     assert_eq!(info.signer.as_deref(), Some("alice"));
     assert_eq!(info.environment, "prod");
     k.shutdown().await.unwrap();
@@ -245,10 +271,10 @@ async fn manifest_errors_and_containers_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let image = |s: String| format!("{s}\n[[services]]\nname = \"db\"\nimage = \"postgres:16\"\n");
     let b = bundle(tmp.path(), "1.0.0", image, None).await;
-    let err = apps.install(&b, &quiet).await.unwrap_err();
+    let err = apps.install(&b, quiet()).await.unwrap_err();
     assert_eq!(err.kind(), "unsupported");
     assert!(err.to_string().contains("no container engine"), "{err}");
     assert!(!state.join("apps/hello").exists());
@@ -259,7 +285,7 @@ async fn manifest_errors_and_containers_are_refused() {
         "[app]\nname = \"hello\"\nversion = 1\n",
     )
     .unwrap();
-    let err = apps.install(&dir, &quiet).await.unwrap_err();
+    let err = apps.install(&dir, quiet()).await.unwrap_err();
     assert_eq!(err.kind(), "manifest");
     assert!(err.to_string().contains("weftapp.toml:3:"), "{err}");
     assert!(apps.list().is_empty());
@@ -273,14 +299,13 @@ async fn running_apps_come_back_after_a_kernel_restart() {
     let b = bundle(tmp.path(), "1.0.0", same, None).await;
     {
         let k = boot(&state).await;
-        let apps = manager(&k, Environment::Dev).await;
-        apps.install(&b, &quiet).await.expect("install");
+        let apps = manager(&k);
+        apps.install(&b, quiet()).await.expect("install");
         apps.start("hello").await.expect("start");
-        drop(apps);
         k.shutdown().await.unwrap();
     }
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let info = apps.get("hello").expect("still installed");
     assert_eq!(info.state, AppState::Running, "{:?}", info.error);
     assert!(greet(&k).await.is_ok());
@@ -299,7 +324,7 @@ async fn a_failed_start_is_recorded_and_undone() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let broken = |s: String| {
         s.replace(
             "config = { greeting = \"hello\" }",
@@ -307,7 +332,7 @@ async fn a_failed_start_is_recorded_and_undone() {
         )
     };
     let b = bundle(tmp.path(), "1.0.0", broken, None).await;
-    apps.install(&b, &quiet).await.expect("install");
+    apps.install(&b, quiet()).await.expect("install");
     let err = apps.start("hello").await.unwrap_err();
     assert_eq!(err.kind(), "kernel", "{err}");
     let info = apps.get("hello").unwrap();
@@ -334,12 +359,12 @@ async fn hooks_run_and_a_failing_install_hook_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let hooked = |s: String| {
         format!("{s}\n[hooks]\non_install = \"components/wc.wasm\"\non_start = \"components/wc.wasm\"\non_stop = \"components/wc.wasm\"\non_remove = \"components/wc.wasm\"\n")
     };
     let b = bundle(tmp.path(), "1.0.0", hooked, None).await;
-    apps.install(&b, &quiet).await.expect("install with hooks");
+    apps.install(&b, quiet()).await.expect("install with hooks");
     apps.start("hello").await.expect("start with hook");
     apps.stop("hello").await.expect("stop with hook");
     apps.remove("hello").await.expect("remove with hook");
@@ -347,26 +372,12 @@ async fn hooks_run_and_a_failing_install_hook_leaves_nothing() {
     // calc as a hook: a tool given {"event": ..} without `expr` reports an error.
     let failing = |s: String| format!("{s}\n[hooks]\non_install = \"components/calc.wasm\"\n");
     let b = bundle(tmp.path(), "2.0.0", failing, None).await;
-    let err = apps.install(&b, &quiet).await.unwrap_err();
+    let err = apps.install(&b, quiet()).await.unwrap_err();
     assert_eq!(err.kind(), "hook", "{err}");
     assert!(err.to_string().contains("on_install"), "{err}");
     assert!(apps.list().is_empty());
     assert!(!state.join("apps/hello").exists());
     k.shutdown().await.unwrap();
-}
-
-/// The control API runs these from spawned tasks.
-#[allow(dead_code)]
-fn futures_are_send(apps: std::sync::Arc<AppManager>, p: &Path, k: Kernel) {
-    fn send<T: Send>(_: T) {}
-    fn shared<T: Send + Sync>() {}
-    shared::<AppManager>();
-    send(apps.install(p, &quiet));
-    send(apps.upgrade("x", p, &quiet));
-    send(apps.start("x"));
-    send(apps.stop("x"));
-    send(apps.remove("x"));
-    send(AppManager::open(k, common::checker(), Environment::Dev));
 }
 
 #[tokio::test]
@@ -376,10 +387,9 @@ async fn an_app_that_cannot_come_back_is_marked_failed() {
     let b = bundle(tmp.path(), "1.0.0", same, None).await;
     {
         let k = boot(&state).await;
-        let apps = manager(&k, Environment::Dev).await;
-        apps.install(&b, &quiet).await.expect("install");
+        let apps = manager(&k);
+        apps.install(&b, quiet()).await.expect("install");
         apps.start("hello").await.expect("start");
-        drop(apps);
         k.shutdown().await.unwrap();
     }
     // One changed byte in an installed component, while the kernel is down.
@@ -388,7 +398,7 @@ async fn an_app_that_cannot_come_back_is_marked_failed() {
     bytes[100] ^= 1;
     std::fs::write(&probe, bytes).unwrap();
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let info = apps.get("hello").expect("still installed");
     assert_eq!(info.state, AppState::Failed);
     let error = info.error.unwrap_or_default();
@@ -405,25 +415,24 @@ async fn component_services_run_as_agents_and_route_service_calls() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let with_service = |s: String| {
         format!("{s}\n[[services]]\nname = \"echo-svc\"\ncomponent = \"components/probe.wasm\"\nenv = {{ MODE = \"loud\" }}\n")
     };
     let b = bundle(tmp.path(), "1.0.0", with_service, None).await;
-    apps.install(&b, &quiet).await.expect("install");
+    apps.install(&b, quiet()).await.expect("install");
     let info = apps.start("hello").await.expect("start");
     assert_eq!(info.services, vec!["echo-svc".to_string()]);
-    let reply = k
-        .request(
-            MessageTarget::ServiceMethod {
-                service: "echo-svc".into(),
-                method: "shout".into(),
-            },
-            Payload::Text("hey".into()),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("service call");
+    let reply = request(
+        &k,
+        MessageTarget::ServiceMethod {
+            service: "echo-svc".into(),
+            method: "shout".into(),
+        },
+        Payload::Text("hey".into()),
+    )
+    .await
+    .expect("service call");
     assert_eq!(
         reply,
         Payload::Json(json!({"method": "shout", "body": "hey"}))
@@ -448,7 +457,7 @@ async fn an_agent_that_gives_up_degrades_its_app() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let k = boot(&state).await;
-    let apps = manager(&k, Environment::Dev).await;
+    let apps = manager(&k);
     let trapping = |m: String| {
         m.replace(
             "config = { greeting = \"hello\" }",
@@ -460,7 +469,7 @@ async fn an_agent_that_gives_up_degrades_its_app() {
         )
     };
     let b = bundle(tmp.path(), "1.0.0", trapping, None).await;
-    apps.install(&b, &quiet).await.expect("install");
+    apps.install(&b, quiet()).await.expect("install");
     apps.start("hello").await.expect("start");
     assert_eq!(apps.get("hello").unwrap().state, AppState::Running);
 

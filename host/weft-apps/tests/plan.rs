@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use weft_apps::types::{
-    AgentRole, Environment, IpcScope, OnFailure, RestartPolicy, ServiceSource, Step,
+    AgentRole, Environment, HookRun, IpcScope, OnFailure, RestartPolicy, ServiceSource, Step,
 };
 use weft_apps::{convert, AppsChecker, CheckError};
 use weft_runtime::{Limits, RunError};
@@ -33,7 +33,7 @@ async fn hello_app_gives_the_expected_plan() {
     assert!(a.auto_start);
     assert_eq!(a.capabilities.tools.allow, vec!["calc".to_string()]);
     assert_eq!(a.capabilities.ipc, IpcScope::All);
-    let l = a.limits.unwrap();
+    let l = a.limits.clone().unwrap();
     assert_eq!(
         (l.fuel_per_message, l.timeout_ms, l.max_memory_bytes),
         (50_000_000, 2_000, 64 << 20)
@@ -48,24 +48,31 @@ async fn hello_app_gives_the_expected_plan() {
     assert_eq!(convert::config(a), serde_json::json!({"greeting": "hello"}));
     assert_eq!(m.tools[0].limits.fuel, Some(10_000_000));
     assert_eq!(
-        plan.steps,
+        plan.install,
         vec![
             Step::VerifyDigests(vec![
                 "components/calc.wasm".into(),
                 "components/probe.wasm".into()
             ]),
-            Step::GateCheck("app.install".into()),
             Step::CopyBundle,
             Step::Precompile("components/probe.wasm".into()),
             Step::Precompile("components/calc.wasm".into()),
-            Step::RegisterTool("calc".into()),
-            Step::SpawnAgent("greeter".into()),
         ]
     );
-    // Into the kernel's own types.
-    let caps = convert::capabilities(&a.capabilities);
+    assert_eq!(
+        plan.start,
+        vec![
+            Step::RegisterTool(m.tools[0].clone()),
+            Step::SpawnAgent(a.clone()),
+        ]
+    );
+    assert!(plan.stop.is_empty() && plan.remove.is_empty());
+    // The kernel's own types: capabilities and limits are shared, the
+    // restart policy is converted.
+    let caps: &weft_kernel::Capabilities = &a.capabilities;
     assert!(caps.tools.allows("calc") && !caps.tools.allows("shell"));
-    assert_eq!(convert::agent_limits(&l).timeout_ms, 2_000);
+    let limits: weft_kernel::AgentLimits = l;
+    assert_eq!(limits.timeout_ms, 2_000);
     assert_eq!(
         convert::restart(&a.restart),
         weft_kernel::RestartPolicy::OnFailure {
@@ -143,23 +150,104 @@ on_start = "c/boss.wasm"
         grants.dirs[0].host,
         std::path::Path::new("/data/full/notes")
     );
-    let names: Vec<String> = plan.steps.iter().map(|s| format!("{s:?}")).collect();
-    let want = [
-        "Step::VerifyDigests([\"c/api.wasm\", \"c/boss.wasm\", \"c/setup.wasm\", \"c/wc.wasm\"])",
-        "Step::GateCheck(\"app.install\")",
-        "Step::CopyBundle",
-        "Step::Precompile(\"c/boss.wasm\")",
-        "Step::Precompile(\"c/wc.wasm\")",
-        "Step::Precompile(\"c/api.wasm\")",
-        "Step::Precompile(\"c/setup.wasm\")",
-        "Step::RunHook(HookRun { hook: \"on-install\", component: \"c/setup.wasm\" })",
-        "Step::RegisterTool(\"wc\")",
-        "Step::RegisterService(\"db\")",
-        "Step::RegisterService(\"api\")",
-        "Step::RunHook(HookRun { hook: \"on-start\", component: \"c/boss.wasm\" })",
-        "Step::SpawnAgent(\"boss\")",
-    ];
-    assert_eq!(names, want);
+    let hook = |hook: &str, component: &str| {
+        Step::RunHook(HookRun {
+            hook: hook.into(),
+            component: component.into(),
+        })
+    };
+    assert_eq!(
+        plan.install,
+        vec![
+            Step::VerifyDigests(vec![
+                "c/api.wasm".into(),
+                "c/boss.wasm".into(),
+                "c/setup.wasm".into(),
+                "c/wc.wasm".into()
+            ]),
+            Step::CopyBundle,
+            Step::Precompile("c/boss.wasm".into()),
+            Step::Precompile("c/wc.wasm".into()),
+            Step::Precompile("c/api.wasm".into()),
+            Step::Precompile("c/setup.wasm".into()),
+            hook("on-install", "c/setup.wasm"),
+        ]
+    );
+    // `idle` is not auto-started.
+    assert_eq!(
+        plan.start,
+        vec![
+            hook("on-start", "c/boss.wasm"),
+            Step::RegisterTool(m.tools[0].clone()),
+            Step::RegisterService(m.services[0].clone()),
+            Step::RegisterService(m.services[1].clone()),
+            Step::SpawnAgent(m.agents[0].clone()),
+        ]
+    );
+    assert!(plan.stop.is_empty() && plan.remove.is_empty());
+}
+
+#[tokio::test]
+async fn a_glob_wider_than_the_ceiling_is_refused_where_it_is_written() {
+    // `c?` allows two-letter names only; `c*` reaches `c`, `calc`, ...
+    let text = format!(
+        "{}[capabilities]\ntools = {{ allow = [\"c?\"] }}\n[[agents]]\nid = \"a\"\n\
+         component = \"a.wasm\"\ncapabilities = {{ tools = {{ allow = [\"cd\", \"c*\"] }} }}\n",
+        common::APP
+    );
+    let err = common::checker()
+        .check(&text, "weftapp.toml")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "weftapp.toml:9:43: agents[0].capabilities.tools.allow[1]: \"c*\" exceeds the app \
+         ceiling: it matches tool \"c\", which capabilities.tools.allow ([\"c?\"]) does not"
+    );
+    // A cron capability needs the ceiling's.
+    let text = text.replace("[\"cd\", \"c*\"] }", "[\"cd\"] }, cron = true");
+    let err = common::checker()
+        .check(&text, "weftapp.toml")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("weftapp.toml:9:53: agents[0].capabilities.cron: exceeds the app ceiling"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_pattern_too_complex_to_decide_is_refused_within_the_checker_limits() {
+    // Deciding `*a` + 20 `?` needs about 2^20 subset states: the checker
+    // gives up at its bound and refuses, with a diagnostic, well inside
+    // its fuel, memory and time.
+    let q = "?".repeat(20);
+    let ceiling: Vec<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|c| format!("\"*{c}{q}\""))
+        .collect();
+    let text = format!(
+        "{}[capabilities]\ntools = {{ allow = [{}] }}\n[[agents]]\nid = \"a\"\n\
+         component = \"a.wasm\"\ncapabilities = {{ tools = {{ allow = [\"*a{q}\"] }} }}\n",
+        common::APP,
+        ceiling.join(", ")
+    );
+    let err = common::checker()
+        .check(&text, "weftapp.toml")
+        .await
+        .unwrap_err();
+    let CheckError::Invalid { diagnostics, .. } = &err else {
+        panic!("the checker itself failed: {err}");
+    };
+    assert_eq!(diagnostics.len(), 1, "{err}");
+    assert_eq!((diagnostics[0].line, diagnostics[0].col), (9, 37), "{err}");
+    assert!(
+        diagnostics[0]
+            .message
+            .contains("exceeds the app ceiling: pattern too complex to prove within the ceiling"),
+        "{err}"
+    );
 }
 
 /// No capabilities, but the ceiling's deny list merged in.
@@ -173,6 +261,7 @@ fn strict_caps_with_ceiling_deny() -> weft_apps::types::Capabilities {
         sandbox: weft_apps::types::SandboxPolicy::Strict,
         chain_append: false,
         spawn: false,
+        cron: false,
     }
 }
 

@@ -3,6 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use common::Ops;
 use serde_json::json;
 use weft_kernel::{
     Capabilities, IpcScope, Kernel, KernelConfig, MessageTarget, Payload, SpawnRequest,
@@ -32,7 +37,7 @@ async fn pair(
     rounds: u64,
 ) -> tokio::sync::mpsc::Receiver<weft_kernel::KernelMessage> {
     let topic = format!("{tag}.done");
-    let done = k.subscribe(&topic);
+    let done = k.subscribe(&topic).await;
     let mut pong = SpawnRequest::new(format!("{tag}-pong"), probe.clone());
     pong.config = json!({"mode": "pong"});
     pong.capabilities = all_ipc();

@@ -1,50 +1,69 @@
 //! `weft.toml`: the kernel's configuration. Every key has a documented
 //! default (see `docs/weft-toml.md`); unknown keys are errors that name the
-//! key and its line.
+//! key and its line. The kernel owns `[kernel]`, `[runtime]`, `[chain]`,
+//! `[ipc]`, `[agent_limits]` and `[operator]`; every other section belongs
+//! to the subsystem of that name, which parses it itself
+//! ([`KernelConfig::section`]), and a section no subsystem claims is an
+//! error at boot.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::capability::AgentLimits;
 use crate::error::{KernelError, KernelResult};
 
+/// Sections the kernel itself owns.
+pub const KERNEL_SECTIONS: &[&str] = &[
+    "kernel",
+    "runtime",
+    "chain",
+    "ipc",
+    "agent_limits",
+    "operator",
+];
+
 /// The whole kernel configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct KernelConfig {
+    /// `[kernel]`: state and cache dirs, process limit, environment.
     pub kernel: KernelSection,
+    /// `[runtime]`: the wasmtime engine and its pool.
     pub runtime: RuntimeSection,
+    /// `[chain]`: the event log.
     pub chain: ChainSection,
+    /// `[ipc]`: inboxes and timeouts.
     pub ipc: IpcSection,
     /// Limits given to agents whose spawn request does not set its own.
     pub agent_limits: AgentLimits,
-    /// The governance, cron and health components (installed by
-    /// `weft_subsystems::install`).
-    pub subsystems: SubsystemsSection,
+    /// `[operator]`: what the control socket's operator may do.
+    pub operator: OperatorSection,
+    /// The file's text and path, for subsystems' own sections.
+    #[serde(skip)]
+    source: Option<(PathBuf, String)>,
 }
 
-/// Which subsystem components to run. Paths default to the built-in
-/// components in `components_dir`.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// What the operator (a person at the control socket) may do: gate action
+/// patterns, deny winning over allow. Default: everything.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct SubsystemsSection {
-    /// Where the built-in components (`governance.wasm`, `cron.wasm`,
-    /// `health.wasm`) are. Default: `$WEFT_COMPONENTS_DIR`, else the
-    /// repository's `components/target/wasm32-wasip2/release`.
-    pub components_dir: Option<PathBuf>,
-    /// Replacement components.
-    pub governance: Option<PathBuf>,
-    pub cron: Option<PathBuf>,
-    pub health: Option<PathBuf>,
-    /// Policy file handed to the governance component; default its
-    /// built-in policy.
-    pub governance_policy: Option<PathBuf>,
-    /// `dev`, `staging` or `prod` (default `prod`, the strictest).
-    pub environment: Option<String>,
-    /// Subsystems not to install: `governance`, `cron`, `health`.
-    pub disabled: Vec<String>,
+pub struct OperatorSection {
+    /// Action patterns allowed (`**` for everything).
+    pub allow: Vec<String>,
+    /// Action patterns refused even if allowed.
+    pub deny: Vec<String>,
+}
+
+impl Default for OperatorSection {
+    fn default() -> Self {
+        OperatorSection {
+            allow: vec!["**".into()],
+            deny: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -60,6 +79,9 @@ pub struct KernelSection {
     pub max_processes: u32,
     /// Entries kept in the boot/kernel log.
     pub log_capacity: usize,
+    /// `dev`, `staging` or `prod` (the strictest, the default): governance
+    /// judges in it, and unsigned bundles install only in `dev`.
+    pub environment: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -110,6 +132,7 @@ impl Default for KernelSection {
             cache_dir: None,
             max_processes: 16_384,
             log_capacity: 10_000,
+            environment: "prod".into(),
         }
     }
 }
@@ -156,34 +179,16 @@ impl IpcSection {
 impl KernelConfig {
     /// Parse `text` (the contents of `path`, used in messages).
     pub fn parse(text: &str, path: &Path) -> KernelResult<Self> {
-        let mut config: KernelConfig = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| {
-                    let (line, col) = line_col(text, s.start);
-                    format!(":{line}:{col}")
-                })
-                .unwrap_or_default();
-            KernelError::Config {
-                path: format!("{}{at}", path.display()),
-                message: e.message().to_string(),
-            }
-        })?;
+        let mut config: KernelConfig =
+            toml::from_str(text).map_err(|e| config_error(text, path, &e))?;
         if let Some(base) = path.parent() {
-            let sub = &mut config.subsystems;
-            for p in [
-                &mut config.kernel.state_dir,
-                &mut sub.components_dir,
-                &mut sub.governance,
-                &mut sub.cron,
-                &mut sub.health,
-                &mut sub.governance_policy,
-            ] {
+            for p in [&mut config.kernel.state_dir, &mut config.kernel.cache_dir] {
                 if let Some(dir) = p.as_mut().filter(|d| d.is_relative()) {
                     *dir = base.join(&*dir);
                 }
             }
         }
+        config.source = Some((path.to_path_buf(), text.to_string()));
         config.validate(path)?;
         Ok(config)
     }
@@ -195,6 +200,59 @@ impl KernelConfig {
             source,
         })?;
         Self::parse(&text, path)
+    }
+
+    /// The file this configuration was read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.source.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Section `[name]` parsed into `T` (its default when absent or when
+    /// the configuration was not read from a file). Errors name the file,
+    /// line and column. Relative paths in it are the subsystem's to resolve
+    /// against [`KernelConfig::path`].
+    pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> KernelResult<T> {
+        match &self.source {
+            None => Ok(T::default()),
+            Some((path, text)) => Ok(section_of::<T>(text, path, name)?.unwrap_or_default()),
+        }
+    }
+
+    /// Refuse top-level sections neither the kernel nor a subsystem in
+    /// `units` claims, naming the section and its line.
+    pub fn check_sections(&self, units: &[&str]) -> KernelResult<()> {
+        let Some((path, text)) = &self.source else {
+            return Ok(());
+        };
+        let doc: toml::Table = toml::from_str(text).map_err(|e| config_error(text, path, &e))?;
+        for key in doc.keys() {
+            if KERNEL_SECTIONS.contains(&key.as_str()) || units.contains(&key.as_str()) {
+                continue;
+            }
+            let line = text
+                .lines()
+                .position(|l| {
+                    let t = l.trim_start();
+                    t.starts_with(&format!("[{key}]"))
+                        || t.starts_with(&format!("[{key}."))
+                        || t.starts_with(&format!("{key} "))
+                        || t.starts_with(&format!("{key}="))
+                })
+                .map_or(String::new(), |i| format!(":{}:1", i + 1));
+            return Err(KernelError::Config {
+                path: format!("{}{line}", path.display()),
+                message: format!(
+                    "unknown section `{key}`; expected one of: {}",
+                    KERNEL_SECTIONS
+                        .iter()
+                        .chain(units)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn validate(&self, path: &Path) -> KernelResult<()> {
@@ -216,24 +274,69 @@ impl KernelConfig {
         if self.runtime.pool_instances < 16 {
             return bad("runtime.pool_instances", "must be at least 16");
         }
-        let sub = &self.subsystems;
-        if let Some(e) = &sub.environment {
-            if !["dev", "staging", "prod"].contains(&e.as_str()) {
-                return bad("subsystems.environment", "must be dev, staging or prod");
-            }
+        if !["dev", "staging", "prod"].contains(&self.kernel.environment.as_str()) {
+            return bad("kernel.environment", "must be dev, staging or prod");
         }
-        if let Some(d) = sub
-            .disabled
-            .iter()
-            .find(|d| !["governance", "cron", "health"].contains(&d.as_str()))
-        {
-            return bad(
-                "subsystems.disabled",
-                &format!("names an unknown subsystem `{d}`"),
-            );
+        for p in self.operator.allow.iter().chain(&self.operator.deny) {
+            if let Err(e) = weft_model::glob::ActionPattern::compile(p) {
+                return bad("operator", &e.to_string());
+            }
         }
         Ok(())
     }
+}
+
+fn config_error(text: &str, path: &Path, e: &toml::de::Error) -> KernelError {
+    let at = e
+        .span()
+        .map(|s| {
+            let (line, col) = line_col(text, s.start);
+            format!(":{line}:{col}")
+        })
+        .unwrap_or_default();
+    KernelError::Config {
+        path: format!("{}{at}", path.display()),
+        message: e.message().to_string(),
+    }
+}
+
+/// Deserialize only the table `name` of the document `text`, so the
+/// section's own errors keep their positions in the whole file.
+fn section_of<T: DeserializeOwned>(text: &str, path: &Path, name: &str) -> KernelResult<Option<T>> {
+    struct Pick<'n, T> {
+        name: &'n str,
+        _t: std::marker::PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Pick<'_, T> {
+        type Value = Option<T>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Pick<'_, T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a TOML document")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == self.name {
+                    found = Some(map.next_value::<T>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let de = toml::Deserializer::parse(text).map_err(|e| config_error(text, path, &e))?;
+    Pick {
+        name,
+        _t: std::marker::PhantomData,
+    }
+    .deserialize(de)
+    .map_err(|e| config_error(text, path, &e))
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -264,26 +367,33 @@ mod tests {
     }
 
     #[test]
-    fn subsystems_section() {
-        let c = KernelConfig::parse(
-            "[subsystems]\ngovernance_policy = \"p.toml\"\nenvironment = \"dev\"\ndisabled = [\"cron\"]\n",
-            Path::new("/etc/weft/weft.toml"),
-        )
-        .unwrap();
-        let s = &c.subsystems;
-        assert_eq!(
-            s.governance_policy.as_deref(),
-            Some(Path::new("/etc/weft/p.toml"))
-        );
-        assert_eq!(
-            (s.environment.as_deref(), s.disabled.len()),
-            (Some("dev"), 1)
-        );
-        for bad in ["environment = \"moon\"", "disabled = [\"dns\"]"] {
-            let e = KernelConfig::parse(&format!("[subsystems]\n{bad}\n"), Path::new("w.toml"))
-                .unwrap_err();
-            assert!(e.to_string().contains("subsystems."), "{e}");
+    fn subsystem_sections_keep_positions_and_unknown_ones_are_refused() {
+        #[derive(Deserialize, Default, Debug)]
+        #[serde(default, deny_unknown_fields)]
+        struct Cron {
+            disabled: bool,
         }
+        let text = "[kernel]\nenvironment = \"dev\"\n\n[cron]\ndisabled = true\n";
+        let c = KernelConfig::parse(text, Path::new("/etc/weft/weft.toml")).unwrap();
+        assert_eq!(c.kernel.environment, "dev");
+        assert!(c.section::<Cron>("cron").unwrap().disabled);
+        assert!(!c.section::<Cron>("health").unwrap().disabled);
+        c.check_sections(&["cron"]).unwrap();
+        let e = c.check_sections(&[]).unwrap_err().to_string();
+        assert!(
+            e.contains("weft.toml:4:1") && e.contains("unknown section `cron`"),
+            "{e}"
+        );
+        let bad = KernelConfig::parse("[cron]\ndisabled = true\nbogus = 1\n", Path::new("w.toml"))
+            .unwrap();
+        let e = bad.section::<Cron>("cron").unwrap_err().to_string();
+        assert!(e.contains("w.toml:3:1") && e.contains("bogus"), "{e}");
+        let e = KernelConfig::parse("[kernel]\nenvironment = \"moon\"\n", Path::new("w.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("kernel.environment"), "{e}");
+        let e = KernelConfig::parse("[operator]\nallow = [\"a..b\"]\n", Path::new("w.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("operator"), "{e}");
     }
 
     #[test]

@@ -49,6 +49,18 @@ pub enum KernelError {
     Chain(#[from] weft_chain::ChainError),
     #[error("tree: {0}")]
     Tree(#[from] weft_tree::TreeError),
+    /// A subsystem's own refusal or failure, with its stable kind
+    /// (`already-installed`, `manifest`, `hook`, ...). `internal` marks a
+    /// failure of the kernel's machinery rather than of the request.
+    #[error("{message}")]
+    Subsystem {
+        /// A short, stable name of the failure.
+        kind: &'static str,
+        /// For a person.
+        message: String,
+        /// The kernel's own machinery failed (chain, disk, registry).
+        internal: bool,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -1,40 +1,44 @@
-//! [`Kernel`]: boot, the public API, and shutdown.
+//! [`Kernel`]: boot, the chokepoint ([`Kernel::act`]), read-only views, and
+//! shutdown.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use dashmap::DashMap;
 use serde::Serialize;
 use serde_json::json;
 use weft_chain::{ChainConfig, ChainManager, SigningKeyFile};
-use weft_gate::{CapabilityGate, ChainedGate, GateBackend};
+use weft_gate::{CapabilityGate, CapabilityRule, ChainedGate, GateBackend, GateDecision};
 use weft_runtime::{LoadedComponent, PoolConfig, Runtime, RuntimeConfig};
 use weft_tree::TreeManager;
 
-use crate::a2a::A2ARouter;
-use crate::agent::bindings;
-use crate::capability::Capabilities;
+use crate::act::{Action, Principal};
+use crate::agent::{bindings, Agents};
+use crate::chain::ChainView;
 use crate::config::KernelConfig;
 use crate::console::{BootEvent, BootLog, BootPhase, LogLevel};
-use crate::cron::CronService;
 use crate::error::{KernelError, KernelResult};
-use crate::gate::LayeredGate;
-use crate::ipc::{MessageTarget, Payload};
-use crate::process::{Pid, ProcessInfo};
-use crate::service::{AuditLevel, ServiceEndpoint, ServiceEntry, ServiceRegistry, SystemService};
-use crate::shared::{PermitCache, SendOutcome, Sender, Shared};
-use crate::supervisor::{self, SpawnRequest};
-use crate::tools::{ToolEntry, ToolListing, ToolRegistry};
-use crate::topic::{HostSubscription, TopicRouter};
+use crate::gate::{GateStack, LayeredGate};
+use crate::ipc::service::ServiceEntry;
+use crate::ipc::Ipc;
+use crate::process::{Pid, ProcessInfo, ProcessTable};
+use crate::shared::Shared;
+use crate::subsystem::{InitCx, Subsystem, Units};
+use crate::tools::registry::ToolRegistry;
+use crate::tools::ToolListing;
 
 /// Kernel lifecycle. Only forward transitions are legal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum KernelState {
+    /// Opening the chain, linking, initialising subsystems.
     Booting,
+    /// Serving actions.
     Running,
+    /// Stopping agents and subsystems.
     ShuttingDown,
+    /// The chain is closed.
     Halted,
 }
 
@@ -60,26 +64,75 @@ pub struct Kernel {
 /// Counts for `kernel status` and leak checks.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelStats {
+    /// Lifecycle state.
     pub state: KernelState,
+    /// Rows in the process table.
     pub processes: usize,
+    /// Agent tasks alive.
     pub live_tasks: usize,
+    /// Agent stores alive.
     pub live_stores: usize,
+    /// Registered services.
     pub services: usize,
+    /// Registered tools.
     pub tools: usize,
+    /// Topics with a subscriber.
     pub topics: usize,
+    /// Records nobody could be told were lost (see `docs/kernel.md`).
+    pub lost_records: u64,
+    /// The chain's status.
     pub chain: weft_chain::ChainStatus,
 }
 
+/// The gate actions every app principal (`app:<name>`) may ask for; what
+/// it may do them to is checked in-process (its own names, its ceiling).
+const APP_ACTIONS: &[&str] = &[
+    "agent.spawn",
+    "agent.stop",
+    "agent.restart",
+    "tool.register",
+    "tool.unregister",
+    "service.register",
+    "service.unregister",
+    "ipc.send",
+];
+
 impl Kernel {
-    /// Boot on `state_dir`: open (and verify) the chain, restore the tree,
-    /// set up the gate and the runtime, then go Running.
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Kernel { shared }
+    }
+
+    /// Boot with the kernel's own units only.
     pub async fn boot(config: KernelConfig, state_dir: &Path) -> KernelResult<Kernel> {
+        Self::boot_with(config, state_dir, Vec::new()).await
+    }
+
+    /// Boot on `state_dir` with `subsystems` (in this order, after the
+    /// built-in ones): open (and verify) the chain, restore the tree, set up
+    /// the gate and the runtime, link and initialise every subsystem, then
+    /// go Running and start them.
+    pub async fn boot_with(
+        config: KernelConfig,
+        state_dir: &Path,
+        subsystems: Vec<Arc<dyn Subsystem>>,
+    ) -> KernelResult<Kernel> {
         let log = BootLog::new(config.kernel.log_capacity);
         log.push(
             BootPhase::Init,
             LogLevel::Info,
             format!("booting on {}", state_dir.display()),
         );
+        let mut units: Vec<Arc<dyn Subsystem>> = vec![
+            Arc::new(crate::status::KernelUnit),
+            Arc::new(crate::agent::control::AgentsUnit),
+            Arc::new(crate::ipc::IpcUnit),
+            Arc::new(crate::tools::ToolsUnit),
+            Arc::new(crate::chain::ChainUnit),
+        ];
+        units.extend(subsystems);
+        let units = Units::new(units)?;
+        config.check_sections(&units.names())?;
+
         let io = |what: &str, p: &Path| {
             let ctx = format!("{what} {}", p.display());
             move |source| KernelError::Io {
@@ -93,7 +146,7 @@ impl Kernel {
             .cache_dir
             .clone()
             .unwrap_or_else(|| state_dir.join("cache"));
-        for d in [state_dir, &chain_dir, &cache_dir] {
+        for d in [state_dir, &chain_dir] {
             std::fs::create_dir_all(d).map_err(io("cannot create", d))?;
         }
 
@@ -140,8 +193,8 @@ impl Kernel {
         };
         // Agents do not survive a restart; drop what a crash left behind.
         for node in tree.list("/kernel/agents").unwrap_or_default() {
-            if node.path != "/kernel/agents" {
-                let _ = tree.remove_recursive(&node.path);
+            if node.path != "/kernel/agents" && tree.get(&node.path).is_some() {
+                tree.remove_recursive(&node.path)?;
             }
         }
 
@@ -164,19 +217,30 @@ impl Kernel {
             },
             ..RuntimeConfig::default()
         })?;
-        let mut agent_linker = runtime.linker()?;
-        bindings::Agent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut agent_linker,
-            |s| s,
-        )
-        .map_err(|e| KernelError::Failed(format!("cannot link agent syscalls: {e:#}")))?;
+        let mut linker = runtime.linker()?;
+        bindings::Agent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| KernelError::Failed(format!("cannot link agent syscalls: {e:#}")))?;
+        for u in units.iter() {
+            u.link(&mut linker)?;
+        }
 
         let capability = CapabilityGate::new();
+        let bad = |e: weft_gate::GateError| KernelError::Invalid(e.to_string());
+        capability.allow("kernel", &["**"]).map_err(bad)?;
         capability
-            .allow("kernel", &["**"])
-            .map_err(|e| KernelError::Failed(e.to_string()))?;
+            .add_rule(CapabilityRule {
+                agent: "operator".into(),
+                allow: config.operator.allow.clone(),
+                deny: config.operator.deny.clone(),
+            })
+            .map_err(bad)?;
+        let mut app_actions: Vec<&str> = APP_ACTIONS.to_vec();
+        for u in units.iter() {
+            app_actions.extend(u.app_actions());
+        }
+        capability.allow("app:*", &app_actions).map_err(bad)?;
         let layered = Arc::new(LayeredGate::new(capability));
-        let gate = ChainedGate::new(
+        let chained = ChainedGate::new(
             layered.clone() as Arc<dyn GateBackend>,
             chain.clone(),
             key.signing_key().clone(),
@@ -194,34 +258,52 @@ impl Kernel {
         );
 
         let shared = Arc::new(Shared {
-            a2a: A2ARouter::new(config.ipc.inbox_capacity),
-            processes: crate::process::ProcessTable::new(config.kernel.max_processes),
+            ipc: Ipc::new(config.ipc.inbox_capacity),
+            agents: Agents {
+                table: ProcessTable::new(config.kernel.max_processes),
+                linker,
+                pres: Mutex::default(),
+                controls: DashMap::new(),
+                tasks: DashMap::new(),
+                principals: DashMap::new(),
+                live: Default::default(),
+            },
             config,
             state_dir: state_dir.to_path_buf(),
             state: RwLock::new(KernelState::Booting),
             log,
             runtime,
-            topics: TopicRouter::default(),
-            services: ServiceRegistry::default(),
             tools: ToolRegistry::default(),
             chain,
             tree,
-            layered,
-            gate,
-            gate_epoch: AtomicU64::new(0),
-            agent_linker,
-            agent_pres: Mutex::default(),
-            controls: DashMap::new(),
-            tasks: DashMap::new(),
-            cron: RwLock::new(None),
-            next_msg: AtomicU64::new(1),
-            live: Default::default(),
+            gate: GateStack::new(layered, chained),
+            units: OnceLock::new(),
+            lost_records: Default::default(),
+            stop_requested: Default::default(),
+            stop: Default::default(),
         });
+        if shared.units.set(units).is_err() {
+            return Err(KernelError::Failed("subsystems registered twice".into()));
+        }
         let kernel = Kernel { shared };
+        for u in kernel.shared.units().iter() {
+            let cx = InitCx {
+                shared: &kernel.shared,
+                name: u.name(),
+            };
+            u.init(&cx)
+                .map_err(|e| KernelError::Failed(format!("subsystem {e}")))?;
+        }
         kernel.transition(KernelState::Running)?;
         kernel
             .shared
-            .record("kernel", "kernel.boot", &json!({ "state_dir": state_dir }))?;
+            .note("kernel", "kernel.boot", &json!({ "state_dir": state_dir }))?;
+        let units: Vec<_> = kernel.shared.units().iter().cloned().collect();
+        for u in units {
+            u.start(&kernel)
+                .await
+                .map_err(|e| KernelError::Failed(format!("subsystem {e}")))?;
+        }
         kernel
             .shared
             .log
@@ -238,30 +320,43 @@ impl Kernel {
         Ok(())
     }
 
+    /// Where the kernel is in its lifecycle.
     pub fn state(&self) -> KernelState {
         self.shared.kernel_state()
     }
 
-    /// Stop every agent (children before parents), record the shutdown,
-    /// write the final checkpoint and halt.
+    /// Stop the subsystems (last registered first), every agent (children
+    /// before parents), record the shutdown, write the final checkpoint and
+    /// halt.
     pub async fn shutdown(&self) -> KernelResult<()> {
         self.transition(KernelState::ShuttingDown)?;
         self.shared
             .log
             .push(BootPhase::Shutdown, LogLevel::Info, "shutting down");
+        let units: Vec<_> = self.shared.units().iter().cloned().collect();
+        for u in units.iter().rev() {
+            u.stop();
+        }
         let roots: Vec<Pid> = self
             .shared
-            .processes
+            .agents
+            .table
             .list()
             .into_iter()
             .filter(|p| p.parent.is_none())
             .map(|p| p.pid)
             .collect();
         for pid in roots {
-            let _ = supervisor::stop(&self.shared, pid, "kernel").await;
+            match crate::supervisor::stop_tree(&self.shared, pid).await {
+                Ok(()) | Err(KernelError::NoSuchProcess(_)) => {}
+                Err(e) => self.shared.log.push(
+                    BootPhase::Shutdown,
+                    LogLevel::Error,
+                    format!("stopping agent {pid}: {e}"),
+                ),
+            }
         }
-        self.shared
-            .record("kernel", "kernel.shutdown", &json!({}))?;
+        self.shared.note("kernel", "kernel.shutdown", &json!({}))?;
         let chain = self.shared.chain.clone();
         tokio::task::spawn_blocking(move || chain.shutdown())
             .await
@@ -273,227 +368,111 @@ impl Kernel {
         Ok(())
     }
 
-    // --- components and agents -------------------------------------------------
+    // --- the chokepoint ---------------------------------------------------------
 
-    pub fn runtime(&self) -> &Runtime {
-        &self.shared.runtime
+    /// Carry out `action` as `who`: checked in-process, asked of the gate
+    /// (capabilities, then governance), recorded, then performed. The only
+    /// way to change kernel state or append to the chain (see
+    /// [`crate::act`]).
+    pub async fn act<A: Action>(&self, who: &Principal, action: A) -> KernelResult<A::Output> {
+        crate::act::act(&self.shared, who, action, None).await
     }
+
+    /// Ask the gate whether `agent` may do `action` in `context`, as the
+    /// gate would for a real action: the decision is recorded with a
+    /// receipt (`weaver gov check` passes its own gate check first).
+    pub fn ask_gate(&self, agent: &str, action: &str, context: &serde_json::Value) -> GateDecision {
+        self.shared.gate.chained.check(agent, action, context)
+    }
+
+    // --- components ---------------------------------------------------------------
 
     /// Compile (or fetch from the cache) a component file.
     pub fn load_component(&self, path: &Path) -> KernelResult<LoadedComponent> {
         Ok(self.shared.runtime.load_file(path)?)
     }
 
-    pub async fn spawn(&self, req: SpawnRequest) -> KernelResult<Pid> {
-        supervisor::spawn(&self.shared, req).await
+    /// Compile (or fetch from the cache) component bytes.
+    pub fn load_component_bytes(&self, bytes: &[u8]) -> KernelResult<LoadedComponent> {
+        Ok(self.shared.runtime.load(bytes)?)
     }
 
-    /// Stop an agent and (first) all its descendants.
-    pub async fn stop(&self, pid: Pid) -> KernelResult<()> {
-        supervisor::stop(&self.shared, pid, "kernel").await
-    }
+    // --- read-only views ------------------------------------------------------------
 
-    pub async fn restart(&self, pid: Pid) -> KernelResult<()> {
-        supervisor::restart(&self.shared, pid, "kernel").await
-    }
-
+    /// One process, as `inspect` shows it.
     pub fn inspect(&self, pid: Pid) -> Option<ProcessInfo> {
-        supervisor::inspect(&self.shared, pid)
+        self.shared.agents.table.info(pid)
     }
 
+    /// The pid of the live agent `name`.
     pub fn pid_of(&self, name: &str) -> Option<Pid> {
-        self.shared.processes.pid_of(name)
+        self.shared.agents.table.pid_of(name)
     }
 
-    pub fn processes(&self) -> Vec<ProcessInfo> {
-        self.shared.processes.list()
-    }
-
-    // --- messages ---------------------------------------------------------------
-
-    /// Send from outside (pid 0, full IPC scope), through the gate.
-    pub async fn send(&self, to: MessageTarget, payload: Payload) -> KernelResult<SendOutcome> {
-        let mut permits = PermitCache::new();
-        self.shared
-            .send(&Sender::kernel(), to, payload, None, &mut permits)
-            .await
-    }
-
-    /// Send and wait for the reply.
-    pub async fn request(
-        &self,
-        to: MessageTarget,
-        payload: Payload,
-        timeout: Duration,
-    ) -> KernelResult<Payload> {
-        let mut permits = PermitCache::new();
-        match self
-            .shared
-            .send(&Sender::kernel(), to, payload, Some(timeout), &mut permits)
-            .await?
-        {
-            SendOutcome::Replied(p) => Ok(p),
-            other => Err(KernelError::Failed(format!(
-                "expected a reply, got {other:?}"
-            ))),
+    /// The principal named `name`, to act for it later (a job firing as
+    /// its owner): `operator`, `app:<name>` (no ceiling: it may only act on
+    /// its own names), or a live agent. Never the kernel.
+    pub fn principal_of(&self, name: &str) -> Option<Principal> {
+        match name {
+            "operator" => Some(Principal::Operator),
+            "kernel" => None,
+            n => match n.strip_prefix("app:") {
+                Some(app) => Some(Principal::app(app, None)),
+                None => {
+                    let pid = self.shared.agents.table.pid_of(n)?;
+                    let p = self.shared.agents.principals.get(&pid)?;
+                    Some(Principal::Agent(p.clone()))
+                }
+            },
         }
     }
 
-    /// Receive what is published on `topic`, from the host side.
-    pub fn subscribe(&self, topic: &str) -> HostSubscription {
-        self.shared.topics.subscribe_host(topic, 4096)
+    /// Every process.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.shared.agents.table.list()
     }
 
+    /// Topics with subscribers.
     pub fn topics(&self) -> Vec<String> {
-        self.shared.topics.list_topics()
+        self.shared.ipc.topics.list_topics()
     }
 
-    // --- tools and services -----------------------------------------------------
-
-    /// Register a tool agents can call (if their capabilities allow).
-    pub fn register_tool(&self, entry: ToolEntry) -> KernelResult<u64> {
-        let seq = self.shared.record(
-            "kernel",
-            "tool.register",
-            &json!({ "name": entry.name, "digest": entry.component.digest.to_hex() }),
-        )?;
-        self.shared.tools.insert(entry);
-        Ok(seq)
-    }
-
-    pub fn unregister_tool(&self, name: &str) -> bool {
-        self.shared.tools.remove(name).is_some()
-    }
-
+    /// Registered tools.
     pub fn tools(&self) -> Vec<ToolListing> {
         self.shared.tools.list()
     }
 
-    /// Run a registered tool as the kernel (used by `weaver tool run NAME`).
-    pub async fn invoke_tool(&self, name: &str, input: &str) -> KernelResult<serde_json::Value> {
-        self.shared
-            .invoke_tool(&Sender::kernel(), name, input)
-            .await
-    }
-
-    /// Register a named service; through the gate, on the chain and in the
-    /// tree under `/kernel/services`.
-    pub fn register_service(
-        &self,
-        name: &str,
-        endpoint: ServiceEndpoint,
-        audit_level: AuditLevel,
-        native: Option<Arc<dyn SystemService>>,
-    ) -> KernelResult<u64> {
-        self.shared.ensure_running()?;
-        let owner_pid = match &endpoint {
-            ServiceEndpoint::AgentInbox(p) => Some(*p),
-            _ => None,
-        };
-        // The host registers services (for apps and subsystems), so the
-        // kernel asks; the owner is recorded.
-        let by = "kernel";
-        self.shared.gate(
-            by,
-            "service.register",
-            &json!({ "service": name, "endpoint": endpoint }),
-        )?;
-        if let Some(n) = &native {
-            n.start().map_err(|e| {
-                KernelError::Failed(format!("service `{name}` failed to start: {e}"))
-            })?;
-        }
-        let seq = self.shared.record(
-            by,
-            "service.register",
-            &json!({ "name": name, "owner_pid": owner_pid, "endpoint": endpoint, "audit_level": audit_level }),
-        )?;
-        self.shared.services.register(ServiceEntry {
-            name: name.to_string(),
-            owner_pid,
-            endpoint: endpoint.clone(),
-            audit_level,
-            chain_seq: seq,
-            native,
-        })?;
-        let _ = self.shared.tree.insert(
-            &format!("/kernel/services/{name}"),
-            [("endpoint".to_string(), json!(endpoint))]
-                .into_iter()
-                .collect(),
-        );
-        Ok(seq)
-    }
-
-    /// Stop and remove a service.
-    pub fn unregister_service(&self, name: &str) -> KernelResult<()> {
-        let e = self
-            .shared
-            .services
-            .unregister(name)
-            .ok_or_else(|| KernelError::NotFound(format!("no service `{name}`")))?;
-        if let Some(n) = e.native {
-            let _ = n.stop();
-        }
-        let _ = self.shared.tree.remove(&format!("/kernel/services/{name}"));
-        self.shared
-            .record("kernel", "service.unregister", &json!({ "name": name }))?;
-        Ok(())
-    }
-
+    /// Registered services.
     pub fn services(&self) -> Vec<ServiceEntry> {
-        self.shared.services.list()
+        self.shared.ipc.services.list()
     }
 
+    /// Health of every native service: name -> error, if any.
     pub fn health_check_services(&self) -> Vec<(String, Result<(), String>)> {
-        self.shared.services.health_check_all()
+        self.shared.ipc.services.health_check_all()
     }
 
-    /// Install the service `cron.add` / `cron.remove` route to.
-    pub fn set_cron_service(&self, cron: Option<Arc<dyn CronService>>) {
-        *self.shared.cron.write().unwrap_or_else(|p| p.into_inner()) = cron;
+    /// The chain, read-only.
+    pub fn chain(&self) -> ChainView {
+        ChainView(self.shared.chain.clone())
     }
 
-    /// The cron service `cron.add` / `cron.remove` route to, if any.
-    pub fn cron_service(&self) -> Option<Arc<dyn CronService>> {
-        self.shared.cron().ok()
+    /// The resource tree, read-only.
+    pub fn tree(&self) -> crate::status::TreeView<'_> {
+        crate::status::TreeView(&self.shared.tree)
     }
 
-    /// Install or replace the governance backend of the gate. Cached
-    /// permits are dropped so the new policy applies to the next action.
-    pub fn set_governance(&self, gov: Option<Arc<dyn GateBackend>>) {
-        self.shared.layered.set_governance(gov);
-        self.shared.gate_epoch.fetch_add(1, Ordering::Release);
-    }
-
-    /// Ask the gate directly (recorded on the chain like any decision).
-    pub fn check(
-        &self,
-        agent: &str,
-        action: &str,
-        context: &serde_json::Value,
-    ) -> weft_gate::GateDecision {
-        self.shared.gate.check(agent, action, context)
-    }
-
-    // --- chain, tree, logs --------------------------------------------------------
-
-    pub fn chain(&self) -> &Arc<ChainManager> {
-        &self.shared.chain
-    }
-
-    pub fn tree(&self) -> &TreeManager {
-        &self.shared.tree
-    }
-
+    /// The kernel log.
     pub fn logs(&self) -> Vec<BootEvent> {
         self.shared.log.events()
     }
 
+    /// Add a line to the kernel log (not the chain).
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
         self.shared.log.push(BootPhase::Runtime, level, message);
     }
 
+    /// The configuration it booted with.
     pub fn config(&self) -> &KernelConfig {
         &self.shared.config
     }
@@ -503,33 +482,63 @@ impl Kernel {
         &self.shared.state_dir
     }
 
+    /// Counts for `kernel status`.
     pub fn stats(&self) -> KernelStats {
         let s = &self.shared;
         KernelStats {
             state: s.kernel_state(),
-            processes: s.processes.count(),
-            live_tasks: s.live.tasks.load(Ordering::Relaxed),
-            live_stores: s.live.stores.load(Ordering::Relaxed),
-            services: s.services.list().len(),
+            processes: s.agents.table.count(),
+            live_tasks: s.agents.live.tasks.load(Ordering::Relaxed),
+            live_stores: s.agents.live.stores.load(Ordering::Relaxed),
+            services: s.ipc.services.list().len(),
             tools: s.tools.list().len(),
-            topics: s.topics.list_topics().len(),
+            topics: s.ipc.topics.list_topics().len(),
+            lost_records: s.lost_records.load(Ordering::Relaxed),
             chain: s.chain.status(),
         }
     }
 
-    /// The default capabilities for a trusted agent: every IPC target and
-    /// topic, every tool, chain appends, children.
-    pub fn trusted_capabilities() -> Capabilities {
-        Capabilities {
-            tools: crate::capability::ToolPermissions {
-                allow: vec!["*".into()],
-                deny: vec![],
-            },
-            ipc: crate::capability::IpcScope::All,
-            sandbox: crate::capability::SandboxPolicy::Strict,
-            chain_append: true,
-            spawn: true,
-        }
+    // --- subsystems -----------------------------------------------------------------
+
+    /// The subsystem named `name`.
+    pub fn unit(&self, name: &str) -> Option<Arc<dyn Subsystem>> {
+        self.shared.units().get(name).cloned()
+    }
+
+    /// The names of every subsystem, in registration order.
+    pub fn unit_names(&self) -> Vec<&'static str> {
+        self.shared.units().names()
+    }
+
+    /// The subsystem of type `T`, for typed access.
+    pub fn subsystem<T: Subsystem>(&self) -> Option<&T> {
+        self.shared
+            .units()
+            .iter()
+            .find_map(|u| u.as_any().downcast_ref::<T>())
+    }
+
+    // --- stopping from the control API ----------------------------------------------
+
+    /// Ask `weaver run` to stop this kernel once the current control answer
+    /// is out.
+    pub fn request_stop(&self) {
+        self.shared.stop_requested.store(true, Ordering::Release);
+    }
+
+    /// Whether a stop was requested (and clear it).
+    pub fn take_stop_request(&self) -> bool {
+        self.shared.stop_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Wake whoever waits in [`Kernel::stopped`].
+    pub fn notify_stop(&self) {
+        self.shared.stop.notify_one();
+    }
+
+    /// Resolves once a stop was requested through the control API.
+    pub async fn stopped(&self) {
+        self.shared.stop.notified().await
     }
 }
 

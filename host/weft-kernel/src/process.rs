@@ -104,6 +104,8 @@ pub struct ProcessEntry {
     pub started_ns: u64,
     /// Why the process last failed, with the error kind.
     pub last_failure: Option<String>,
+    /// The principal that spawned it (`operator`, `app:hello`, an agent).
+    pub owner: Arc<str>,
 }
 
 /// What `inspect` and `ps` show.
@@ -117,6 +119,8 @@ pub struct ProcessInfo {
     pub component: String,
     pub started_ns: u64,
     pub last_failure: Option<String>,
+    /// The principal that spawned it.
+    pub owner: String,
     pub usage: UsageSnapshot,
 }
 
@@ -131,6 +135,7 @@ impl From<&ProcessEntry> for ProcessInfo {
             component: e.component.clone(),
             started_ns: e.started_ns,
             last_failure: e.last_failure.clone(),
+            owner: e.owner.to_string(),
             usage: e.usage.snapshot(),
         }
     }
@@ -272,6 +277,7 @@ mod tests {
             component: String::new(),
             started_ns: 0,
             last_failure: None,
+            owner: "kernel".into(),
         }
     }
 

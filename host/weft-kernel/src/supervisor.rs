@@ -1,19 +1,22 @@
-//! Spawning, stopping and restarting agents, and the supervision tree:
-//! stopping a parent stops its children first.
+//! Spawning, stopping and restarting agents ([`Spawn`], [`Stop`],
+//! [`Restart`], each an action), and the supervision tree: stopping a
+//! parent stops its children first.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use weft_runtime::{Grants, LoadedComponent};
 
+use crate::act::{valid_agent_name, ActCx, Action, AgentPrincipal, KernelView, Principal};
 use crate::agent::task::{self, AgentSpec};
 use crate::agent::{bindings, AgentPre};
 use crate::capability::{AgentLimits, Capabilities, IpcScope};
 use crate::error::{KernelError, KernelResult};
-use crate::process::{Pid, ProcessEntry, ProcessInfo, ProcessState};
+use crate::process::{Pid, ProcessEntry, ProcessState, Usage};
 use crate::shared::{Control, Shared};
 
 /// When a crashed agent is started again.
@@ -69,13 +72,19 @@ mod ms {
 
 /// Everything needed to start an agent.
 pub struct SpawnRequest {
-    /// Unique among live agents; `[A-Za-z0-9._-]`.
+    /// Unique among live agents; 1-128 of `[A-Za-z0-9._-]`, not `kernel`
+    /// or `operator`.
     pub name: String,
+    /// An `agent`-world component.
     pub component: LoadedComponent,
+    /// What it may do (within the spawner's own: an app's ceiling, a
+    /// parent agent's capabilities).
     pub capabilities: Capabilities,
     /// `None` takes the kernel's `[agent_limits]`.
     pub limits: Option<AgentLimits>,
+    /// When a crash is followed by a restart.
     pub restart: RestartPolicy,
+    /// Its parent agent (stopping the parent stops it first).
     pub parent: Option<Pid>,
     /// Handed to the agent's `init`.
     pub config: serde_json::Value,
@@ -102,17 +111,11 @@ impl SpawnRequest {
     }
 }
 
-fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 128
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-}
-
 /// The gate actions an agent's capabilities grant it. The in-process
 /// capability checks are finer; these rules make the gate deny by default.
 fn gate_actions(caps: &Capabilities) -> Vec<&'static str> {
-    let mut a = vec!["service.cron.*"];
+    // Every agent may ask who it is, the time, random bytes, and log.
+    let mut a = vec!["kernel.*"];
     if caps.ipc != IpcScope::None {
         a.push("ipc.*");
     }
@@ -125,11 +128,14 @@ fn gate_actions(caps: &Capabilities) -> Vec<&'static str> {
     if caps.spawn {
         a.extend(["agent.spawn", "agent.stop", "agent.restart"]);
     }
+    if caps.cron {
+        a.extend(["cron.add", "cron.remove"]);
+    }
     a
 }
 
 pub(crate) fn agent_pre(shared: &Shared, c: &LoadedComponent) -> KernelResult<AgentPre> {
-    let mut pres = shared.agent_pres.lock().unwrap_or_else(|p| p.into_inner());
+    let mut pres = shared.agents.pres.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(p) = pres.get(&c.digest) {
         return Ok(p.clone());
     }
@@ -139,7 +145,8 @@ pub(crate) fn agent_pre(shared: &Shared, c: &LoadedComponent) -> KernelResult<Ag
         })
     };
     let pre = shared
-        .agent_linker
+        .agents
+        .linker
         .instantiate_pre(&c.component)
         .map_err(invalid)?;
     let pre = bindings::AgentPre::new(pre).map_err(invalid)?;
@@ -147,158 +154,360 @@ pub(crate) fn agent_pre(shared: &Shared, c: &LoadedComponent) -> KernelResult<Ag
     Ok(pre)
 }
 
-pub(crate) async fn spawn(shared: &Arc<Shared>, req: SpawnRequest) -> KernelResult<Pid> {
-    shared.ensure_running()?;
-    if !valid_name(&req.name) {
-        return Err(KernelError::Invalid(format!(
-            "agent name `{}`: use 1-128 of [A-Za-z0-9._-]",
-            req.name
-        )));
-    }
-    let by: Arc<str> = match req.parent {
-        Some(p) => shared
-            .processes
-            .name_of(p)
-            .ok_or(KernelError::NoSuchProcess(p))?,
-        None => Arc::from("kernel"),
-    };
-    let digest = req.component.digest.to_hex();
-    shared.gate(
-        &by,
-        "agent.spawn",
-        &json!({ "name": req.name, "component": digest }),
-    )?;
-    let pre = agent_pre(shared, &req.component)?;
-    let caps = Arc::new(req.capabilities);
-    let usage = Arc::default();
-    let name: Arc<str> = Arc::from(req.name.as_str());
-    let pid = shared.processes.insert(ProcessEntry {
-        pid: 0,
-        name: name.clone(),
-        parent: req.parent,
-        children: Vec::new(),
-        state: ProcessState::Starting,
-        capabilities: caps.clone(),
-        usage: Arc::clone(&usage),
-        component: digest.clone(),
-        started_ns: weft_chain::now_ns(),
-        last_failure: None,
-    })?;
-    let config = req.config.to_string();
-    let spec = Arc::new(AgentSpec {
-        pid,
-        name: name.clone(),
-        parent: req.parent,
+/// Start an agent (`agent.spawn`). Returns its pid once its `init` has
+/// succeeded; a failing `init` fails the spawn.
+pub struct Spawn {
+    req: SpawnRequest,
+    digest: String,
+    pre: Option<AgentPre>,
+}
 
-        pre,
-        caps: caps.clone(),
-        limits: req
-            .limits
-            .unwrap_or_else(|| shared.config.agent_limits.clone()),
-        restart: req.restart,
-        config,
-        grants: req.grants,
-        usage,
-    });
-    let _ = shared.layered.capability.allow(&name, &gate_actions(&caps));
-    let inbox = shared.a2a.register(pid);
-    let (ctl_tx, ctl_rx) = mpsc::channel(16);
-    shared.controls.insert(pid, ctl_tx);
-    let live = match task::start(shared, &spec).await {
-        Ok(l) => l,
-        Err(f) => {
-            release(shared, pid, &name, true);
-            return Err(KernelError::Failed(format!(
-                "agent `{name}` did not start: {f}"
+impl Spawn {
+    /// Spawn what `req` describes.
+    pub fn new(req: SpawnRequest) -> Self {
+        let digest = req.component.digest.to_hex();
+        Spawn {
+            req,
+            digest,
+            pre: None,
+        }
+    }
+}
+
+fn excess_text(excess: &[weft_model::Excess]) -> String {
+    excess
+        .iter()
+        .map(|e| format!("capabilities.{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Action for Spawn {
+    type Output = Pid;
+
+    fn gate_action(&self) -> Cow<'static, str> {
+        Cow::Borrowed("agent.spawn")
+    }
+
+    fn gate_context(&self) -> Value {
+        json!({ "name": self.req.name, "component": self.digest })
+    }
+
+    fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
+        let k = k.shared();
+        let req = &mut self.req;
+        if !valid_agent_name(&req.name) {
+            return Err(KernelError::Invalid(format!(
+                "agent name `{}`: use 1-128 of [A-Za-z0-9._-], not `kernel` or `operator`",
+                req.name
             )));
         }
-    };
-    let seq = shared.record(
-        &name,
-        "agent.spawn",
-        &json!({ "pid": pid, "name": &*name, "parent": spec.parent, "component": digest, "capabilities": &*caps }),
-    )?;
-    let _ = shared.tree.insert(
-        &format!("/kernel/agents/{name}"),
-        [
-            ("pid".to_string(), json!(pid)),
-            ("component".to_string(), json!(digest)),
-            ("spawn_seq".to_string(), json!(seq)),
-        ]
-        .into_iter()
-        .collect(),
-    );
-    if let Some(parent) = &req.lineage {
-        shared
-            .chain
-            .record_lineage(parent, &format!("agent:{name}"), "spawn")?;
+        match who {
+            Principal::Kernel | Principal::Operator => {}
+            Principal::App(app) => {
+                if !app.owns_name(&req.name) {
+                    return Err(KernelError::Denied(format!(
+                        "app `{}` may only spawn agents named `{}.*`, not `{}`",
+                        app.name(),
+                        app.name(),
+                        req.name
+                    )));
+                }
+                if let Some(ceiling) = &app.ceiling {
+                    req.capabilities.within(ceiling).map_err(|x| {
+                        KernelError::Denied(format!(
+                            "agent `{}` exceeds the ceiling of app `{}`: {}",
+                            req.name,
+                            app.name(),
+                            excess_text(&x)
+                        ))
+                    })?;
+                    req.capabilities = std::mem::take(&mut req.capabilities).bounded_by(ceiling);
+                }
+            }
+            Principal::Agent(a) => {
+                if !a.caps.spawn {
+                    return Err(KernelError::Denied(format!(
+                        "`{}` may not spawn agents",
+                        a.name
+                    )));
+                }
+                // A child never holds more than its parent.
+                req.capabilities.within(&a.caps).map_err(|x| {
+                    KernelError::Denied(format!(
+                        "child `{}` would exceed the capabilities of `{}`: {}",
+                        req.name,
+                        a.name,
+                        excess_text(&x)
+                    ))
+                })?;
+                req.parent = Some(a.pid);
+            }
+        }
+        if let Some(p) = req.parent {
+            if k.agents.table.get(p).is_none() {
+                return Err(KernelError::NoSuchProcess(p));
+            }
+        }
+        if k.agents.table.pid_of(&req.name).is_some() {
+            return Err(KernelError::NameTaken(req.name.clone()));
+        }
+        self.pre = Some(agent_pre(k, &self.req.component)?);
+        Ok(())
     }
-    let guard = task::TaskGuard::new(shared.clone(), spec);
-    let handle = tokio::spawn(task::run(guard, live, inbox, ctl_rx));
-    shared.tasks.insert(pid, handle);
-    Ok(pid)
+
+    async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<Pid> {
+        let shared = cx.shared.clone();
+        let Some(pre) = self.pre else {
+            return Err(KernelError::Failed("spawn was not authorized".into()));
+        };
+        let req = self.req;
+        let digest = self.digest;
+        let caps = Arc::new(req.capabilities);
+        let usage: Arc<Usage> = Arc::default();
+        let name: Arc<str> = Arc::from(req.name.as_str());
+        let owner: Arc<str> = Arc::from(cx.who().gate_name());
+        let pid = shared.agents.table.insert(ProcessEntry {
+            pid: 0,
+            name: name.clone(),
+            parent: req.parent,
+            children: Vec::new(),
+            state: ProcessState::Starting,
+            capabilities: caps.clone(),
+            usage: Arc::clone(&usage),
+            component: digest.clone(),
+            started_ns: weft_chain::now_ns(),
+            last_failure: None,
+            owner: owner.clone(),
+        })?;
+        let limits = req
+            .limits
+            .unwrap_or_else(|| shared.config.agent_limits.clone());
+        let me = Arc::new(AgentPrincipal {
+            pid,
+            name: name.clone(),
+            parent: req.parent,
+            caps: caps.clone(),
+            usage: usage.clone(),
+            max_messages: limits.max_messages,
+            max_tool_calls: limits.max_tool_calls,
+            owner: owner.clone(),
+        });
+        shared.agents.principals.insert(pid, me.clone());
+        let spec = Arc::new(AgentSpec {
+            me,
+            pre,
+            limits,
+            restart: req.restart,
+            config: req.config.to_string(),
+            grants: req.grants,
+        });
+        if let Err(e) = shared
+            .gate
+            .layered
+            .capability
+            .allow(&name, &gate_actions(&caps))
+        {
+            release(&shared, pid, &name, true);
+            return Err(KernelError::Invalid(e.to_string()));
+        }
+        let inbox = shared.ipc.router.register(pid);
+        let (ctl_tx, ctl_rx) = mpsc::channel(16);
+        shared.agents.controls.insert(pid, ctl_tx);
+        let live = match task::start(&shared, &spec).await {
+            Ok(l) => l,
+            Err(f) => {
+                release(&shared, pid, &name, true);
+                return Err(KernelError::Failed(format!(
+                    "agent `{name}` did not start: {f}"
+                )));
+            }
+        };
+        let recorded = (|| -> KernelResult<()> {
+            let seq = cx.record(
+                "agent.spawn",
+                &json!({ "pid": pid, "name": &*name, "parent": req.parent, "component": digest,
+                         "capabilities": &*caps, "owner": &*owner }),
+            )?;
+            cx.tree().insert(
+                &format!("/kernel/agents/{name}"),
+                [
+                    ("pid".to_string(), json!(pid)),
+                    ("component".to_string(), json!(digest)),
+                    ("spawn_seq".to_string(), json!(seq)),
+                ]
+                .into_iter()
+                .collect(),
+            )?;
+            if let Some(parent) = &req.lineage {
+                cx.record_lineage(parent, &format!("agent:{name}"), "spawn")?;
+            }
+            Ok(())
+        })();
+        let guard = task::TaskGuard::new(shared.clone(), spec);
+        if let Err(e) = recorded {
+            // Unrecorded, it must not run: the guard releases it.
+            drop(live);
+            drop(guard);
+            return Err(e);
+        }
+        let handle = tokio::spawn(task::run(guard, live, inbox, ctl_rx));
+        shared.agents.tasks.insert(pid, handle);
+        Ok(pid)
+    }
 }
 
 /// Undo a process's registrations; called once its task ends (or its
 /// start failed). Deliberately stopped processes leave the table; failed
-/// ones stay as `Stopped` with their failure until stopped again.
+/// ones stay as `Stopped` with their failure until stopped again. The
+/// `agent.stop` record is the effect of whatever ended it (a stop, a
+/// crash it gave up on); nobody waits on this path, so a record that
+/// cannot be written is logged and counted (`Shared::note_or_log`).
 pub(crate) fn release(shared: &Shared, pid: Pid, name: &str, requested: bool) {
-    shared.a2a.unregister(pid);
-    shared.controls.remove(&pid);
-    shared.topics.unsubscribe_all(pid);
-    for svc in shared.services.unregister_owner(pid) {
-        let _ = shared.tree.remove(&format!("/kernel/services/{svc}"));
+    shared.ipc.router.unregister(pid);
+    shared.agents.controls.remove(&pid);
+    shared.agents.principals.remove(&pid);
+    shared.ipc.topics.unsubscribe_all(pid);
+    let mut problems = Vec::new();
+    for svc in shared.ipc.services.unregister_owner(pid) {
+        let path = format!("/kernel/services/{svc}");
+        if shared.tree.get(&path).is_some() {
+            if let Err(e) = shared.tree.remove(&path) {
+                problems.push(format!("tree {path}: {e}"));
+            }
+        }
     }
-    let _ = shared.layered.capability.revoke_agent(name);
-    let _ = shared.tree.remove(&format!("/kernel/agents/{name}"));
-    let _ = shared.processes.set_state(pid, ProcessState::Stopping);
-    let _ = shared.processes.set_state(pid, ProcessState::Stopped);
-    let _ = shared.record(
+    shared.gate.layered.capability.revoke_agent(name);
+    let path = format!("/kernel/agents/{name}");
+    if shared.tree.get(&path).is_some() {
+        if let Err(e) = shared.tree.remove(&path) {
+            problems.push(format!("tree {path}: {e}"));
+        }
+    }
+    // Both are legal from every live state; a process already Stopped
+    // (a retired one being stopped again) stays so.
+    if let Err(e) = shared.agents.table.set_state(pid, ProcessState::Stopping) {
+        tracing::debug!("release {name}: {e}");
+    }
+    if let Err(e) = shared.agents.table.set_state(pid, ProcessState::Stopped) {
+        tracing::debug!("release {name}: {e}");
+    }
+    shared.note_or_log(
         name,
         "agent.stop",
-        &json!({ "pid": pid, "requested": requested }),
+        &json!({ "pid": pid, "requested": requested, "problems": problems }),
     );
     if requested {
-        shared.processes.remove(pid);
+        shared.agents.table.remove(pid);
     } else {
-        shared.processes.retire(pid);
+        shared.agents.table.retire(pid);
     }
 }
 
-pub(crate) async fn stop(shared: &Arc<Shared>, pid: Pid, by: &str) -> KernelResult<()> {
-    let entry = shared
-        .processes
-        .get(pid)
-        .ok_or(KernelError::NoSuchProcess(pid))?;
-    shared.gate(
-        by,
-        "agent.stop",
-        &json!({ "pid": pid, "name": &*entry.name }),
-    )?;
-    stop_tree(shared, pid).await
+/// May `who` stop or restart process `pid` (named `name`, spawned by
+/// `owner`)? Apps: their own agents; agents with `spawn`: their
+/// descendants; the kernel and the operator: any.
+fn may_manage(k: &Shared, who: &Principal, pid: Pid, owner: &str) -> bool {
+    match who {
+        Principal::Kernel | Principal::Operator => true,
+        Principal::App(_) => who.owns(owner),
+        Principal::Agent(a) => {
+            if !a.caps.spawn {
+                return false;
+            }
+            let mut cur = k.agents.table.get(pid).and_then(|e| e.parent);
+            while let Some(p) = cur {
+                if p == a.pid {
+                    return true;
+                }
+                cur = k.agents.table.get(p).and_then(|e| e.parent);
+            }
+            false
+        }
+    }
 }
 
-fn stop_tree(
+/// Stop an agent and (first) all its descendants (`agent.stop`).
+#[derive(Debug)]
+pub struct Stop {
+    /// The agent.
+    pub pid: Pid,
+    name: Option<Arc<str>>,
+}
+
+impl Stop {
+    /// Stop agent `pid`.
+    pub fn new(pid: Pid) -> Self {
+        Stop { pid, name: None }
+    }
+}
+
+impl Action for Stop {
+    type Output = ();
+
+    fn gate_action(&self) -> Cow<'static, str> {
+        Cow::Borrowed("agent.stop")
+    }
+
+    fn gate_context(&self) -> Value {
+        json!({ "pid": self.pid, "name": self.name.as_deref() })
+    }
+
+    fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
+        let k = k.shared();
+        let e = k
+            .agents
+            .table
+            .get(self.pid)
+            .ok_or(KernelError::NoSuchProcess(self.pid))?;
+        self.name = Some(e.name.clone());
+        if !may_manage(k, who, self.pid, &e.owner) {
+            return Err(KernelError::Denied(format!(
+                "`{}` may not stop `{}` (spawned by `{}`)",
+                who.gate_name(),
+                e.name,
+                e.owner
+            )));
+        }
+        Ok(())
+    }
+
+    async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<()> {
+        stop_tree(cx.shared, self.pid).await
+    }
+}
+
+pub(crate) fn stop_tree(
     shared: &Arc<Shared>,
     pid: Pid,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = KernelResult<()>> + Send + '_>> {
     Box::pin(async move {
         let entry = shared
-            .processes
+            .agents
+            .table
             .get(pid)
             .ok_or(KernelError::NoSuchProcess(pid))?;
         for child in entry.children.iter().rev() {
-            let _ = stop_tree(shared, *child).await;
+            match stop_tree(shared, *child).await {
+                Ok(()) | Err(KernelError::NoSuchProcess(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         if entry.state == ProcessState::Stopped {
-            shared.processes.remove(pid);
+            shared.agents.table.remove(pid);
             return Ok(());
         }
-        let _ = shared.processes.set_state(pid, ProcessState::Stopping);
-        if let Some(tx) = shared.controls.get(&pid).map(|t| t.clone()) {
-            let _ = tx.try_send(Control::Signal(crate::ipc::KernelSignal::Shutdown));
+        shared.agents.table.set_state(pid, ProcessState::Stopping)?;
+        if let Some(tx) = shared.agents.controls.get(&pid).map(|t| t.clone()) {
+            // A full control queue means a stop is already on its way.
+            if tx
+                .try_send(Control::Signal(crate::ipc::KernelSignal::Shutdown))
+                .is_err()
+            {
+                tracing::debug!("agent {pid}: control queue full while stopping");
+            }
         }
-        if let Some((_, mut handle)) = shared.tasks.remove(&pid) {
+        if let Some((_, mut handle)) = shared.agents.tasks.remove(&pid) {
             // A guest inside a call is cut off at its next fuel yield; an
             // idle one exits on the signal (with a backstop).
             let busy = entry
@@ -311,26 +520,65 @@ fn stop_tree(
                     .is_err()
             {
                 handle.abort();
-                let _ = handle.await;
+                // A cancelled task's JoinError is the expected outcome.
+                if let Err(e) = handle.await {
+                    if !e.is_cancelled() {
+                        tracing::warn!("agent {pid}: task ended with {e}");
+                    }
+                }
             }
         }
         Ok(())
     })
 }
 
-pub(crate) async fn restart(shared: &Arc<Shared>, pid: Pid, by: &str) -> KernelResult<()> {
-    let entry = shared
-        .processes
-        .get(pid)
-        .ok_or(KernelError::NoSuchProcess(pid))?;
-    shared.gate(
-        by,
-        "agent.restart",
-        &json!({ "pid": pid, "name": &*entry.name }),
-    )?;
-    shared.control(pid, Control::Restart).await
+/// Restart an agent's instance (`agent.restart`): a fresh instance, the
+/// same pid, inbox and capabilities.
+#[derive(Debug)]
+pub struct Restart {
+    /// The agent.
+    pub pid: Pid,
+    name: Option<Arc<str>>,
 }
 
-pub(crate) fn inspect(shared: &Shared, pid: Pid) -> Option<ProcessInfo> {
-    shared.processes.info(pid)
+impl Restart {
+    /// Restart agent `pid`.
+    pub fn new(pid: Pid) -> Self {
+        Restart { pid, name: None }
+    }
+}
+
+impl Action for Restart {
+    type Output = ();
+
+    fn gate_action(&self) -> Cow<'static, str> {
+        Cow::Borrowed("agent.restart")
+    }
+
+    fn gate_context(&self) -> Value {
+        json!({ "pid": self.pid, "name": self.name.as_deref() })
+    }
+
+    fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
+        let k = k.shared();
+        let e = k
+            .agents
+            .table
+            .get(self.pid)
+            .ok_or(KernelError::NoSuchProcess(self.pid))?;
+        self.name = Some(e.name.clone());
+        if !may_manage(k, who, self.pid, &e.owner) {
+            return Err(KernelError::Denied(format!(
+                "`{}` may not restart `{}` (spawned by `{}`)",
+                who.gate_name(),
+                e.name,
+                e.owner
+            )));
+        }
+        Ok(())
+    }
+
+    async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<()> {
+        cx.shared.control(self.pid, Control::Restart).await
+    }
 }

@@ -14,7 +14,7 @@ use weft_kernel::{
 
 async fn ping_pong(k: &weft_kernel::Kernel, tag: &str, rounds: u64) -> Duration {
     let topic = format!("{tag}.done");
-    let mut done = k.subscribe(&topic);
+    let mut done = k.subscribe(&topic).await;
     spawn(
         k,
         &format!("{tag}-pong"),
@@ -356,12 +356,16 @@ async fn request_reply_topics_and_services() {
 
     // Services: ServiceMethod routes to the owner with `method` set.
     let owner = k.pid_of("sub1").unwrap();
-    k.register_service(
-        "echo",
-        weft_kernel::service::ServiceEndpoint::AgentInbox(owner),
-        Default::default(),
-        None,
+    k.act(
+        &weft_kernel::Principal::Operator,
+        weft_kernel::ipc::RegisterService {
+            name: "echo".into(),
+            endpoint: weft_kernel::ipc::service::ServiceEndpoint::AgentInbox(owner),
+            audit_level: Default::default(),
+            native: None,
+        },
     )
+    .await
     .unwrap();
     let r = k
         .request(
@@ -402,7 +406,7 @@ async fn stopping_a_parent_stops_its_children() {
 
 #[allow(non_snake_case)]
 fn Kernel_trusted() -> Capabilities {
-    weft_kernel::Kernel::trusted_capabilities()
+    Capabilities::trusted()
 }
 
 #[tokio::test]

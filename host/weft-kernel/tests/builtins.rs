@@ -8,21 +8,18 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use weft_kernel::cron::{CronJob, CronJobSpec, CronService};
-use weft_kernel::service::{AuditLevel, ServiceEndpoint, SystemService};
-use weft_kernel::tools::ToolEntry;
-use weft_kernel::{Capabilities, IpcScope, MessageTarget, Payload, ToolPermissions};
+use weft_kernel::ipc::service::{AuditLevel, ServiceEndpoint, SystemService};
+use weft_kernel::ipc::{RegisterService, UnregisterService};
+use weft_kernel::tools::{RegisterTool, ToolEntry};
+use weft_kernel::{Capabilities, IpcScope, MessageTarget, Payload, Principal, ToolPermissions};
 
-fn register_calc(k: &weft_kernel::Kernel) {
+async fn register_calc(k: &weft_kernel::Kernel) {
     let calc = k.load_component(&weft_testkit::guest("calc")).unwrap();
-    k.register_tool(ToolEntry {
-        name: "calc".into(),
-        component: calc,
-        limits: Default::default(),
-        grants: Default::default(),
-        description: "calculator".into(),
-    })
-    .unwrap();
+    let mut entry = ToolEntry::new("calc", calc);
+    entry.description = "calculator".into();
+    k.act(&Principal::Operator, RegisterTool(entry))
+        .await
+        .unwrap();
 }
 
 fn calc_user() -> Capabilities {
@@ -40,7 +37,7 @@ fn calc_user() -> Capabilities {
 async fn agents_invoke_tools_through_capabilities_gate_and_chain() {
     let t = boot().await;
     let k = &t.kernel;
-    register_calc(k);
+    register_calc(k).await;
     spawn(k, "user", json!({}), calc_user()).await;
     spawn(k, "stranger", json!({}), all_ipc()).await;
     let r = op(
@@ -106,7 +103,7 @@ async fn agents_invoke_tools_through_capabilities_gate_and_chain() {
 async fn exec_builtin_runs_with_the_receiving_agents_capabilities() {
     let t = boot().await;
     let k = &t.kernel;
-    register_calc(k);
+    register_calc(k).await;
     spawn(k, "worker", json!({}), calc_user()).await;
     spawn(k, "idle", json!({}), all_ipc()).await;
     let cmd = json!({"cmd": "exec", "tool": "calc", "input": {"expr": "2^10"}});
@@ -132,89 +129,46 @@ async fn exec_builtin_runs_with_the_receiving_agents_capabilities() {
     assert_eq!(op(k, "worker", json!({"op": "count"})).await["ok"], 1);
 }
 
-/// A cron service that only records what reaches it.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(String, CronJobSpec)>>);
-
-impl CronService for Recorder {
-    fn add(&self, owner: &str, spec: CronJobSpec) -> Result<CronJob, String> {
-        let mut v = self.0.lock().unwrap();
-        v.push((owner.to_string(), spec.clone()));
-        Ok(CronJob {
-            id: format!("job-{}", v.len()),
-            owner: owner.into(),
-            spec,
-        })
-    }
-    fn remove(&self, _owner: &str, id: &str) -> Result<(), String> {
-        if id == "job-1" {
-            Ok(())
-        } else {
-            Err(format!("no job {id}"))
-        }
-    }
-    fn list(&self) -> Vec<CronJob> {
-        Vec::new()
-    }
-}
-
 #[tokio::test]
-async fn cron_builtins_route_to_the_cron_service() {
+async fn exec_for_a_sender_needs_the_senders_authority_too() {
+    // The confused deputy: `mallory` may not use calc, `worker` may. Asking
+    // `worker` to run calc must not lend mallory worker's rights.
     let t = boot().await;
     let k = &t.kernel;
-    spawn(k, "sched", json!({}), all_ipc()).await;
-    let add = json!({"cmd": "cron.add", "schedule": "*/5 * * * *", "payload": {"hello": 1}});
-    let e = k
-        .request(
-            MessageTarget::Named("sched".into()),
-            Payload::Json(add.clone()),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("no cron service"), "{e}");
-
-    let rec = Arc::new(Recorder::default());
-    k.set_cron_service(Some(rec.clone()));
-    let r = k
-        .request(
-            MessageTarget::Named("sched".into()),
-            Payload::Json(add),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-    let Payload::Json(job) = r else {
-        panic!("{r:?}")
-    };
-    assert_eq!(job["id"], "job-1");
-    assert_eq!(
-        job["target"], "sched",
-        "target defaults to the agent itself"
-    );
-    let seen = rec.0.lock().unwrap().clone();
-    assert_eq!(seen[0].0, "sched");
-    assert_eq!(seen[0].1.schedule, "*/5 * * * *");
-    let rm = |id: &str| Payload::Json(json!({"cmd": "cron.remove", "id": id}));
-    k.request(
-        MessageTarget::Named("sched".into()),
-        rm("job-1"),
-        Duration::from_secs(5),
+    register_calc(k).await;
+    spawn(k, "worker", json!({}), calc_user()).await;
+    spawn(k, "mallory", json!({}), all_ipc()).await;
+    let cmd = json!({"cmd": "exec", "tool": "calc", "input": {"expr": "6*7"}});
+    let r = op(
+        k,
+        "mallory",
+        json!({"op": "request", "to": "worker", "body": cmd, "timeout_ms": 5000}),
     )
-    .await
-    .unwrap();
-    let e = k
-        .request(
-            MessageTarget::Named("sched".into()),
-            rm("job-9"),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("no job job-9"), "{e}");
-    assert!(chain_kinds(k)
-        .iter()
-        .any(|(kind, p)| kind == "gate.permit" && p["action"] == "service.cron.add"));
+    .await;
+    let err = r["err"].as_str().unwrap_or_default();
+    assert!(err.contains("`mallory` may not use tool `calc`"), "{r}");
+    // The refusal is on the chain, naming mallory and the tool.
+    assert!(
+        chain_kinds(k).iter().any(|(kind, p)| kind == "gate.deny"
+            && p["agent"] == "mallory"
+            && p["action"] == "tool.exec.calc"),
+        "no recorded refusal"
+    );
+    assert!(!chain_kinds(k).iter().any(|(kind, _)| kind == "tool.exec"));
+    // A sender that may use calc gets it through worker, recorded as via worker.
+    spawn(k, "friend", json!({}), calc_user()).await;
+    let r = op(
+        k,
+        "friend",
+        json!({"op": "request", "to": "worker", "body": cmd, "timeout_ms": 5000}),
+    )
+    .await;
+    assert_eq!(r["ok"]["value"], 42.0, "{r}");
+    let exec = chain_kinds(k)
+        .into_iter()
+        .find(|(kind, _)| kind == "tool.exec")
+        .expect("tool.exec");
+    assert_eq!(exec.1["via"], "worker");
 }
 
 #[tokio::test]
@@ -270,14 +224,18 @@ async fn native_services_report_health() {
     let t = boot().await;
     let k = &t.kernel;
     let svc = Arc::new(Flaky(Mutex::new(true)));
-    k.register_service(
-        "store",
-        ServiceEndpoint::External {
-            url: "http://127.0.0.1:1".into(),
+    k.act(
+        &Principal::Operator,
+        RegisterService {
+            name: "store".into(),
+            endpoint: ServiceEndpoint::External {
+                url: "http://127.0.0.1:1".into(),
+            },
+            audit_level: AuditLevel::GateOnly,
+            native: Some(svc.clone()),
         },
-        AuditLevel::GateOnly,
-        Some(svc.clone()),
     )
+    .await
     .unwrap();
     assert_eq!(
         k.health_check_services(),
@@ -289,13 +247,24 @@ async fn native_services_report_health() {
         vec![("store".to_string(), Err("disk full".to_string()))]
     );
     assert!(k
-        .register_service(
-            "store",
-            ServiceEndpoint::Container { id: "x".into() },
-            AuditLevel::Full,
-            None
+        .act(
+            &Principal::Operator,
+            RegisterService {
+                name: "store".into(),
+                endpoint: ServiceEndpoint::Container { id: "x".into() },
+                audit_level: AuditLevel::Full,
+                native: None,
+            },
         )
+        .await
         .is_err());
-    k.unregister_service("store").unwrap();
+    k.act(
+        &Principal::Operator,
+        UnregisterService {
+            name: "store".into(),
+        },
+    )
+    .await
+    .unwrap();
     assert!(k.services().is_empty());
 }

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use weft_kernel::tools::ToolEntry;
-use weft_kernel::{Kernel, KernelConfig};
+use weft_kernel::tools::{InvokeTool, RegisterTool, ToolEntry};
+use weft_kernel::{Kernel, KernelConfig, Principal};
 use weft_runtime::{Grants, Limits};
+use weft_subsystems::governance::GovernanceUnit;
 use weft_testkit::{dist_guest, guest, shared_cache_dir};
 
 fn config() -> KernelConfig {
@@ -14,6 +15,12 @@ fn config() -> KernelConfig {
     c.kernel.cache_dir = Some(shared_cache_dir());
     c.runtime.pool_instances = 1_000;
     c
+}
+
+async fn boot(c: KernelConfig, dir: &std::path::Path) -> Kernel {
+    Kernel::boot_with(c, dir, weft_subsystems::units())
+        .await
+        .expect("boot")
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -25,41 +32,37 @@ async fn governed_calls(sign_every_decision: bool) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = config();
     cfg.chain.sign_every_decision = sign_every_decision;
-    let k = Kernel::boot(cfg, dir.path()).await.expect("boot");
-    let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
-        .await
-        .expect("install");
+    let k = boot(cfg, dir.path()).await;
     let wc = k.load_component(&guest("wordcount")).expect("wordcount");
-    k.register_tool(ToolEntry {
-        name: "wordcount".into(),
-        component: wc,
-        limits: Limits::default(),
-        grants: Grants::default(),
-        description: String::new(),
-    })
-    .expect("register");
+    let op = Principal::Operator;
+    k.act(&op, RegisterTool(ToolEntry::new("wordcount", wc)))
+        .await
+        .expect("register");
     let input = r#"{"text":"the quick brown fox"}"#;
     for _ in 0..500 {
-        k.invoke_tool("wordcount", input).await.expect("warm-up");
+        k.act(&op, InvokeTool::new("wordcount", input))
+            .await
+            .expect("warm-up");
     }
     let n = 20_000;
     let t = Instant::now();
     for _ in 0..n {
-        k.invoke_tool("wordcount", input).await.expect("invoke");
+        k.act(&op, InvokeTool::new("wordcount", input))
+            .await
+            .expect("invoke");
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
-    s.stop();
     k.shutdown().await.expect("shutdown");
     rate
 }
 
 async fn governance_costs() -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let k = Kernel::boot(config(), dir.path()).await.expect("boot");
-    let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
-        .await
-        .expect("install");
-    let g = s.governance.clone().expect("governance installed");
+    let k = boot(config(), dir.path()).await;
+    let g = k
+        .subsystem::<GovernanceUnit>()
+        .and_then(|u| u.governance())
+        .expect("governance installed");
     let gate = weft_gate::GovernanceGate::new(g.clone(), "prod");
     let ctx = serde_json::json!({ "effect": { "risk": 0.3, "privacy": 0.2 } });
     for _ in 0..200 {
@@ -80,7 +83,6 @@ async fn governance_costs() -> (Duration, Duration) {
             t.elapsed()
         })
         .collect();
-    s.stop();
     k.shutdown().await.expect("shutdown");
     (median(checks), median(reloads))
 }
@@ -91,23 +93,18 @@ async fn main() {
 
     // Warm the compile cache, then time cold boots (new state dir each).
     let warm = tempfile::tempdir().expect("tempdir");
-    let k = Kernel::boot(config(), warm.path()).await.expect("boot");
-    let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
-        .await
-        .expect("install");
-    assert!(s.problems.is_empty(), "{:?}", s.problems);
-    s.stop();
+    let k = boot(config(), warm.path()).await;
+    for unit in ["governance", "cron", "health"] {
+        let status = k.unit(unit).expect(unit).status().to_string();
+        assert!(!status.contains("UNAVAILABLE"), "{unit}: {status}");
+    }
     k.shutdown().await.expect("shutdown");
     let mut boots = Vec::new();
     for _ in 0..7 {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Instant::now();
-        let k = Kernel::boot(config(), dir.path()).await.expect("boot");
-        let mut s = weft_subsystems::install(&k, &k.config().subsystems.clone())
-            .await
-            .expect("install");
+        let k = boot(config(), dir.path()).await;
         boots.push(t.elapsed());
-        s.stop();
         k.shutdown().await.expect("shutdown");
     }
     let boot = median(boots);

@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use serde_json::json;
-use weft_kernel::cron::{CronJobSpec, CronService};
-use weft_kernel::{KernelState, MessageTarget, Payload};
-use weft_subsystems::cron::default_limits;
+use weft_kernel::{Capabilities, IpcScope, KernelState, Payload, Principal};
+use weft_subsystems::cron::{default_limits, CronAdd, CronJobSpec, CronUnit};
 use weft_subsystems::ComponentCron;
 
 const S: u64 = 1_000_000_000;
@@ -21,21 +20,27 @@ fn spec(schedule: &str, target: &str) -> CronJobSpec {
     }
 }
 
-fn standalone(k: &weft_kernel::Kernel) -> ComponentCron {
-    ComponentCron::new(
-        k.runtime(),
-        k.chain().clone(),
-        common::component(k, "cron"),
-        None,
-        default_limits(),
-    )
-    .expect("cron")
+fn standalone(rt: &weft_runtime::Runtime) -> ComponentCron {
+    ComponentCron::new(rt, common::component_in(rt, "cron"), None, default_limits()).expect("cron")
+}
+
+fn cron(k: &weft_kernel::Kernel) -> ComponentCron {
+    k.subsystem::<CronUnit>()
+        .and_then(|u| u.cron().cloned())
+        .expect("cron installed")
+}
+
+async fn add_as_operator(k: &weft_kernel::Kernel, spec: CronJobSpec) -> String {
+    k.act(&Principal::Operator, CronAdd::new(spec))
+        .await
+        .expect("cron.add")
+        .id
 }
 
 #[tokio::test]
 async fn schedules_fire_when_the_host_says_it_is_time() {
-    let (k, _d) = common::boot().await;
-    let c = standalone(&k);
+    let rt = common::runtime();
+    let c = standalone(&rt);
     let now = weft_chain::now_ns();
 
     // 5 fields: every 5 minutes, on a minute boundary.
@@ -95,7 +100,7 @@ async fn schedules_fire_when_the_host_says_it_is_time() {
             .count(),
         1
     );
-    assert!(!c.list().iter().any(|j| j.id == at.id));
+    assert!(!c.list().unwrap().iter().any(|j| j.id == at.id));
 
     // Errors name the problem; only the owner removes.
     for bad in ["* * *", "every 3 parsecs", "at yesterday", "70 * * * *"] {
@@ -105,6 +110,7 @@ async fn schedules_fire_when_the_host_says_it_is_time() {
     assert!(c
         .remove("other", &five.id)
         .unwrap_err()
+        .to_string()
         .contains("belongs to"));
     c.remove("me", &five.id).unwrap();
     assert!(c.remove("me", &five.id).is_err());
@@ -113,13 +119,8 @@ async fn schedules_fire_when_the_host_says_it_is_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_fires_a_message_to_a_real_agent() {
     let (k, _d) = common::boot().await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-        .await
-        .unwrap();
-    assert!(subs.problems.is_empty(), "{:?}", subs.problems);
     common::spawn_probe(&k, "p").await;
-    let cron = subs.cron.clone().unwrap();
-    cron.add("kernel", spec("every 1s", "p")).unwrap();
+    add_as_operator(&k, spec("every 1s", "p")).await;
     common::eventually("two cron hits", Duration::from_secs(6), || {
         common::events(&k, "agent.cron-hit").len() >= 2
     })
@@ -128,34 +129,34 @@ async fn a_job_fires_a_message_to_a_real_agent() {
     assert!(fires.len() >= 2);
     assert_eq!(fires[0]["target"], "p");
     assert_eq!(fires[0]["delivered"], true);
+    // The job fires as its owner: the operator's sends carry its name.
+    assert_eq!(fires[0]["owner"], "operator");
+    let adds = common::events(&k, "cron.add");
+    assert_eq!(adds[0]["owner"], "operator");
     k.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cron_add_builtin_reaches_the_component() {
     let (k, _d) = common::boot().await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-        .await
-        .unwrap();
     common::spawn_probe(&k, "p").await;
-    let reply = k
-        .request(
-            MessageTarget::Named("p".into()),
-            Payload::Json(json!({
-                "cmd": "cron.add",
-                "schedule": "every 1s",
-                "payload": { "op": "chain", "kind": "cron-hit", "body": {} }
-            })),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    let reply = common::request(
+        &k,
+        "p",
+        Payload::Json(json!({
+            "cmd": "cron.add",
+            "schedule": "every 1s",
+            "payload": { "op": "chain", "kind": "cron-hit", "body": {} }
+        })),
+    )
+    .await
+    .unwrap();
     let Payload::Json(job) = reply else {
         panic!("{reply:?}")
     };
     assert_eq!(job["owner"], "p");
     assert_eq!(job["target"], "p");
-    let jobs = subs.cron.as_ref().unwrap().list();
+    let jobs = cron(&k).list().unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, job["id"].as_str().unwrap());
     common::eventually("a cron hit", Duration::from_secs(5), || {
@@ -170,49 +171,30 @@ async fn the_job_table_survives_a_kernel_restart() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
         let k = common::boot_on(dir.path()).await;
-        let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-            .await
-            .unwrap();
-        let job = subs
-            .cron
-            .as_ref()
-            .unwrap()
-            .add("keeper", spec("*/5 * * * *", "p"))
-            .unwrap();
+        let id = add_as_operator(&k, spec("*/5 * * * *", "p")).await;
         k.shutdown().await.unwrap();
-        job.id
+        id
     };
     assert!(dir.path().join("cron.json").exists());
     let k = common::boot_on(dir.path()).await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-        .await
-        .unwrap();
-    let jobs = subs.cron.as_ref().unwrap().list();
+    let jobs = cron(&k).list().unwrap();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(
         (jobs[0].id.as_str(), jobs[0].owner.as_str()),
-        (id.as_str(), "keeper")
+        (id.as_str(), "operator")
     );
     // Ids keep counting after a restart.
-    let next = subs
-        .cron
-        .as_ref()
-        .unwrap()
-        .add("keeper", spec("every 1m", "p"))
-        .unwrap();
-    assert_ne!(next.id, id);
+    let next = add_as_operator(&k, spec("every 1m", "p")).await;
+    assert_ne!(next, id);
     k.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_component_skips_the_tick_and_the_kernel_goes_on() {
     let (k, _d) = common::boot().await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-        .await
-        .unwrap();
     common::spawn_probe(&k, "p").await;
-    let cron = subs.cron.clone().unwrap();
-    cron.add("kernel", spec("every 1s", "p")).unwrap();
+    add_as_operator(&k, spec("every 1s", "p")).await;
+    let cron = cron(&k);
     let mut tiny = default_limits();
     tiny.fuel = 1_000;
     cron.set_limits(tiny);
@@ -232,5 +214,47 @@ async fn a_failing_component_skips_the_tick_and_the_kernel_goes_on() {
         !common::events(&k, "agent.cron-hit").is_empty()
     })
     .await;
+    k.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn scheduling_needs_the_cron_capability_of_sender_and_receiver() {
+    // No implicit grants: an agent without `cron` cannot schedule, and
+    // asking one that can does not lend its right to a sender that cannot.
+    let (k, _d) = common::boot().await;
+    common::spawn_probe(&k, "scheduler").await;
+    let plain = Capabilities {
+        ipc: IpcScope::All,
+        ..Capabilities::default()
+    };
+    common::spawn_probe_with(&k, "plain", plain).await;
+    let add = json!({ "cmd": "cron.add", "schedule": "every 1h", "payload": {} });
+    // The operator asks `plain`, which lacks the capability.
+    let e = common::request(&k, "plain", Payload::Json(add.clone()))
+        .await
+        .unwrap_err();
+    assert!(e.contains("`plain` may not schedule"), "{e}");
+    // `plain` asks `scheduler`, which has it: still refused, for plain.
+    let r = common::op(
+        &k,
+        "plain",
+        json!({ "op": "request", "to": "scheduler", "body": add, "timeout_ms": 5000 }),
+    )
+    .await;
+    assert!(
+        r["err"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`plain` may not schedule"),
+        "{r}"
+    );
+    assert!(cron(&k).list().unwrap().is_empty());
+    // Both refusals are on the chain.
+    let denies = common::events(&k, "gate.deny");
+    assert_eq!(
+        denies.iter().filter(|d| d["action"] == "cron.add").count(),
+        2,
+        "{denies:?}"
+    );
     k.shutdown().await.unwrap();
 }

@@ -13,16 +13,16 @@ use weft_gate::{
     DecisionKind, GateBackend, GovernanceBackend, GovernanceDecision, GovernanceGate,
     GovernanceRequest,
 };
-use weft_kernel::{Kernel, MessageTarget, Payload};
-use weft_subsystems::governance::default_limits;
-use weft_subsystems::{ComponentGovernance, SubsystemError};
+use weft_kernel::Principal;
+use weft_runtime::Runtime;
+use weft_subsystems::governance::{default_limits, GovernanceUnit, Reload, Swap};
+use weft_subsystems::{ComponentError, ComponentGovernance};
 
-fn governance(k: &Kernel, name: &str, policy: Option<&str>) -> Arc<ComponentGovernance> {
+fn governance(rt: &Runtime, name: &str, policy: Option<&str>) -> Arc<ComponentGovernance> {
     Arc::new(
         ComponentGovernance::new(
-            k.runtime(),
-            k.chain().clone(),
-            common::component(k, name),
+            rt,
+            common::component_in(rt, name),
             policy,
             default_limits(),
             2,
@@ -46,8 +46,8 @@ fn req(action: &str, effect: &[(&str, f64)], env: &str) -> GovernanceRequest {
 
 #[tokio::test]
 async fn decisions_per_severity_and_environment() {
-    let (k, _d) = common::boot().await;
-    let g = governance(&k, "governance", None);
+    let rt = common::runtime();
+    let g = governance(&rt, "governance", None);
     let d = |a: &str, e: &[(&str, f64)], env: &str| g.evaluate(&req(a, e, env)).unwrap();
     use GovernanceDecision::*;
     // Nothing fires for a zero effect.
@@ -108,7 +108,7 @@ async fn decisions_per_severity_and_environment() {
 
 #[tokio::test]
 async fn policy_files_load_and_bad_ones_are_rejected_with_position() {
-    let (k, _d) = common::boot().await;
+    let rt = common::runtime();
     let custom = r#"
 name = "tight"
 [environments.prod]
@@ -125,7 +125,7 @@ severity = "critical"
 active = false
 actions = ["**"]
 "#;
-    let g = governance(&k, "governance", Some(custom));
+    let g = governance(&rt, "governance", Some(custom));
     assert_eq!(g.policy_summary().name, "tight");
     assert_eq!(g.policy_summary().active_rules, 1);
     let v = g.evaluate(&req("tool.exec.calc", &[], "prod")).unwrap();
@@ -137,12 +137,12 @@ actions = ["**"]
 
     let bad = "name = \"x\"\n[environments.prod]\nmagnitude_threshold = = 1\n";
     match g.reload_policy(bad) {
-        Err(SubsystemError::Policy(m)) => assert!(m.contains("line 3, column"), "{m}"),
+        Err(ComponentError::Policy(m)) => assert!(m.contains("line 3, column"), "{m}"),
         other => panic!("expected a policy error, got {other:?}"),
     }
     let unknown = "[environments.prod]\nmagnitude_threshold = 1\n[[rules]]\nid = \"r\"\nbranch = \"x\"\nseverity = \"warning\"\nactions = [\"**\"]\n";
     match g.reload_policy(unknown) {
-        Err(SubsystemError::Policy(m)) => assert!(m.contains("line 5"), "{m}"),
+        Err(ComponentError::Policy(m)) => assert!(m.contains("line 5"), "{m}"),
         other => panic!("expected a policy error, got {other:?}"),
     }
     // The good policy is still in force.
@@ -163,32 +163,43 @@ actions = ["**"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_swap_under_concurrent_checks_drops_nothing() {
+    // Checks run through the kernel's gate (as the operator, whom
+    // governance judges) while the operator swaps the component twice.
     let (k, _d) = common::boot().await;
-    let g = governance(&k, "governance", None);
     let real = common::component(&k, "governance");
     let other = common::component(&k, "gov_misbehave");
     let stop = AtomicBool::new(false);
     let (ok, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let ctx = json!({ "effect": { "risk": 0.1 } });
+    let handle = tokio::runtime::Handle::current();
     let records = std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
-                    match g.evaluate(&req("ipc.send", &[("risk", 0.1)], "prod")) {
-                        Ok(v) if v.decision == GovernanceDecision::Permit => {
-                            ok.fetch_add(1, Ordering::Relaxed)
-                        }
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
+                    if k.ask_gate("operator", "ipc.send", &ctx).is_permit() {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }
-        std::thread::sleep(Duration::from_millis(100));
-        let a = g.swap_component(other.clone()).expect("swap 1");
-        std::thread::sleep(Duration::from_millis(100));
-        let b = g.swap_component(real.clone()).expect("swap 2");
-        std::thread::sleep(Duration::from_millis(100));
-        stop.store(true, Ordering::Relaxed);
-        (a, b)
+        // Swapped from a plain thread: block_on may not run on the test's.
+        let swapper = s.spawn(|| {
+            let swap = |c: &weft_runtime::LoadedComponent| {
+                handle
+                    .block_on(k.act(&Principal::Operator, Swap::new(c.clone())))
+                    .expect("swap")
+            };
+            std::thread::sleep(Duration::from_millis(100));
+            let a = swap(&other);
+            std::thread::sleep(Duration::from_millis(100));
+            let b = swap(&real);
+            std::thread::sleep(Duration::from_millis(100));
+            stop.store(true, Ordering::Relaxed);
+            (a, b)
+        });
+        swapper.join().expect("swapper")
     });
     let (ok, failed) = (ok.into_inner(), failed.into_inner());
     assert_eq!(failed, 0, "failed checks during swaps ({ok} ok)");
@@ -201,63 +212,108 @@ async fn hot_swap_under_concurrent_checks_drops_nothing() {
     assert_eq!(swaps[0]["old_component"], real.digest.to_hex());
     assert_eq!(swaps[0]["new_component"], other.digest.to_hex());
     assert_eq!(swaps[1]["old_component"], other.digest.to_hex());
-    assert_eq!(g.component_digest(), real.digest.to_hex());
+    let unit = k.subsystem::<GovernanceUnit>().expect("governance unit");
+    assert_eq!(
+        unit.governance().expect("installed").component_digest(),
+        real.digest.to_hex()
+    );
+    // Each swap passed the gate as the operator.
+    assert_eq!(
+        common::events(&k, "gate.permit")
+            .iter()
+            .filter(|p| p["action"] == "governance.swap" && p["agent"] == "operator")
+            .count(),
+        2
+    );
 }
 
 #[tokio::test]
 async fn a_trapping_or_spinning_component_fails_closed_and_is_recorded() {
-    let (k, _d) = common::boot().await;
-    let g = governance(&k, "gov_misbehave", None);
-    let gate = GovernanceGate::new(g.clone(), "prod");
-    let d = gate.check("a", "test.trap", &json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let misbehave = weft_testkit::guest("gov_misbehave");
+    let k = common::boot_on_with(
+        dir.path(),
+        &format!("[governance]\ncomponent = \"{}\"\n", misbehave.display()),
+    )
+    .await;
+    let d = k.ask_gate("operator", "test.trap", &json!({}));
     assert_eq!(d.kind(), DecisionKind::Deny);
     assert!(d.reason().contains("fail closed"), "{}", d.reason());
+    let g = k
+        .subsystem::<GovernanceUnit>()
+        .and_then(|u| u.governance())
+        .expect("installed");
     let mut limits = default_limits();
     limits.fuel = 5_000_000;
     g.set_limits(limits);
-    let d = gate.check("a", "test.spin", &json!({}));
+    let d = k.ask_gate("operator", "test.spin", &json!({}));
     assert_eq!(d.kind(), DecisionKind::Deny);
     assert!(d.reason().contains("fuel"), "{}", d.reason());
     // The broken instance was replaced: the next check works.
-    assert!(gate.check("a", "ipc.send", &json!({})).is_permit());
-    let fails = common::events(&k, "governance.failure");
-    assert_eq!(fails.len(), 2, "{fails:?}");
-    assert_eq!(fails[0]["kind"], "trap");
-    assert_eq!(fails[0]["action"], "test.trap");
-    assert_eq!(fails[1]["kind"], "out of fuel");
+    assert!(k.ask_gate("operator", "ipc.send", &json!({})).is_permit());
+    // Both failures are on the chain as denials naming what went wrong.
+    let denies: Vec<_> = common::events(&k, "gate.deny")
+        .into_iter()
+        .filter(|p| p["agent"] == "operator")
+        .collect();
+    assert_eq!(denies.len(), 2, "{denies:?}");
+    assert_eq!(denies[0]["action"], "test.trap");
+    assert!(
+        denies[0]["reason"].as_str().unwrap().contains("trap"),
+        "{}",
+        denies[0]
+    );
+    assert!(
+        denies[1]["reason"].as_str().unwrap().contains("fuel"),
+        "{}",
+        denies[1]
+    );
     // A component of the wrong world is refused up front.
+    let rt = common::runtime();
     let wrong = ComponentGovernance::new(
-        k.runtime(),
-        k.chain().clone(),
-        common::component(&k, "calc"),
+        &rt,
+        common::component_in(&rt, "calc"),
         None,
         default_limits(),
         1,
     );
-    assert!(matches!(wrong, Err(SubsystemError::Run(_))));
+    assert!(matches!(wrong, Err(ComponentError::Run(_))));
+    k.shutdown().await.unwrap();
 }
 
 #[tokio::test]
-async fn install_wires_governance_into_the_kernel_and_fails_closed_without_it() {
+async fn the_unit_wires_governance_into_the_kernel_and_fails_closed_without_it() {
     let (k, _d) = common::boot().await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-        .await
-        .unwrap();
-    assert!(subs.problems.is_empty(), "{:?}", subs.problems);
-    assert!(k.check("kernel", "ipc.send", &json!({})).is_permit());
-    let d = k.check("kernel", "chain.rewrite", &json!({}));
+    assert!(k.ask_gate("operator", "ipc.send", &json!({})).is_permit());
+    let d = k.ask_gate("operator", "chain.rewrite", &json!({}));
     assert_eq!(d.kind(), DecisionKind::Deny);
     assert_eq!(common::events(&k, "governance.install").len(), 1);
 
-    let (k2, _d2) = common::boot().await;
-    let mut cfg = common::subsystems("prod");
-    cfg.components_dir = Some("/nonexistent".into());
-    let subs = weft_subsystems::install(&k2, &cfg).await.unwrap();
-    assert_eq!(subs.problems.len(), 3, "{:?}", subs.problems);
-    let d = k2.check("kernel", "ipc.send", &json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let k2 = common::boot_on_with(
+        dir.path(),
+        "[governance]\ncomponent = \"/nonexistent/g.wasm\"\n\
+         [cron]\ncomponent = \"/nonexistent/c.wasm\"\n\
+         [health]\ncomponent = \"/nonexistent/h.wasm\"\n",
+    )
+    .await;
+    let d = k2.ask_gate("operator", "ipc.send", &json!({}));
     assert_eq!(d.kind(), DecisionKind::Deny);
     assert!(d.reason().contains("unavailable"), "{}", d.reason());
-    assert_eq!(common::events(&k2, "governance.failure").len(), 1);
+    for unit in ["governance", "cron", "health"] {
+        assert_eq!(
+            common::events(&k2, &format!("{unit}.failure")).len(),
+            1,
+            "{unit}"
+        );
+        let status = k2.unit(unit).unwrap().status();
+        assert!(
+            status.to_string().contains("UNAVAILABLE"),
+            "{unit}: {status}"
+        );
+    }
+    // The kernel's own bookkeeping is not judged by governance.
+    assert!(k2.ask_gate("kernel", "ipc.send", &json!({})).is_permit());
     k.shutdown().await.unwrap();
     k2.shutdown().await.unwrap();
 }
@@ -267,26 +323,15 @@ async fn install_wires_governance_into_the_kernel_and_fails_closed_without_it() 
 /// very next message.
 #[tokio::test]
 async fn a_policy_reload_reaches_permits_agents_already_hold() {
-    let (k, _d) = common::boot().await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("dev"))
-        .await
-        .unwrap();
-    let gov = subs.governance.clone().expect("governance installed");
+    let (k, _d) = common::boot_in("dev").await;
     common::spawn_probe(&k, "talker").await;
     let publish = || async {
-        let reply = k
-            .request(
-                MessageTarget::Named("talker".into()),
-                Payload::Json(json!({ "op": "send", "to": "topic:news", "body": "hi" })),
-                Duration::from_secs(5),
-            )
-            .await
-            .expect("request");
-        match reply {
-            Payload::Json(v) => v,
-            Payload::Text(t) => serde_json::from_str(&t).expect("json reply"),
-            other => panic!("{other:?}"),
-        }
+        common::op(
+            &k,
+            "talker",
+            json!({ "op": "send", "to": "topic:news", "body": "hi" }),
+        )
+        .await
     };
     // Twice: the second publish rides on the remembered permit.
     for _ in 0..2 {
@@ -298,11 +343,17 @@ async fn a_policy_reload_reaches_permits_agents_already_hold() {
         "{default}\n[[rules]]\nid = \"quiet\"\ndescription = \"no publishing\"\n\
          branch = \"executive\"\nseverity = \"critical\"\nactions = [\"ipc.publish\"]\n"
     );
-    gov.reload_policy(&strict).expect("reload");
+    let reload = |p: &str| k.act(&Principal::Operator, Reload::new(p.to_string()));
+    reload(&strict).await.expect("reload");
     let r = publish().await;
     let err = r.get("err").and_then(|e| e.as_str()).unwrap_or_default();
     assert!(err.contains("ipc.publish"), "{r}");
-    gov.reload_policy(default).expect("reload back");
+    reload(default).await.expect("reload back");
+    // Each reload is on the chain; a policy the component rejects is
+    // refused and changes nothing.
+    assert_eq!(common::events(&k, "governance.swap").len(), 2);
+    let e = reload("not = [valid").await.unwrap_err();
+    assert!(e.to_string().contains("policy rejected"), "{e}");
     let r = publish().await;
     assert!(r.get("ok").is_some(), "{r}");
     k.shutdown().await.unwrap();

@@ -34,13 +34,9 @@ fn switch(flag: Arc<AtomicBool>) -> ProbeFn {
 
 #[tokio::test]
 async fn thresholds_degraded_and_down() {
-    let (k, _d) = common::boot().await;
-    let h = ComponentHealth::new(
-        k.runtime(),
-        common::component(&k, "health"),
-        default_limits(),
-    )
-    .unwrap();
+    let rt = common::runtime();
+    let h =
+        ComponentHealth::new(&rt, common::component_in(&rt, "health"), default_limits()).unwrap();
     let db = Arc::new(AtomicBool::new(true));
     let cache = Arc::new(AtomicBool::new(true));
     h.configure(vec![
@@ -114,13 +110,9 @@ async fn thresholds_degraded_and_down() {
 
 #[tokio::test]
 async fn intervals_decide_what_is_due() {
-    let (k, _d) = common::boot().await;
-    let h = ComponentHealth::new(
-        k.runtime(),
-        common::component(&k, "health"),
-        default_limits(),
-    )
-    .unwrap();
+    let rt = common::runtime();
+    let h =
+        ComponentHealth::new(&rt, common::component_in(&rt, "health"), default_limits()).unwrap();
     let up = Arc::new(AtomicBool::new(true));
     let mut slow = spec("slow", ProbeKind::Liveness, 1, 1);
     slow.interval_ms = 60_000;
@@ -134,12 +126,12 @@ async fn intervals_decide_what_is_due() {
 }
 
 #[tokio::test]
-async fn install_runs_the_kernel_probes() {
+async fn the_unit_runs_the_kernel_probes() {
     let (k, _d) = common::boot().await;
-    let subs = weft_subsystems::install(&k, &common::subsystems("prod"))
-        .await
-        .unwrap();
-    let h = subs.health.clone().unwrap();
+    let h = k
+        .subsystem::<weft_subsystems::health::HealthUnit>()
+        .and_then(|u| u.health().cloned())
+        .expect("health installed");
     common::eventually("healthy", std::time::Duration::from_secs(5), || {
         matches!(h.status().map(|s| s.overall), Ok(Overall::Healthy))
     })
@@ -151,12 +143,9 @@ async fn install_runs_the_kernel_probes() {
 async fn an_agent_ping_probe() {
     let (k, _d) = common::boot().await;
     common::spawn_probe(&k, "p").await;
-    let h = ComponentHealth::new(
-        k.runtime(),
-        common::component(&k, "health"),
-        default_limits(),
-    )
-    .unwrap();
+    let rt = common::runtime();
+    let h =
+        ComponentHealth::new(&rt, common::component_in(&rt, "health"), default_limits()).unwrap();
     let ping = |name: &str| {
         weft_subsystems::health::agent_probe(k.clone(), name, std::time::Duration::from_secs(1))
     };

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod apps;
+
 use weft_apps::AppsChecker;
 use weft_runtime::{Runtime, RuntimeConfig};
 

@@ -1,19 +1,22 @@
 //! The kernel's syscalls (`weft:kernel/kernel`), as seen from an agent.
-//! Each one checks the caller's capabilities; a refusal is an `error`
-//! returned to the guest and counted, never a trap.
+//! Each one is an action of the unit that owns it, carried out through
+//! the chokepoint as the calling agent: checked against its capabilities,
+//! gated (a permit reused until policy changes where the action allows),
+//! recorded. A refusal is an `error` returned to the guest and counted,
+//! never a trap.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::RngCore;
-use serde_json::json;
 use weft_runtime::StoreData;
 
 use super::bindings::weft::kernel::{ipc, kernel, types};
 use super::AgentCtx;
+use crate::act::Query;
+use crate::chain::ChainAppend;
 use crate::error::KernelError;
-use crate::ipc::{MessageTarget, Payload};
-use crate::shared::SendOutcome;
+use crate::ipc::{MessageTarget, Payload, SendMessage, SendOutcome, Subscribe, Unsubscribe};
+use crate::tools::InvokeTool;
 
 impl types::Host for StoreData<AgentCtx> {}
 impl ipc::Host for StoreData<AgentCtx> {}
@@ -67,25 +70,25 @@ fn target_from_wit(t: ipc::Target) -> MessageTarget {
 
 impl kernel::Host for StoreData<AgentCtx> {
     async fn self_pid(&mut self) -> ipc::Pid {
-        self.data.sender.pid
+        // Identity is no secret; still a read the gate may refuse.
+        match self.data.act(Query("kernel.self")).await {
+            Ok(()) => self.data.me.pid(),
+            Err(_) => 0,
+        }
     }
 
     async fn self_name(&mut self) -> String {
-        self.data.sender.name.to_string()
+        match self.data.act(Query("kernel.self")).await {
+            Ok(()) => self.data.me.gate_name().to_string(),
+            Err(_) => String::new(),
+        }
     }
 
     async fn send(&mut self, to: ipc::Target, body: ipc::Payload) -> Result<u64, ipc::Error> {
         let payload = payload_from_wit(body)?;
-        let ctx = &mut self.data;
-        let out = ctx
-            .shared
-            .send(
-                &ctx.sender,
-                target_from_wit(to),
-                payload,
-                None,
-                &mut ctx.permits,
-            )
+        let out = self
+            .data
+            .act(SendMessage::new(target_from_wit(to), payload))
             .await
             .map_err(to_wit_error)?;
         Ok(match out {
@@ -102,23 +105,17 @@ impl kernel::Host for StoreData<AgentCtx> {
         timeout_ms: u32,
     ) -> Result<ipc::Payload, ipc::Error> {
         let payload = payload_from_wit(body)?;
-        let ctx = &mut self.data;
-        let cap = ctx
+        let cap = self
+            .data
             .shared
             .config
             .ipc
             .max_request_timeout_ms
-            .min(ctx.limits.timeout_ms);
+            .min(self.data.limits.timeout_ms);
         let wait = Duration::from_millis(u64::from(timeout_ms).min(cap));
-        match ctx
-            .shared
-            .send(
-                &ctx.sender,
-                target_from_wit(to),
-                payload,
-                Some(wait),
-                &mut ctx.permits,
-            )
+        match self
+            .data
+            .act(SendMessage::new(target_from_wit(to), payload).wait(wait))
             .await
             .map_err(to_wit_error)?
         {
@@ -128,33 +125,17 @@ impl kernel::Host for StoreData<AgentCtx> {
     }
 
     async fn subscribe(&mut self, topic: String) -> Result<(), ipc::Error> {
-        let ctx = &mut self.data;
-        if topic.is_empty() {
-            return Err(ipc::Error::Invalid("empty topic".into()));
-        }
-        if !ctx.sender.caps.ipc.allows_topic(&topic) {
-            ctx.sender.usage.iter().for_each(|u| {
-                u.denials.fetch_add(1, Ordering::Relaxed);
-            });
-            return Err(ipc::Error::Denied(format!(
-                "ipc scope of `{}` does not allow topic `{topic}`",
-                ctx.sender.name
-            )));
-        }
-        ctx.shared
-            .permit_cached(&ctx.sender, "ipc.subscribe", &topic, &mut ctx.permits)
-            .map_err(to_wit_error)?;
-        ctx.shared.topics.subscribe(&topic, ctx.sender.pid);
-        Ok(())
+        self.data
+            .act(Subscribe { topic })
+            .await
+            .map_err(to_wit_error)
     }
 
     async fn unsubscribe(&mut self, topic: String) -> Result<(), ipc::Error> {
-        let ctx = &self.data;
-        if ctx.shared.topics.unsubscribe(&topic, ctx.sender.pid) {
-            Ok(())
-        } else {
-            Err(ipc::Error::NotFound(format!("not subscribed to `{topic}`")))
-        }
+        self.data
+            .act(Unsubscribe { topic })
+            .await
+            .map_err(to_wit_error)
     }
 
     async fn invoke_tool(
@@ -162,25 +143,18 @@ impl kernel::Host for StoreData<AgentCtx> {
         name: String,
         input: types::Json,
     ) -> Result<types::Json, ipc::Error> {
-        let ctx = &self.data;
-        if let Some(u) = &ctx.sender.usage {
-            let max = ctx.limits.max_tool_calls;
-            if max != 0 && u.tool_calls.load(Ordering::Relaxed) >= max {
-                return Err(ipc::Error::Limit(format!(
-                    "`{}` may make at most {max} tool calls",
-                    ctx.sender.name
-                )));
-            }
-        }
-        ctx.shared
-            .invoke_tool(&ctx.sender, &name, &input)
+        self.data
+            .act(InvokeTool::new(name, input))
             .await
             .map(|v| v.to_string())
             .map_err(to_wit_error)
     }
 
     async fn log(&mut self, lvl: ipc::Level, msg: String) {
-        let name = &self.data.sender.name;
+        if self.data.act(Query("kernel.log")).await.is_err() {
+            return;
+        }
+        let name = self.data.me.gate_name();
         match lvl {
             ipc::Level::Trace => tracing::trace!(agent = %name, "{msg}"),
             ipc::Level::Debug => tracing::debug!(agent = %name, "{msg}"),
@@ -191,48 +165,27 @@ impl kernel::Host for StoreData<AgentCtx> {
     }
 
     async fn now(&mut self) -> u64 {
-        weft_chain::now_ns()
+        match self.data.act(Query("kernel.now")).await {
+            Ok(()) => weft_chain::now_ns(),
+            Err(_) => 0,
+        }
     }
 
     async fn random(&mut self, len: u32) -> Vec<u8> {
+        if self.data.act(Query("kernel.random")).await.is_err() {
+            return Vec::new();
+        }
         let mut buf = vec![0u8; len.min(4096) as usize];
         rand::rngs::OsRng.fill_bytes(&mut buf);
         buf
     }
 
     async fn chain_append(&mut self, kind: String, body: types::Json) -> Result<u64, ipc::Error> {
-        let ctx = &mut self.data;
-        if !ctx.sender.caps.chain_append {
-            ctx.sender.usage.iter().for_each(|u| {
-                u.denials.fetch_add(1, Ordering::Relaxed);
-            });
-            return Err(ipc::Error::Denied(format!(
-                "`{}` may not append to the chain",
-                ctx.sender.name
-            )));
-        }
-        if kind.is_empty()
-            || kind.len() > 64
-            || !kind
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            return Err(ipc::Error::Invalid(format!(
-                "bad event kind `{kind}`: use [a-z0-9._-], at most 64 chars"
-            )));
-        }
         let value: serde_json::Value = serde_json::from_str(&body)
             .map_err(|e| ipc::Error::Invalid(format!("body is not JSON: {e}")))?;
-        let full = format!("agent.{kind}");
-        ctx.shared
-            .permit_cached(&ctx.sender, "chain.append", &full, &mut ctx.permits)
-            .map_err(to_wit_error)?;
-        ctx.shared
-            .record(
-                &ctx.sender.name,
-                &full,
-                &json!({ "pid": ctx.sender.pid, "body": value }),
-            )
+        self.data
+            .act(ChainAppend::new(kind, value))
+            .await
             .map_err(to_wit_error)
     }
 }

@@ -13,26 +13,23 @@ use weft_runtime::{Grants, RunError, StoreData};
 use super::bindings::{self, weft::kernel::ipc};
 use super::syscalls::{payload_from_wit, payload_to_wit};
 use super::{AgentCtx, AgentPre};
-use crate::capability::{AgentLimits, Capabilities, SandboxPolicy};
+use crate::act::{AgentPrincipal, Principal};
+use crate::capability::{runtime_limits, AgentLimits, SandboxPolicy};
 use crate::console::{BootPhase, LogLevel};
-use crate::cron::CronJobSpec;
 use crate::ipc::{Envelope, KernelMessage, KernelSignal, Payload, Reply};
-use crate::process::{Pid, ProcessState, Usage};
-use crate::shared::{Control, PermitCache, Shared};
+use crate::process::ProcessState;
+use crate::shared::{Control, Shared};
+use crate::subsystem::{BuiltinCx, Extensions};
 use crate::supervisor::RestartPolicy;
 
 /// Everything needed to (re)start one agent.
 pub(crate) struct AgentSpec {
-    pub pid: Pid,
-    pub name: Arc<str>,
-    pub parent: Option<Pid>,
+    pub me: Arc<AgentPrincipal>,
     pub pre: AgentPre,
-    pub caps: Arc<Capabilities>,
     pub limits: AgentLimits,
     pub restart: RestartPolicy,
     pub config: String,
     pub grants: Grants,
-    pub usage: Arc<Usage>,
 }
 
 /// A running instance.
@@ -74,19 +71,21 @@ enum Exit {
 
 /// Instantiate the agent and call its `init`.
 pub(crate) async fn start(shared: &Arc<Shared>, spec: &AgentSpec) -> Result<Live, Failure> {
-    let limits = spec.limits.runtime_limits();
-    let grants = match spec.caps.sandbox {
+    let limits = runtime_limits(&spec.limits);
+    let grants = match spec.me.caps.sandbox {
         SandboxPolicy::Granted => spec.grants.clone(),
         SandboxPolicy::Strict => Grants::default(),
     };
+    let mut extensions = Extensions::default();
+    for u in shared.units().iter() {
+        u.prepare(&spec.me, &mut extensions)
+            .map_err(|e| Failure::Init(format!("{}: {e}", u.name())))?;
+    }
     let ctx = AgentCtx::new(
         shared.clone(),
-        spec.pid,
-        spec.name.clone(),
-        spec.parent,
-        spec.caps.clone(),
+        spec.me.clone(),
         spec.limits.clone(),
-        spec.usage.clone(),
+        extensions,
     );
     let rt = &shared.runtime;
     let mut store = rt.new_store(&limits, &grants, ctx).map_err(Failure::Run)?;
@@ -109,10 +108,12 @@ pub(crate) async fn start(shared: &Arc<Shared>, spec: &AgentSpec) -> Result<Live
 }
 
 fn account(spec: &AgentSpec, u: weft_runtime::Usage) {
-    spec.usage
+    spec.me
+        .usage
         .fuel_consumed
         .fetch_add(u.fuel_used, Ordering::Relaxed);
-    spec.usage
+    spec.me
+        .usage
         .wall_ns
         .fetch_add(u.wall.as_nanos() as u64, Ordering::Relaxed);
 }
@@ -141,42 +142,42 @@ pub(crate) async fn run(
                 return;
             }
             Exit::Restart => {
-                let _ = shared.processes.set_state(spec.pid, ProcessState::Starting);
-                let _ = shared.record(
-                    &spec.name,
+                set_state(&shared, &spec, ProcessState::Starting);
+                shared.note_or_log(
+                    &spec.me.name,
                     "agent.restart",
-                    &json!({ "pid": spec.pid, "reason": "requested" }),
+                    &json!({ "pid": spec.me.pid, "reason": "requested" }),
                 );
             }
             Exit::Crash(f) => {
                 // Every failure's message starts with its kind already.
                 let why = f.to_string();
-                shared.processes.set_failure(spec.pid, why.clone());
-                let _ = shared.record(
-                    &spec.name,
+                shared.agents.table.set_failure(spec.me.pid, why.clone());
+                shared.note_or_log(
+                    &spec.me.name,
                     "agent.crash",
-                    &json!({ "pid": spec.pid, "kind": f.kind(), "error": f.to_string(), "attempt": attempts }),
+                    &json!({ "pid": spec.me.pid, "kind": f.kind(), "error": f.to_string(), "attempt": attempts }),
                 );
                 shared.log.push(
                     BootPhase::Runtime,
                     LogLevel::Warn,
-                    format!("agent {} crashed: {why}", spec.name),
+                    format!("agent {} crashed: {why}", spec.me.name),
                 );
                 let Some(delay) = spec.restart.next_delay(attempts) else {
-                    let _ = shared.record(
-                        &spec.name,
+                    shared.note_or_log(
+                        &spec.me.name,
                         "agent.give_up",
-                        &json!({ "pid": spec.pid, "restarts": attempts, "last_error": why }),
+                        &json!({ "pid": spec.me.pid, "restarts": attempts, "last_error": why }),
                     );
                     return;
                 };
                 attempts += 1;
-                spec.usage.restarts.fetch_add(1, Ordering::Relaxed);
-                let _ = shared.processes.set_state(spec.pid, ProcessState::Starting);
-                let _ = shared.record(
-                    &spec.name,
+                spec.me.usage.restarts.fetch_add(1, Ordering::Relaxed);
+                set_state(&shared, &spec, ProcessState::Starting);
+                shared.note_or_log(
+                    &spec.me.name,
                     "agent.restart",
-                    &json!({ "pid": spec.pid, "attempt": attempts, "backoff_ms": delay.as_millis() as u64 }),
+                    &json!({ "pid": spec.me.pid, "attempt": attempts, "backoff_ms": delay.as_millis() as u64 }),
                 );
                 // Back off, but stay stoppable.
                 tokio::select! {
@@ -193,6 +194,14 @@ pub(crate) async fn run(
     }
 }
 
+/// Move the agent's process to `to`. Illegal moves here would be a kernel
+/// bug; they are logged, not fatal to the agent.
+fn set_state(shared: &Shared, spec: &AgentSpec, to: ProcessState) {
+    if let Err(e) = shared.agents.table.set_state(spec.me.pid, to) {
+        tracing::warn!(agent = %spec.me.name, "state change: {e}");
+    }
+}
+
 async fn serve(
     shared: &Arc<Shared>,
     spec: &Arc<AgentSpec>,
@@ -200,9 +209,8 @@ async fn serve(
     inbox: &mut mpsc::Receiver<Envelope>,
     control: &mut mpsc::Receiver<Control>,
 ) -> Exit {
-    let _ = shared.processes.set_state(spec.pid, ProcessState::Running);
+    set_state(shared, spec, ProcessState::Running);
     let mut suspended = false;
-    let mut permits = PermitCache::new();
     loop {
         tokio::select! {
             biased;
@@ -217,17 +225,12 @@ async fn serve(
             },
             env = inbox.recv(), if !suspended => match env {
                 None => return Exit::Stop,
-                Some(Envelope::Signal(sig)) => {
-                    if let Err(f) = signal(shared, spec, &mut live, sig, &mut suspended).await {
-                        return Exit::Crash(f);
-                    }
-                }
-                Some(Envelope::Message { msg, reply }) => {
-                    spec.usage.messages_received.fetch_add(1, Ordering::Relaxed);
-                    let me = live.store.data().data.sender.clone();
-                    if let Some(r) = builtin(shared, spec, &me, &msg, &mut permits).await {
+                Some(Envelope::Message { msg, reply, sender }) => {
+                    spec.me.usage.messages_received.fetch_add(1, Ordering::Relaxed);
+                    if let Some(r) = builtin(shared, spec, &sender, &msg).await {
                         if let Some(tx) = reply {
-                            let _ = tx.send(r);
+                            // The requester may have given up waiting.
+                            let _gone = tx.send(r);
                         }
                         continue;
                     }
@@ -250,22 +253,28 @@ async fn signal(
     match sig {
         KernelSignal::Suspend if !*suspended => {
             *suspended = true;
-            let _ = shared
-                .processes
-                .set_state(spec.pid, ProcessState::Suspended);
-            let _ = shared.record(&spec.name, "agent.suspend", &json!({ "pid": spec.pid }));
+            set_state(shared, spec, ProcessState::Suspended);
+            shared.note_or_log(
+                &spec.me.name,
+                "agent.suspend",
+                &json!({ "pid": spec.me.pid }),
+            );
         }
         KernelSignal::Resume if *suspended => {
             *suspended = false;
-            let _ = shared.processes.set_state(spec.pid, ProcessState::Running);
-            let _ = shared.record(&spec.name, "agent.resume", &json!({ "pid": spec.pid }));
+            set_state(shared, spec, ProcessState::Running);
+            shared.note_or_log(
+                &spec.me.name,
+                "agent.resume",
+                &json!({ "pid": spec.me.pid }),
+            );
         }
         KernelSignal::Custom(s) => {
             let mut msg = KernelMessage {
-                id: shared.next_id(),
+                id: shared.ipc.next_id(),
                 from: crate::process::KERNEL_PID,
                 from_name: Arc::from("kernel"),
-                to: crate::ipc::MessageTarget::Agent(spec.pid),
+                to: crate::ipc::MessageTarget::Agent(spec.me.pid),
                 payload: Payload::Text(s),
                 timestamp_ns: weft_chain::now_ns(),
                 correlation_id: None,
@@ -303,18 +312,18 @@ async fn handle(
     reply: Option<tokio::sync::oneshot::Sender<Reply>>,
 ) -> Result<(), Failure> {
     let rt = &shared.runtime;
-    let limits = spec.limits.runtime_limits();
+    let limits = runtime_limits(&spec.limits);
     let wmsg = to_wit(msg);
     let Live { store, agent } = live;
     rt.arm(store, &limits);
     let started = Instant::now();
-    spec.usage.in_call.store(true, Ordering::Relaxed);
+    spec.me.usage.in_call.store(true, Ordering::Relaxed);
     let r = rt
         .guard(store, &limits, async |s| {
             agent.call_handle(&mut *s, &wmsg).await
         })
         .await;
-    spec.usage.in_call.store(false, Ordering::Relaxed);
+    spec.me.usage.in_call.store(false, Ordering::Relaxed);
     account(spec, rt.usage(store, &limits, started));
     match r {
         Ok(Ok(out)) => {
@@ -323,83 +332,52 @@ async fn handle(
                     Some(p) => payload_from_wit(p).map_err(|e| format!("bad reply: {e:?}")),
                     None => Ok(Payload::Text(String::new())),
                 };
-                let _ = tx.send(p);
+                // The requester may have given up waiting.
+                let _gone = tx.send(p);
             }
             Ok(())
         }
         Ok(Err(e)) => {
-            spec.usage.handler_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(agent = %spec.name, "handler error: {e}");
+            spec.me.usage.handler_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(agent = %spec.me.name, "handler error: {e}");
             if let Some(tx) = reply {
-                let _ = tx.send(Err(e));
+                let _gone = tx.send(Err(e));
             }
             Ok(())
         }
         Err(e) => {
             if let Some(tx) = reply {
-                let _ = tx.send(Err(format!("agent `{}` failed: {e}", spec.name)));
+                let _gone = tx.send(Err(format!("agent `{}` failed: {e}", spec.me.name)));
             }
             Err(Failure::Run(e))
         }
     }
 }
 
-/// Built-in commands, run by the host with the agent's identity and
-/// capabilities before the guest sees the message: `exec`, `cron.add`,
-/// `cron.remove`. (`suspend` and `resume` are turned into signals when sent.)
+/// Built-in commands (`{"cmd": NAME, ...}`), answered by the subsystem that
+/// claims NAME before the guest sees the message, with the sender's
+/// authority and this agent's (both must allow it). `suspend` and `resume`
+/// never get here: sending them turns them into signals.
 async fn builtin(
     shared: &Arc<Shared>,
     spec: &AgentSpec,
-    me: &crate::shared::Sender,
+    sender: &Principal,
     msg: &KernelMessage,
-    permits: &mut PermitCache,
 ) -> Option<Reply> {
     let Payload::Json(v) = &msg.payload else {
         return None;
     };
     let cmd = v.get("cmd")?.as_str()?;
-    let r = match cmd {
-        "exec" => {
-            let tool = v.get("tool").and_then(|t| t.as_str()).unwrap_or_default();
-            let input = v.get("input").cloned().unwrap_or(json!({})).to_string();
-            shared
-                .invoke_tool(me, tool, &input)
-                .await
-                .map(Payload::Json)
-        }
-        "cron.add" => {
-            let mut spec_v = v.clone();
-            if let Some(o) = spec_v.as_object_mut() {
-                o.remove("cmd");
-                o.entry("target").or_insert(json!(spec.name.to_string()));
-            }
-            match serde_json::from_value::<CronJobSpec>(spec_v) {
-                Err(e) => Err(crate::KernelError::Invalid(format!("cron.add: {e}"))),
-                Ok(job) => shared
-                    .permit_cached(me, "service.cron.add", &job.target, permits)
-                    .and_then(|()| shared.cron())
-                    .and_then(|c| c.add(&spec.name, job).map_err(crate::KernelError::Failed))
-                    .map(|job| Payload::Json(json!(job))),
-            }
-        }
-        "cron.remove" => {
-            let id = v
-                .get("id")
-                .and_then(|t| t.as_str())
-                .unwrap_or_default()
-                .to_string();
-            shared
-                .permit_cached(me, "service.cron.remove", &id, permits)
-                .and_then(|()| shared.cron())
-                .and_then(|c| {
-                    c.remove(&spec.name, &id)
-                        .map_err(crate::KernelError::Failed)
-                })
-                .map(|()| Payload::Json(json!({ "removed": id })))
-        }
-        _ => return None,
+    let unit = shared.units().for_builtin(cmd)?.clone();
+    let receiver = Principal::Agent(spec.me.clone());
+    let cx = BuiltinCx {
+        kernel: crate::Kernel::from_shared(shared.clone()),
+        cmd,
+        sender,
+        receiver: &receiver,
+        request: v,
     };
-    Some(r.map_err(|e| e.to_string()))
+    Some(unit.builtin(cx).await.map_err(|e| e.to_string()))
 }
 
 /// Cleans up after the task however it ends (returned, aborted by `stop`
@@ -413,7 +391,7 @@ pub(crate) struct TaskGuard {
 
 impl TaskGuard {
     pub(crate) fn new(shared: Arc<Shared>, spec: Arc<AgentSpec>) -> Self {
-        shared.live.tasks.fetch_add(1, Ordering::Relaxed);
+        shared.agents.live.tasks.fetch_add(1, Ordering::Relaxed);
         TaskGuard {
             shared,
             spec,
@@ -424,10 +402,10 @@ impl TaskGuard {
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        let (s, pid) = (&self.shared, self.spec.pid);
+        let (s, pid) = (&self.shared, self.spec.me.pid);
         // An aborted task was stopped on request.
-        let requested = self.requested || s.processes.state(pid) == Some(ProcessState::Stopping);
-        crate::supervisor::release(s, pid, &self.spec.name, requested);
-        s.live.tasks.fetch_sub(1, Ordering::Relaxed);
+        let requested = self.requested || s.agents.table.state(pid) == Some(ProcessState::Stopping);
+        crate::supervisor::release(s, pid, &self.spec.me.name, requested);
+        s.agents.live.tasks.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -84,11 +84,13 @@ pub struct KernelMessage {
 pub type Reply = Result<Payload, String>;
 
 /// What sits in an agent's inbox.
-pub enum Envelope {
+pub(crate) enum Envelope {
     Message {
         msg: KernelMessage,
         /// Present when the sender waits for a reply.
         reply: Option<oneshot::Sender<Reply>>,
+        /// Who sent it, with their authority: a built-in the receiver runs
+        /// for the sender is checked against both.
+        sender: crate::act::Principal,
     },
-    Signal(KernelSignal),
 }

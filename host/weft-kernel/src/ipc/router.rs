@@ -11,7 +11,7 @@ use crate::ipc::Envelope;
 use crate::process::Pid;
 
 /// The inboxes of all live agents.
-pub struct A2ARouter {
+pub(crate) struct A2ARouter {
     inboxes: DashMap<Pid, mpsc::Sender<Envelope>>,
     capacity: usize,
 }
@@ -33,10 +33,6 @@ impl A2ARouter {
 
     pub fn unregister(&self, pid: Pid) {
         self.inboxes.remove(&pid);
-    }
-
-    pub fn contains(&self, pid: Pid) -> bool {
-        self.inboxes.contains_key(&pid)
     }
 
     fn sender(&self, pid: Pid) -> KernelResult<mpsc::Sender<Envelope>> {

@@ -44,9 +44,14 @@ pub trait SystemService: Send + Sync {
     fn health_check(&self) -> Result<(), String>;
 }
 
+/// A registered service.
 #[derive(Clone, Serialize)]
 pub struct ServiceEntry {
+    /// Its unique name.
     pub name: String,
+    /// The principal that registered it (only it may unregister it).
+    pub owner: String,
+    /// The agent that serves it, for an `AgentInbox` endpoint.
     pub owner_pid: Option<Pid>,
     pub endpoint: ServiceEndpoint,
     pub audit_level: AuditLevel,

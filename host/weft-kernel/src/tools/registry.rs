@@ -1,4 +1,4 @@
-//! Tools registered with the kernel, callable by agents through the gate.
+//! The tool registry: name -> component, limits and grants.
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -8,24 +8,54 @@ use weft_runtime::{Grants, Limits, LoadedComponent};
 /// limits and grants it runs with.
 #[derive(Clone)]
 pub struct ToolEntry {
+    /// Its unique name (`[a-z0-9-]` by convention).
     pub name: String,
+    /// A tool-world component or a WASI command.
     pub component: LoadedComponent,
+    /// Fuel, deadline and memory of each run.
     pub limits: Limits,
+    /// WASI resources each run gets.
     pub grants: Grants,
+    /// What `weaver tool ls` shows.
     pub description: String,
+    /// The principal that registered it (set by [`super::RegisterTool`]).
+    pub owner: String,
 }
 
+/// A tool as `weaver tool ls` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ToolListing {
+    /// Its name.
     pub name: String,
+    /// `tool`, `command` or `other`.
     pub kind: String,
+    /// BLAKE3 of its component.
     pub digest: String,
+    /// Its description.
     pub description: String,
+    /// Who registered it.
+    pub owner: String,
 }
 
+/// The registered tools.
 #[derive(Default)]
-pub struct ToolRegistry {
+pub(crate) struct ToolRegistry {
     tools: DashMap<String, ToolEntry>,
+}
+
+impl ToolEntry {
+    /// Tool `name` running `component` with default limits, no grants and
+    /// no description.
+    pub fn new(name: impl Into<String>, component: LoadedComponent) -> Self {
+        ToolEntry {
+            name: name.into(),
+            component,
+            limits: Limits::default(),
+            grants: Grants::default(),
+            description: String::new(),
+            owner: String::new(),
+        }
+    }
 }
 
 impl ToolRegistry {
@@ -50,6 +80,7 @@ impl ToolRegistry {
                 kind: format!("{:?}", e.component.kind).to_lowercase(),
                 digest: e.component.digest.to_hex(),
                 description: e.description.clone(),
+                owner: e.owner.clone(),
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));

@@ -6,11 +6,74 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use weft_kernel::ipc::topic::HostSubscription;
+use weft_kernel::ipc::{SendMessage, SubscribeHost};
 use weft_kernel::{
-    AgentLimits, Capabilities, IpcScope, Kernel, KernelConfig, MessageTarget, Payload, Pid,
-    RestartPolicy, SpawnRequest,
+    AgentLimits, Capabilities, IpcScope, Kernel, KernelConfig, KernelResult, MessageTarget,
+    Payload, Pid, Principal, RestartPolicy, SendOutcome, Spawn, SpawnRequest, Stop,
 };
 use weft_runtime::LoadedComponent;
+
+/// The kernel's actions as the operator (a person at `weaver`) would
+/// take them: each one through `Kernel::act`.
+#[allow(async_fn_in_trait)]
+pub trait Ops {
+    async fn spawn(&self, req: SpawnRequest) -> KernelResult<Pid>;
+    async fn stop(&self, pid: Pid) -> KernelResult<()>;
+    async fn send(&self, to: MessageTarget, payload: Payload) -> KernelResult<SendOutcome>;
+    async fn request(
+        &self,
+        to: MessageTarget,
+        payload: Payload,
+        wait: Duration,
+    ) -> KernelResult<Payload>;
+    async fn subscribe(&self, topic: &str) -> HostSubscription;
+}
+
+impl Ops for Kernel {
+    async fn spawn(&self, req: SpawnRequest) -> KernelResult<Pid> {
+        self.act(&Principal::Operator, Spawn::new(req)).await
+    }
+
+    async fn stop(&self, pid: Pid) -> KernelResult<()> {
+        self.act(&Principal::Operator, Stop::new(pid)).await
+    }
+
+    async fn send(&self, to: MessageTarget, payload: Payload) -> KernelResult<SendOutcome> {
+        self.act(&Principal::Operator, SendMessage::new(to, payload))
+            .await
+    }
+
+    async fn request(
+        &self,
+        to: MessageTarget,
+        payload: Payload,
+        wait: Duration,
+    ) -> KernelResult<Payload> {
+        match self
+            .act(
+                &Principal::Operator,
+                SendMessage::new(to, payload).wait(wait),
+            )
+            .await?
+        {
+            SendOutcome::Replied(p) => Ok(p),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    async fn subscribe(&self, topic: &str) -> HostSubscription {
+        self.act(
+            &Principal::Operator,
+            SubscribeHost {
+                topic: topic.to_string(),
+                capacity: 4096,
+            },
+        )
+        .await
+        .expect("subscribe")
+    }
+}
 
 pub struct TestKernel {
     pub kernel: Kernel,

@@ -1,40 +1,66 @@
-//! [`ComponentCron`]: the kernel's cron service, answered by the cron
-//! component, plus the driver task that owns time.
+//! [`ComponentCron`]: the job table, kept by the cron component.
 //!
-//! The component keeps the job table and does the schedule arithmetic. The
-//! host asks it when the next job is due, sleeps until then (or until a job
-//! is added), calls `tick` and sends each fired job to its target agent.
-//! The table is exported after every change and written to
-//! `<state_dir>/cron.json` (tmp + fsync + rename); it is imported at boot.
-//! A failing component skips that tick (recorded as `cron.failure`); the
-//! next call gets a fresh instance loaded with the last good table.
+//! The component keeps the table and does the schedule arithmetic; this
+//! adapter calls it with fuel and a deadline, exports the table after
+//! every change and writes it to `<state_dir>/cron.json` (tmp + fsync +
+//! rename), imports it at boot, and recreates a failed instance from the
+//! last good table. It records nothing itself: the unit ([`super`]) turns
+//! its results and failures into actions and notes.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::Notify;
-use weft_chain::{now_ns, ChainManager};
-use weft_kernel::cron::{CronJob, CronJobSpec, CronService};
-use weft_kernel::{Kernel, KernelState, MessageTarget, Payload};
+use weft_chain::now_ns;
 use weft_runtime::{Limits, LoadedComponent, Runtime};
 
 use crate::bindings::cron::weft::kernel::cron_types as wit;
 use crate::bindings::cron::{Cron, CronPre};
 use crate::exec::{lock, world, Guest, Instance};
-use crate::SubsystemError;
+use crate::ComponentError;
+/// A job that came due in a tick.
+pub use wit::Fired;
 
 world!(Cron, CronPre, "cron");
 
 /// File the job table is persisted to, under the state dir.
 pub const STATE_FILE: &str = "cron.json";
 
-/// Longest the driver sleeps without looking again (jobs added by another
-/// path, clock jumps).
-const MAX_SLEEP: Duration = Duration::from_secs(30);
-/// Pause after a failed tick before the next attempt.
-const FAILURE_BACKOFF: Duration = Duration::from_millis(200);
+/// A job as it is asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CronJobSpec {
+    /// Cron expression (5 or 6 fields), `every <duration>` or `at <RFC 3339>`.
+    pub schedule: String,
+    /// Agent name the fired job is sent to.
+    pub target: String,
+    /// Message body sent when it fires.
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// A scheduled job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CronJob {
+    /// Unique within the table, e.g. `job-7`.
+    pub id: String,
+    /// The principal it fires as (`operator`, `app:hello`, an agent).
+    pub owner: String,
+    /// What it does.
+    #[serde(flatten)]
+    pub spec: CronJobSpec,
+}
+
+/// A table the component refused at boot, moved aside.
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    /// Why.
+    pub why: String,
+    /// Where the file went.
+    pub moved_to: PathBuf,
+}
 
 pub fn default_limits() -> Limits {
     Limits {
@@ -48,13 +74,13 @@ pub fn default_limits() -> Limits {
 
 struct Inner {
     guest: Guest<Cron>,
-    chain: Arc<ChainManager>,
     /// `None` after a failure; recreated from `table` on next use.
     instance: Mutex<Option<Instance<Cron>>>,
     /// The last exported job table (the source of truth for recovery).
     table: Mutex<String>,
     state_file: Option<PathBuf>,
     wake: Notify,
+    rejected: Option<Rejected>,
 }
 
 /// The cron service. Cheap to clone.
@@ -66,19 +92,20 @@ pub struct ComponentCron {
 impl ComponentCron {
     /// Instantiate the component and restore the job table from
     /// `state_dir/cron.json` if there is one. A table the component rejects
-    /// is moved aside to `cron.json.rejected` and recorded.
+    /// is moved aside to `cron.json.rejected` ([`ComponentCron::rejected`]
+    /// says so, for the unit to record).
     pub fn new(
         runtime: &Runtime,
-        chain: Arc<ChainManager>,
         component: LoadedComponent,
         state_dir: Option<&Path>,
         limits: Limits,
-    ) -> Result<Self, SubsystemError> {
+    ) -> Result<Self, ComponentError> {
         let guest: Guest<Cron> = Guest::new(runtime, component, limits)?;
         let mut inst = guest.instantiate()?;
         let state_file = state_dir.map(|d| d.join(STATE_FILE));
+        let mut rejected = None;
         if let Some(f) = state_file.as_ref().filter(|f| f.exists()) {
-            let text = std::fs::read_to_string(f).map_err(|e| SubsystemError::Io {
+            let text = std::fs::read_to_string(f).map_err(|e| ComponentError::Io {
                 context: format!("cannot read {}", f.display()),
                 source: e,
             })?;
@@ -86,28 +113,40 @@ impl ComponentCron {
                 guest.call(&mut inst, async |w, s| w.call_import_state(s, &text).await)?;
             if let Err(why) = imported {
                 let aside = f.with_extension("json.rejected");
-                let _ = std::fs::rename(f, &aside);
-                let _ = chain.append(
-                    "cron",
-                    "cron.failure",
-                    &json!({ "phase": "import", "kind": "rejected state", "error": why,
-                             "moved_to": aside }),
-                );
+                std::fs::rename(f, &aside).map_err(|e| ComponentError::Io {
+                    context: format!("cannot move the rejected {} aside", f.display()),
+                    source: e,
+                })?;
+                rejected = Some(Rejected {
+                    why,
+                    moved_to: aside,
+                });
             }
         }
         let table = guest.call(&mut inst, async |w, s| w.call_export_state(s).await)?;
         Ok(ComponentCron {
             inner: Arc::new(Inner {
                 guest,
-                chain,
                 instance: Mutex::new(Some(inst)),
                 table: Mutex::new(table),
                 state_file,
                 wake: Notify::new(),
+                rejected,
             }),
         })
     }
 
+    /// The table refused at boot, if one was.
+    pub fn rejected(&self) -> Option<&Rejected> {
+        self.inner.rejected.as_ref()
+    }
+
+    /// Resolves when a job was added or removed (the driver sleeps on it).
+    pub async fn changed(&self) {
+        self.inner.wake.notified().await
+    }
+
+    /// BLAKE3 of the component.
     pub fn component_digest(&self) -> String {
         self.inner.guest.component.digest.to_hex()
     }
@@ -122,12 +161,11 @@ impl ComponentCron {
     /// if an earlier call failed.
     fn with<R>(
         &self,
-        phase: &str,
         f: impl AsyncFnOnce(&Cron, &mut crate::exec::GuestStore) -> wasmtime::Result<R>,
-    ) -> Result<R, SubsystemError> {
+    ) -> Result<R, ComponentError> {
         let i = &self.inner;
         let mut slot = lock(&i.instance);
-        let r = (|| {
+        (|| {
             let mut inst = match slot.take() {
                 Some(inst) => inst,
                 None => {
@@ -135,34 +173,22 @@ impl ComponentCron {
                     let table = lock(&i.table).clone();
                     i.guest
                         .call(&mut inst, async |w, s| w.call_import_state(s, &table).await)?
-                        .map_err(SubsystemError::Component)?;
+                        .map_err(ComponentError::Component)?;
                     inst
                 }
             };
             let r = i.guest.call(&mut inst, f)?;
             *slot = Some(inst);
             Ok(r)
-        })();
-        if let Err(e) = &r {
-            self.record_failure(phase, e);
-        }
-        r
-    }
-
-    fn record_failure(&self, phase: &str, e: &SubsystemError) {
-        let _ = self.inner.chain.append(
-            "cron",
-            "cron.failure",
-            &json!({ "phase": phase, "kind": e.kind(), "error": e.to_string() }),
-        );
+        })()
     }
 
     /// Export the table and write it out (tmp + fsync + rename).
-    fn persist(&self) -> Result<(), SubsystemError> {
-        let table = self.with("export", async |w, s| w.call_export_state(s).await)?;
+    fn persist(&self) -> Result<(), ComponentError> {
+        let table = self.with(async |w, s| w.call_export_state(s).await)?;
         *lock(&self.inner.table) = table.clone();
         if let Some(f) = &self.inner.state_file {
-            write_atomic(f, table.as_bytes()).map_err(|e| SubsystemError::Io {
+            write_atomic(f, table.as_bytes()).map_err(|e| ComponentError::Io {
                 context: format!("cannot write {}", f.display()),
                 source: e,
             })?;
@@ -171,74 +197,21 @@ impl ComponentCron {
     }
 
     /// Jobs due at or before `now_ns` (advancing their schedules).
-    pub fn tick(&self, now_ns: u64) -> Result<Vec<wit::Fired>, SubsystemError> {
-        let fired = self.with("tick", async |w, s| w.call_tick(s, now_ns).await)?;
+    pub fn tick(&self, now_ns: u64) -> Result<Vec<wit::Fired>, ComponentError> {
+        let fired = self.with(async |w, s| w.call_tick(s, now_ns).await)?;
         if !fired.is_empty() {
             self.persist()?;
         }
         Ok(fired)
     }
 
-    pub fn next_wake(&self, now_ns: u64) -> Result<Option<u64>, SubsystemError> {
-        self.with("next-wake", async |w, s| w.call_next_wake(s, now_ns).await)
+    pub fn next_wake(&self, now_ns: u64) -> Result<Option<u64>, ComponentError> {
+        self.with(async |w, s| w.call_next_wake(s, now_ns).await)
     }
 
     /// The jobs with their next due time and fire counts.
-    pub fn jobs(&self) -> Result<Vec<wit::Job>, SubsystemError> {
-        self.with("list", async |w, s| w.call_list(s).await)
-    }
-
-    /// Start the driver: it fires due jobs at `kernel`'s agents until the
-    /// kernel stops running.
-    pub fn start(&self, kernel: Kernel) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move { me.drive(kernel).await })
-    }
-
-    async fn drive(self, kernel: Kernel) {
-        while kernel.state() == KernelState::Running {
-            let sleep = match self.next_wake(now_ns()) {
-                Ok(Some(at)) => Duration::from_nanos(at.saturating_sub(now_ns())).min(MAX_SLEEP),
-                Ok(None) => MAX_SLEEP,
-                Err(_) => FAILURE_BACKOFF,
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(sleep) => {}
-                _ = self.inner.wake.notified() => continue,
-            }
-            if kernel.state() != KernelState::Running {
-                break;
-            }
-            // A failed tick is skipped (and recorded); jobs stay due.
-            let Ok(fired) = self.tick(now_ns()) else {
-                tokio::time::sleep(FAILURE_BACKOFF).await;
-                continue;
-            };
-            for f in fired {
-                self.deliver(&kernel, f).await;
-            }
-        }
-    }
-
-    async fn deliver(&self, kernel: &Kernel, f: wit::Fired) {
-        let payload: Value = serde_json::from_str(&f.payload).unwrap_or(Value::Null);
-        let sent = kernel
-            .send(
-                MessageTarget::Named(f.target.clone()),
-                Payload::Json(payload),
-            )
-            .await;
-        let _ = self.inner.chain.append(
-            "cron",
-            "cron.fire",
-            &json!({
-                "job": f.job_id,
-                "target": f.target,
-                "scheduled_ns": f.scheduled_ns,
-                "delivered": sent.is_ok(),
-                "error": sent.err().map(|e| e.to_string()),
-            }),
-        );
+    pub fn jobs(&self) -> Result<Vec<wit::Job>, ComponentError> {
+        self.with(async |w, s| w.call_list(s).await)
     }
 }
 
@@ -254,8 +227,10 @@ fn spec_of(j: &wit::Job) -> CronJob {
     }
 }
 
-impl CronService for ComponentCron {
-    fn add(&self, owner: &str, spec: CronJobSpec) -> Result<CronJob, String> {
+impl ComponentCron {
+    /// Add a job owned by `owner`; the table is persisted before this
+    /// returns. A schedule the component refuses is a `Component` error.
+    pub fn add(&self, owner: &str, spec: CronJobSpec) -> Result<CronJob, ComponentError> {
         let wspec = wit::JobSpec {
             schedule: spec.schedule,
             target: spec.target,
@@ -263,25 +238,25 @@ impl CronService for ComponentCron {
         };
         let now = now_ns();
         let job = self
-            .with("add", async |w, s| w.call_add(s, owner, &wspec, now).await)
-            .map_err(|e| e.to_string())??;
-        self.persist().map_err(|e| e.to_string())?;
+            .with(async |w, s| w.call_add(s, owner, &wspec, now).await)?
+            .map_err(ComponentError::Component)?;
+        self.persist()?;
         self.inner.wake.notify_one();
         Ok(spec_of(&job))
     }
 
-    fn remove(&self, owner: &str, id: &str) -> Result<(), String> {
-        self.with("remove", async |w, s| w.call_remove(s, owner, id).await)
-            .map_err(|e| e.to_string())??;
-        self.persist().map_err(|e| e.to_string())?;
+    /// Remove job `id` (the caller has checked who may).
+    pub fn remove(&self, owner: &str, id: &str) -> Result<(), ComponentError> {
+        self.with(async |w, s| w.call_remove(s, owner, id).await)?
+            .map_err(ComponentError::Component)?;
+        self.persist()?;
         self.inner.wake.notify_one();
         Ok(())
     }
 
-    fn list(&self) -> Vec<CronJob> {
-        self.jobs()
-            .map(|js| js.iter().map(spec_of).collect())
-            .unwrap_or_default()
+    /// Every job.
+    pub fn list(&self) -> Result<Vec<CronJob>, ComponentError> {
+        self.jobs().map(|js| js.iter().map(spec_of).collect())
     }
 }
 
@@ -297,9 +272,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! [`ComponentGovernance`]: the gate's governance backend, answered by a
-//! governance component.
+//! governance component. It appends nothing to the chain itself: its
+//! decisions are recorded by the gate, and its swaps by the actions that
+//! make them.
 //!
 //! Instances are long-lived (the policy is parsed once, inside the
 //! component) and pooled: a check takes a free instance, or waits for one.
@@ -13,8 +15,6 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use serde_json::json;
-use weft_chain::ChainManager;
 use weft_gate::{
     FiredRule, GovernanceBackend, GovernanceDecision, GovernanceError, GovernanceRequest,
     GovernanceVerdict, RuleSeverity,
@@ -24,7 +24,7 @@ use weft_runtime::{Limits, LoadedComponent, RunError, Runtime};
 use crate::bindings::governance::weft::kernel::governance_types as wit;
 use crate::bindings::governance::{Governance, GovernancePre};
 use crate::exec::{lock, world, Guest, Instance};
-use crate::SubsystemError;
+use crate::ComponentError;
 
 world!(Governance, GovernancePre, "governance");
 
@@ -59,7 +59,7 @@ impl Generation {
         policy: Option<Arc<str>>,
         limits: Limits,
         pool: usize,
-    ) -> Result<Self, SubsystemError> {
+    ) -> Result<Self, ComponentError> {
         let guest = Guest::new(runtime, component, limits)?;
         // A generation is published only once one instance has accepted the
         // policy, so a bad component or policy never replaces a good one.
@@ -81,7 +81,7 @@ impl Generation {
     fn with_instance<R>(
         &self,
         f: impl FnOnce(&Guest<Governance>, &mut Instance<Governance>) -> Result<R, RunError>,
-    ) -> Result<R, SubsystemError> {
+    ) -> Result<R, ComponentError> {
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let mut slot = (0..n)
@@ -107,11 +107,11 @@ fn load(
     guest: &Guest<Governance>,
     inst: &mut Instance<Governance>,
     policy: Option<&str>,
-) -> Result<PolicySummary, SubsystemError> {
+) -> Result<PolicySummary, ComponentError> {
     match policy {
         Some(text) => guest
             .call(inst, async |w, s| w.call_load_policy(s, text).await)?
-            .map_err(SubsystemError::Policy),
+            .map_err(ComponentError::Policy),
         None => {
             // Summarise the built-in policy from its rules.
             let rules = guest.call(inst, async |w, s| w.call_rules(s).await)?;
@@ -134,13 +134,11 @@ pub struct SwapRecord {
     pub new_component: String,
     pub old_policy: Option<String>,
     pub new_policy: Option<String>,
-    pub seq: Option<u64>,
 }
 
 /// The governance backend backed by a component.
 pub struct ComponentGovernance {
     runtime: Runtime,
-    chain: Arc<ChainManager>,
     current: ArcSwap<Generation>,
     limits: Mutex<Limits>,
     pool: usize,
@@ -160,17 +158,15 @@ impl ComponentGovernance {
     /// and check it answers. `pool` instances serve checks in parallel.
     pub fn new(
         runtime: &Runtime,
-        chain: Arc<ChainManager>,
         component: LoadedComponent,
         policy: Option<&str>,
         limits: Limits,
         pool: usize,
-    ) -> Result<Self, SubsystemError> {
+    ) -> Result<Self, ComponentError> {
         let policy: Option<Arc<str>> = policy.map(Arc::from);
         let generation = Generation::new(runtime, component, policy, limits.clone(), pool)?;
         Ok(ComponentGovernance {
             runtime: runtime.clone(),
-            chain,
             current: ArcSwap::from_pointee(generation),
             limits: Mutex::new(limits),
             pool: pool.max(1),
@@ -194,7 +190,7 @@ impl ComponentGovernance {
     }
 
     /// The rules in force (`weaver gov rules`).
-    pub fn rules(&self) -> Result<Vec<RuleInfo>, SubsystemError> {
+    pub fn rules(&self) -> Result<Vec<RuleInfo>, ComponentError> {
         self.current
             .load_full()
             .with_instance(|g, i| g.call(i, async |w, s| w.call_rules(s).await))
@@ -202,7 +198,7 @@ impl ComponentGovernance {
 
     /// Replace the component, keeping the policy. Checks in flight finish
     /// on the old one; on error nothing changes.
-    pub fn swap_component(&self, component: LoadedComponent) -> Result<SwapRecord, SubsystemError> {
+    pub fn swap_component(&self, component: LoadedComponent) -> Result<SwapRecord, ComponentError> {
         let _g = lock(&self.swapping);
         let old = self.current.load_full();
         let next = Generation::new(
@@ -217,7 +213,7 @@ impl ComponentGovernance {
 
     /// Replace the policy (TOML), keeping the component. A policy the
     /// component rejects is an error and changes nothing.
-    pub fn reload_policy(&self, toml: &str) -> Result<SwapRecord, SubsystemError> {
+    pub fn reload_policy(&self, toml: &str) -> Result<SwapRecord, ComponentError> {
         let _g = lock(&self.swapping);
         let old = self.current.load_full();
         let next = Generation::new(
@@ -235,22 +231,16 @@ impl ComponentGovernance {
         reason: &'static str,
         old: &Generation,
         next: Generation,
-    ) -> Result<SwapRecord, SubsystemError> {
-        let mut rec = SwapRecord {
+    ) -> Result<SwapRecord, ComponentError> {
+        let rec = SwapRecord {
             reason,
             old_component: old.guest.component.digest.to_hex(),
             new_component: next.guest.component.digest.to_hex(),
             old_policy: policy_digest(&old.policy),
             new_policy: policy_digest(&next.policy),
-            seq: None,
         };
         self.current.store(Arc::new(next));
         self.epoch.fetch_add(1, Ordering::Release);
-        rec.seq = self
-            .chain
-            .append("governance", "governance.swap", &rec)
-            .map(|e| e.seq)
-            .ok();
         Ok(rec)
     }
 
@@ -258,24 +248,6 @@ impl ComponentGovernance {
     pub fn set_limits(&self, limits: Limits) {
         *lock(&self.limits) = limits.clone();
         self.current.load().guest.set_limits(limits);
-    }
-
-    fn record_failure(&self, req: &GovernanceRequest, e: &SubsystemError, digest: String) {
-        let kind = match e {
-            SubsystemError::Run(r) => r.kind(),
-            _ => "host error",
-        };
-        let _ = self.chain.append(
-            "governance",
-            "governance.failure",
-            &json!({
-                "kind": kind,
-                "error": e.to_string(),
-                "agent": req.agent,
-                "action": req.action,
-                "component": digest,
-            }),
-        );
     }
 }
 
@@ -294,17 +266,19 @@ impl GovernanceBackend for ComponentGovernance {
             environment: req.environment.clone(),
         };
         let out = gen.with_instance(|g, i| g.call(i, async |w, s| w.call_evaluate(s, &wreq).await));
-        match out {
-            Ok(r) => Ok(verdict(r)),
-            Err(e) => {
-                self.record_failure(req, &e, gen.guest.component.digest.to_hex());
-                Err(match e {
-                    SubsystemError::Run(RunError::OutOfFuel { .. }) => GovernanceError::OutOfFuel,
-                    SubsystemError::Run(r) => GovernanceError::Trapped(r.to_string()),
-                    other => GovernanceError::Backend(other.to_string()),
-                })
+        // A failure denies (the gate fails closed) and its reason, naming
+        // the component, is in the recorded decision.
+        out.map(verdict).map_err(|e| {
+            let digest = gen.guest.component.digest.to_hex();
+            let digest = &digest[..16.min(digest.len())];
+            match e {
+                ComponentError::Run(RunError::OutOfFuel { .. }) => GovernanceError::OutOfFuel,
+                ComponentError::Run(r) => {
+                    GovernanceError::Trapped(format!("{r} (component {digest})"))
+                }
+                other => GovernanceError::Backend(format!("{other} (component {digest})")),
             }
-        }
+        })
     }
 }
 

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weft_chain::now_ns;
-use weft_kernel::{Kernel, KernelState, MessageTarget, Payload};
+use weft_kernel::ipc::SendMessage;
+use weft_kernel::{Kernel, KernelState, MessageTarget, Payload, Principal};
 use weft_runtime::{Limits, LoadedComponent, Runtime};
 
 use crate::bindings::health::weft::kernel::health_types as wit;
 use crate::bindings::health::{Health, HealthPre};
 use crate::exec::{lock, world, Guest, Instance};
-use crate::SubsystemError;
+use crate::ComponentError;
 
 world!(Health, HealthPre, "health");
 
@@ -56,7 +57,7 @@ impl ComponentHealth {
         runtime: &Runtime,
         component: LoadedComponent,
         limits: Limits,
-    ) -> Result<Self, SubsystemError> {
+    ) -> Result<Self, ComponentError> {
         let guest = Guest::new(runtime, component, limits)?;
         let inst = guest.instantiate()?;
         Ok(ComponentHealth {
@@ -74,7 +75,7 @@ impl ComponentHealth {
     fn with<R>(
         &self,
         f: impl AsyncFnOnce(&Health, &mut crate::exec::GuestStore) -> wasmtime::Result<R>,
-    ) -> Result<R, SubsystemError> {
+    ) -> Result<R, ComponentError> {
         let i = &self.inner;
         let mut slot = lock(&i.instance);
         let mut inst = match slot.take() {
@@ -84,7 +85,7 @@ impl ComponentHealth {
                 let specs = lock(&i.specs).clone();
                 i.guest
                     .call(&mut inst, async |w, s| w.call_configure(s, &specs).await)?
-                    .map_err(SubsystemError::Component)?;
+                    .map_err(ComponentError::Component)?;
                 inst
             }
         };
@@ -94,28 +95,28 @@ impl ComponentHealth {
     }
 
     /// Replace the probe set: each spec with the function that runs it.
-    pub fn configure(&self, probes: Vec<(ProbeSpec, ProbeFn)>) -> Result<(), SubsystemError> {
+    pub fn configure(&self, probes: Vec<(ProbeSpec, ProbeFn)>) -> Result<(), ComponentError> {
         let specs: Vec<ProbeSpec> = probes.iter().map(|(s, _)| s.clone()).collect();
         self.with(async |w, s| w.call_configure(s, &specs).await)?
-            .map_err(SubsystemError::Component)?;
+            .map_err(ComponentError::Component)?;
         *lock(&self.inner.specs) = specs;
         *lock(&self.inner.probes) = probes.into_iter().map(|(s, f)| (s.name, f)).collect();
         Ok(())
     }
 
     /// Report one probe result (the driver does this; tests may too).
-    pub fn report(&self, name: &str, ok: bool, detail: &str) -> Result<(), SubsystemError> {
+    pub fn report(&self, name: &str, ok: bool, detail: &str) -> Result<(), ComponentError> {
         let now = now_ns();
         self.with(async |w, s| w.call_report(s, name, ok, detail, now).await)
     }
 
-    pub fn status(&self) -> Result<HealthReport, SubsystemError> {
+    pub fn status(&self) -> Result<HealthReport, ComponentError> {
         self.with(async |w, s| w.call_status(s).await)
     }
 
     /// Run every due probe once and report the results. Returns the names
     /// of the probes run.
-    pub async fn run_due(&self) -> Result<Vec<String>, SubsystemError> {
+    pub async fn run_due(&self) -> Result<Vec<String>, ComponentError> {
         let now = now_ns();
         let due = self.with(async |w, s| w.call_due(s, now).await)?;
         for name in &due {
@@ -181,21 +182,22 @@ pub fn services_probe(kernel: Kernel) -> ProbeFn {
     })
 }
 
-/// A probe that pings an agent (a request with the text `ping`); any reply
-/// within `timeout` is healthy.
+/// A probe that pings an agent (a request with the text `ping`, sent as
+/// the kernel); any reply within `timeout` is healthy.
 pub fn agent_probe(kernel: Kernel, agent: &str, timeout: Duration) -> ProbeFn {
     let agent = agent.to_string();
     Arc::new(move || {
         let (k, agent) = (kernel.clone(), agent.clone());
         Box::pin(async move {
-            k.request(
+            let ping = SendMessage::new(
                 MessageTarget::Named(agent.clone()),
                 Payload::Text("ping".into()),
-                timeout,
             )
-            .await
-            .map(|_| format!("{agent} answered"))
-            .map_err(|e| e.to_string())
+            .wait(timeout);
+            k.act(&Principal::Kernel, ping)
+                .await
+                .map(|_| format!("{agent} answered"))
+                .map_err(|e| e.to_string())
         })
     })
 }

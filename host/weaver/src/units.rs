@@ -1,0 +1,48 @@
+//! The one registration list: every subsystem this `weaver` boots its
+//! kernels with, each with its command-line part. Adding a subsystem is
+//! its own folder plus one entry here. (The kernel's own units — IPC,
+//! tools, the chain, agents — come with the kernel.)
+
+use std::sync::Arc;
+
+use weft_kernel::control::cli::CliCommand;
+use weft_kernel::Subsystem;
+
+/// One registered subsystem.
+struct Registration {
+    subsystem: fn() -> Arc<dyn Subsystem>,
+    cli: fn() -> Vec<CliCommand>,
+}
+
+const REGISTERED: &[Registration] = &[
+    Registration {
+        subsystem: || Arc::new(weft_subsystems::governance::GovernanceUnit::default()),
+        cli: || vec![weft_subsystems::governance::cli()],
+    },
+    Registration {
+        subsystem: || Arc::new(weft_subsystems::cron::CronUnit::default()),
+        cli: || vec![weft_subsystems::cron::cli()],
+    },
+    Registration {
+        subsystem: || Arc::new(weft_subsystems::health::HealthUnit::default()),
+        cli: || vec![weft_subsystems::health::cli()],
+    },
+    Registration {
+        subsystem: || Arc::new(weft_apps::AppsUnit::default()),
+        cli: weft_apps::control::cli,
+    },
+];
+
+/// Fresh instances of every registered subsystem, in order.
+pub fn subsystems() -> Vec<Arc<dyn Subsystem>> {
+    REGISTERED.iter().map(|r| (r.subsystem)()).collect()
+}
+
+/// Every command: the kernel's own units' first, then the subsystems'.
+pub fn commands() -> Vec<CliCommand> {
+    let mut v = weft_kernel::builtin_cli();
+    for r in REGISTERED {
+        v.extend((r.cli)());
+    }
+    v
+}

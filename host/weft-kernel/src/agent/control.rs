@@ -1,0 +1,99 @@
+//! `weaver ps`: the process table, a gated query; the agents unit.
+
+use std::any::Any;
+
+use clap::{Args, FromArgMatches};
+use serde::{Deserialize, Serialize};
+
+use crate::control::cli::{cell, items, output, table, CliCommand, JsonFlag};
+use crate::control::{to_value, ControlCx, ControlReply};
+use crate::subsystem::{BoxFuture, Subsystem};
+
+/// The agents unit's control requests.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Every process with its state and usage.
+    Ps,
+}
+
+pub(crate) struct AgentsUnit;
+
+impl Subsystem for AgentsUnit {
+    fn name(&self) -> &'static str {
+        "agents"
+    }
+
+    fn control<'a>(&'a self, cx: ControlCx<'a>) -> BoxFuture<'a, ControlReply> {
+        Box::pin(async move {
+            match cx.parse::<Request>("agents")? {
+                Request::Ps => {
+                    cx.query("agent.list").await?;
+                    to_value(cx.kernel.processes())
+                }
+            }
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[derive(Args)]
+struct PsArgs {
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+/// `weaver ps`.
+pub fn cli() -> CliCommand {
+    CliCommand {
+        command: || {
+            PsArgs::augment_args(clap::Command::new("ps")).about("List the kernel's processes")
+        },
+        run: |cx, m| {
+            Box::pin(async move {
+                let a = PsArgs::from_arg_matches(m)?;
+                let v = crate::ask!(cx.state, "agents", &Request::Ps);
+                Ok(output(a.json.json, &v, |v| {
+                    let rows: Vec<Vec<String>> = items(v)
+                        .iter()
+                        .map(|p| {
+                            let u = &p["usage"];
+                            vec![
+                                cell(&p["pid"]),
+                                cell(&p["name"]),
+                                cell(&p["state"]),
+                                cell(&p["owner"]),
+                                cell(&p["parent"]),
+                                cell(&u["messages_received"]),
+                                cell(&u["messages_sent"]),
+                                cell(&u["tool_calls"]),
+                                cell(&u["fuel_consumed"]),
+                                cell(&u["restarts"]),
+                                cell(&p["last_failure"]),
+                            ]
+                        })
+                        .collect();
+                    table(
+                        &[
+                            "PID",
+                            "NAME",
+                            "STATE",
+                            "OWNER",
+                            "PARENT",
+                            "IN",
+                            "OUT",
+                            "TOOLS",
+                            "FUEL",
+                            "RESTARTS",
+                            "LAST FAILURE",
+                        ],
+                        &rows,
+                    );
+                }))
+            })
+        },
+    }
+}

@@ -1,0 +1,290 @@
+//! The kernel's own unit: `weaver kernel status | logs | stop` and `weaver
+//! tree ls`, each a gated query (or, for `stop`, a gated action), plus the
+//! read-only [`TreeView`].
+
+use std::any::Any;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{FromArgMatches, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use weft_tree::{NodeView, TreeError, TreeManager, TreeStats};
+
+use crate::act::Query;
+use crate::console::LogLevel;
+use crate::control::cli::{cell, items, output, table, CliCommand, CliContext, JsonFlag};
+use crate::control::{to_value, ControlCx, ControlError, ControlReply};
+use crate::subsystem::{BoxFuture, Subsystem};
+
+/// The resource tree, read-only (its changes are made by actions).
+pub struct TreeView<'a>(pub(crate) &'a TreeManager);
+
+impl TreeView<'_> {
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Option<NodeView> {
+        self.0.get(path)
+    }
+
+    /// The nodes under `prefix` (itself included).
+    pub fn list(&self, prefix: &str) -> Result<Vec<NodeView>, TreeError> {
+        self.0.list(prefix)
+    }
+
+    /// Node and mutation counts.
+    pub fn stats(&self) -> TreeStats {
+        self.0.stats()
+    }
+}
+
+/// The kernel unit's control requests.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// State, uptime, processes, chain and subsystems.
+    Status,
+    /// The kernel log, from `level` up.
+    Logs {
+        /// `debug`, `info`, `warn` or `error`.
+        level: Option<String>,
+    },
+    /// Stop the kernel once this is answered.
+    Stop,
+    /// Tree nodes under `prefix`.
+    Tree {
+        /// Default `/`.
+        prefix: Option<String>,
+    },
+}
+
+pub(crate) struct KernelUnit;
+
+impl Subsystem for KernelUnit {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn control<'a>(&'a self, cx: ControlCx<'a>) -> BoxFuture<'a, ControlReply> {
+        Box::pin(serve(cx))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A stop requested through the control API (`kernel.stop`): recorded, then
+/// `weaver run` stops the kernel once the answer is out.
+struct StopKernel;
+
+impl crate::act::Action for StopKernel {
+    type Output = ();
+
+    fn gate_action(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("kernel.stop")
+    }
+
+    fn gate_context(&self) -> Value {
+        json!({})
+    }
+
+    async fn perform(self, cx: &mut crate::act::ActCx<'_>) -> crate::KernelResult<()> {
+        cx.record("kernel.stop", &json!({}))?;
+        cx.kernel().request_stop();
+        Ok(())
+    }
+}
+
+async fn serve(cx: ControlCx<'_>) -> ControlReply {
+    let k = cx.kernel;
+    match cx.parse::<Request>("kernel")? {
+        Request::Status => {
+            cx.query("kernel.status").await?;
+            let s = k.stats();
+            let subsystems: Map<String, Value> = k
+                .unit_names()
+                .into_iter()
+                .filter_map(|n| k.unit(n).map(|u| (n.to_string(), u.status())))
+                .filter(|(_, v)| !v.is_null())
+                .collect();
+            Ok(json!({
+                "state": s.state,
+                "state_dir": k.state_dir(),
+                "environment": k.config().kernel.environment,
+                "processes": s.processes,
+                "services": s.services,
+                "tools": s.tools,
+                "topics": s.topics,
+                "lost_records": s.lost_records,
+                "chain": {
+                    "len": s.chain.len,
+                    "last_seq": s.chain.last_seq,
+                    "public_key": s.chain.public_key,
+                    "checkpoints": s.chain.checkpoints,
+                },
+                "units": k.unit_names(),
+                "subsystems": subsystems,
+            }))
+        }
+        Request::Logs { level } => {
+            cx.query("kernel.logs").await?;
+            let min = match level.as_deref() {
+                None | Some("debug") => LogLevel::Debug,
+                Some("info") => LogLevel::Info,
+                Some("warn") => LogLevel::Warn,
+                Some("error") => LogLevel::Error,
+                Some(other) => {
+                    return Err(ControlError::bad_request(format!(
+                        "unknown level `{other}` (debug, info, warn, error)"
+                    )))
+                }
+            };
+            to_value(
+                k.logs()
+                    .into_iter()
+                    .filter(|e| e.level >= min)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        Request::Stop => {
+            k.act(cx.who, StopKernel).await?;
+            Ok(json!({ "stopping": true }))
+        }
+        Request::Tree { prefix } => {
+            k.act(cx.who, Query("tree.read")).await?;
+            let nodes = k
+                .tree()
+                .list(prefix.as_deref().unwrap_or("/"))
+                .map_err(|e| ControlError::new(crate::control::kind::NOT_FOUND, e.to_string()))?;
+            to_value(nodes)
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum KernelCmd {
+    /// State, processes, chain and subsystems.
+    Status(JsonFlag),
+    /// The kernel's log.
+    Logs {
+        /// Lowest level shown: debug, info, warn, error.
+        #[arg(long)]
+        level: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the kernel cleanly.
+    Stop,
+}
+
+#[derive(Subcommand)]
+enum TreeCmd {
+    /// List nodes under PREFIX (default `/`).
+    Ls {
+        prefix: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `weaver kernel` and `weaver tree`.
+pub fn cli() -> Vec<CliCommand> {
+    vec![
+        CliCommand {
+            command: || {
+                KernelCmd::augment_subcommands(
+                    clap::Command::new("kernel")
+                        .about("The running kernel: status, logs, stop")
+                        .subcommand_required(true),
+                )
+            },
+            run: |cx, m| Box::pin(kernel(cx, m)),
+        },
+        CliCommand {
+            command: || {
+                TreeCmd::augment_subcommands(
+                    clap::Command::new("tree")
+                        .about("The resource tree")
+                        .subcommand_required(true),
+                )
+            },
+            run: |cx, m| Box::pin(tree(cx.state, m)),
+        },
+    ]
+}
+
+async fn kernel(cx: &CliContext<'_>, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    let state = cx.state;
+    match KernelCmd::from_arg_matches(m)? {
+        KernelCmd::Status(f) => {
+            let v = crate::ask!(state, "kernel", &Request::Status);
+            Ok(output(f.json, &v, |v| {
+                let mut rows = vec![
+                    ("state".to_string(), cell(&v["state"])),
+                    ("state dir".into(), cell(&v["state_dir"])),
+                    ("environment".into(), cell(&v["environment"])),
+                    ("processes".into(), cell(&v["processes"])),
+                    ("tools".into(), cell(&v["tools"])),
+                    ("services".into(), cell(&v["services"])),
+                    ("chain length".into(), cell(&v["chain"]["len"])),
+                    ("chain last seq".into(), cell(&v["chain"]["last_seq"])),
+                    ("chain public key".into(), cell(&v["chain"]["public_key"])),
+                ];
+                if let Some(subs) = v["subsystems"].as_object() {
+                    for (name, s) in subs {
+                        rows.push((name.clone(), cell(s)));
+                    }
+                }
+                if v["lost_records"].as_u64().unwrap_or(0) > 0 {
+                    rows.push(("LOST RECORDS".into(), cell(&v["lost_records"])));
+                }
+                for (k, val) in rows {
+                    println!("{:<17} {val}", format!("{k}:"));
+                }
+            }))
+        }
+        KernelCmd::Logs { level, json } => {
+            let v = crate::ask!(state, "kernel", &Request::Logs { level });
+            Ok(output(json, &v, |v| {
+                for e in items(v) {
+                    println!(
+                        "{:<5} {:<8} {}",
+                        cell(&e["level"]),
+                        cell(&e["phase"]).to_lowercase(),
+                        cell(&e["message"])
+                    );
+                }
+            }))
+        }
+        KernelCmd::Stop => {
+            crate::ask!(state, "kernel", &Request::Stop);
+            // The socket goes once the kernel stops serving; wait for that so
+            // a script can start another kernel right after.
+            let sock = crate::control::protocol::socket_path(state);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while sock.exists() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            println!("kernel on {} stopped", state.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn tree(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    let TreeCmd::Ls { prefix, json } = TreeCmd::from_arg_matches(m)?;
+    let v = crate::ask!(state, "kernel", &Request::Tree { prefix });
+    Ok(output(json, &v, |v| {
+        let rows: Vec<Vec<String>> = items(v)
+            .iter()
+            .map(|n| {
+                vec![
+                    cell(&n["path"]),
+                    cell(&n["children"]),
+                    cell(&n["chain_seq"]),
+                ]
+            })
+            .collect();
+        table(&["PATH", "CHILDREN", "SEQ"], &rows);
+    }))
+}
