@@ -98,14 +98,7 @@ fn agent(a: w::AgentSpec) -> m::AgentSpec {
             max_messages: l.max_messages,
             max_tool_calls: l.max_tool_calls,
         }),
-        restart: match a.restart {
-            w::RestartPolicy::Never => m::RestartPolicy::Never,
-            w::RestartPolicy::Always => m::RestartPolicy::Always,
-            w::RestartPolicy::OnFailure(o) => m::RestartPolicy::OnFailure(m::OnFailure {
-                max_retries: o.max_retries,
-                backoff_ms: o.backoff_ms,
-            }),
-        },
+        restart: restart(a.restart),
         config: a.config,
     }
 }
@@ -141,15 +134,26 @@ fn tool(t: w::ToolSpec) -> m::ToolSpec {
     }
 }
 
+fn restart(r: w::RestartPolicy) -> m::RestartPolicy {
+    match r {
+        w::RestartPolicy::Never => m::RestartPolicy::Never,
+        w::RestartPolicy::Always => m::RestartPolicy::Always,
+        w::RestartPolicy::OnFailure(o) => m::RestartPolicy::OnFailure(m::OnFailure {
+            max_retries: o.max_retries,
+            backoff_ms: o.backoff_ms,
+        }),
+    }
+}
+
 fn service(s: w::ServiceSpec) -> m::ServiceSpec {
     m::ServiceSpec {
         name: s.name,
         source: match s.source {
             w::ServiceSource::Component(c) => m::ServiceSource::Component(c),
             w::ServiceSource::Image(i) => m::ServiceSource::Image(i),
+            w::ServiceSource::ImageArchive(a) => m::ServiceSource::ImageArchive(a),
             w::ServiceSource::Url(u) => m::ServiceSource::Url(u),
         },
-        ports: s.ports,
         env: env(s.env),
         health: s.health.map(|h| m::HealthCheck {
             kind: match h.kind {
@@ -159,6 +163,53 @@ fn service(s: w::ServiceSpec) -> m::ServiceSpec {
             interval_ms: h.interval_ms,
             failure_threshold: h.failure_threshold,
             success_threshold: h.success_threshold,
+            probe: match h.probe {
+                w::Probe::None => m::Probe::None,
+                w::Probe::Tcp(p) => m::Probe::Tcp(p),
+                w::Probe::Http(x) => m::Probe::Http(m::HttpProbe {
+                    port: x.port,
+                    path: x.path,
+                    status: x.status,
+                }),
+                w::Probe::Exec(argv) => m::Probe::Exec(argv),
+            },
+        }),
+        container: s.container.map(container),
+    }
+}
+
+fn container(c: w::ContainerSpec) -> m::ContainerSpec {
+    m::ContainerSpec {
+        pull: match c.pull {
+            w::PullPolicy::Never => m::PullPolicy::Never,
+            w::PullPolicy::IfNotPresent => m::PullPolicy::IfNotPresent,
+        },
+        command: c.command,
+        ports: c
+            .ports
+            .into_iter()
+            .map(|p| m::PortMap {
+                host: p.host,
+                container: p.container,
+            })
+            .collect(),
+        volumes: c
+            .volumes
+            .into_iter()
+            .map(|v| m::VolumeMount {
+                host: v.host,
+                container: v.container,
+                read_only: v.read_only,
+            })
+            .collect(),
+        memory_bytes: c.memory_bytes,
+        nano_cpus: c.nano_cpus,
+        restart: restart(c.restart),
+        cap_add: c.cap_add,
+        read_only: c.read_only,
+        call: c.call.map(|x| m::ServiceCall {
+            port: x.port,
+            path: x.path,
         }),
     }
 }

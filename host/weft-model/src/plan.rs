@@ -166,10 +166,24 @@ pub struct ToolSpec {
 pub enum ServiceSource {
     /// A component path inside the bundle.
     Component(String),
-    /// A container image reference.
+    /// A container image reference, `[registry/]name[:tag][@sha256:<64 hex>]`.
     Image(String),
+    /// A bundle path to a `docker save` tarball: locked by BLAKE3 like a
+    /// component (it is in the plan's `verify-digests` list) and loaded at
+    /// install, so installing needs no registry.
+    ImageArchive(String),
     /// An external endpoint.
     Url(String),
+}
+
+impl ServiceSource {
+    /// Is this a container service (`image` or `image_archive`)?
+    pub fn is_container(&self) -> bool {
+        matches!(
+            self,
+            ServiceSource::Image(_) | ServiceSource::ImageArchive(_)
+        )
+    }
 }
 
 /// What a health check decides.
@@ -182,8 +196,35 @@ pub enum ProbeKind {
     Readiness,
 }
 
+/// An HTTP GET probe (`http = { port, path, status }`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpProbe {
+    /// A container port published in the service's `ports`.
+    pub port: u16,
+    /// Absolute request path, `/` by default.
+    pub path: String,
+    /// The status that means healthy, 100 to 599; 200 by default.
+    pub status: u16,
+}
+
+/// What the health component runs for a container service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// No probe of its own: component and URL services (their own health
+    /// check applies).
+    #[default]
+    None,
+    /// Connect over TCP to this published container port.
+    Tcp(u16),
+    /// An HTTP GET.
+    Http(HttpProbe),
+    /// Run this argv in the container; healthy when it exits 0.
+    Exec(Vec<String>),
+}
+
 /// A service's `health`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
     /// Liveness or readiness.
     pub kind: ProbeKind,
@@ -193,21 +234,164 @@ pub struct HealthCheck {
     pub failure_threshold: u32,
     /// Good probes in a row before it counts as up.
     pub success_threshold: u32,
+    /// How to probe; [`Probe::None`] for component and URL services.
+    pub probe: Probe,
 }
+
+/// A container's `pull` policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// Never pull: the image must be present (loaded from the archive, or
+    /// already on the engine). The default for `image_archive`.
+    Never,
+    /// Pull the reference when the engine lacks it. The default for `image`.
+    IfNotPresent,
+}
+
+/// A published port, `"HOST:CONTAINER"`. The host address (127.0.0.1
+/// unless the environment allows otherwise) and the allowed host port
+/// range are the kernel's policy, applied at install.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMap {
+    /// Host port, 1 to 65535, unique in the service.
+    pub host: u16,
+    /// Container port, 1 to 65535.
+    pub container: u16,
+}
+
+/// A bind mount, `"HOST:CONTAINER[:ro]"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// Relative to the app's data dir (`.` is the data dir itself); never
+    /// absolute, never `..`.
+    pub host: String,
+    /// Absolute path in the container; not `/`, no `..`, unique.
+    pub container: String,
+    /// Mounted read-only (`:ro`).
+    pub read_only: bool,
+}
+
+/// Where `Service` and `ServiceMethod` messages to a container service go:
+/// an HTTP POST of the JSON body to this container port and path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCall {
+    /// A container port published in the service's `ports`.
+    pub port: u16,
+    /// Absolute path, `/` by default.
+    pub path: String,
+}
+
+/// How a container service runs. Weft's security defaults are not fields:
+/// never privileged, its own network and PID namespace, no Docker socket,
+/// every Linux capability dropped but [`ContainerSpec::cap_add`],
+/// `no-new-privileges`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// When to pull the image.
+    pub pull: PullPolicy,
+    /// argv; empty runs the image's default command.
+    pub command: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<PortMap>,
+    /// Bind mounts under the app's data dir.
+    pub volumes: Vec<VolumeMount>,
+    /// Memory limit in bytes (at least [`MIN_CONTAINER_MEMORY`]); `None`:
+    /// no limit of its own.
+    pub memory_bytes: Option<u64>,
+    /// CPU limit in 10⁻⁹ CPUs (`0.5` CPUs is `500_000_000`); `None`: no
+    /// limit of its own.
+    pub nano_cpus: Option<u64>,
+    /// Weft's restart policy for the container (not Docker's).
+    pub restart: RestartPolicy,
+    /// Linux capabilities kept, without `CAP_` (`NET_BIND_SERVICE`), each
+    /// in [`LINUX_CAPABILITIES`] and none in [`NEVER_CAPABILITIES`]; the
+    /// environment must allow each at install.
+    pub cap_add: Vec<String>,
+    /// Mount the root filesystem read-only.
+    pub read_only: bool,
+    /// Where calls go; `None`: the service takes no calls.
+    pub call: Option<ServiceCall>,
+}
+
+/// The smallest container memory limit a manifest may ask for: Docker
+/// refuses less than 6 MiB.
+pub const MIN_CONTAINER_MEMORY: u64 = 6 << 20;
+
+/// Every Linux capability name, without the `CAP_` prefix.
+pub const LINUX_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Capabilities a manifest may never ask for, whatever the environment
+/// allows: each is enough to escape the container or take over the host
+/// (mounts and namespaces, module loading, raw I/O, reboot, LSM override,
+/// eBPF, `open_by_handle_at`).
+pub const NEVER_CAPABILITIES: &[&str] = &[
+    "SYS_ADMIN",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_BOOT",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "BPF",
+    "DAC_READ_SEARCH",
+];
 
 /// One `[[services]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// `[a-z0-9-]`, 1 to 64, unique in the app.
     pub name: String,
-    /// Component, image or URL.
+    /// Component, image, image archive or URL.
     pub source: ServiceSource,
-    /// Ports, 1 to 65535, no duplicates.
-    pub ports: Vec<u16>,
     /// Its environment, in key order.
     pub env: Vec<EnvVar>,
     /// Its health check, if any.
     pub health: Option<HealthCheck>,
+    /// How its container runs: present exactly for `image` and
+    /// `image_archive` services.
+    pub container: Option<ContainerSpec>,
 }
 
 /// `[hooks]`: component paths inside the bundle.
@@ -281,7 +465,8 @@ pub struct HookRun {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
-    /// Check these components (sorted, unique paths) against the lock.
+    /// Check these files against the lock: every component and image
+    /// archive path, sorted, unique.
     VerifyDigests(Vec<String>),
     /// Copy the bundle into the app's directory.
     CopyBundle,
@@ -291,7 +476,7 @@ pub enum Step {
     RunHook(HookRun),
     /// Register this tool.
     RegisterTool(ToolSpec),
-    /// Register (and for a component, run) this service.
+    /// Register (and for a component or image, run) this service.
     RegisterService(ServiceSpec),
     /// Spawn this agent as `<app>.<id>`.
     SpawnAgent(AgentSpec),
@@ -353,5 +538,67 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<InstallPlan>(&text).unwrap(), plan);
+    }
+
+    #[test]
+    fn a_container_service_survives_json() {
+        let svc = ServiceSpec {
+            name: "web".into(),
+            source: ServiceSource::ImageArchive("images/web.tar".into()),
+            env: vec![EnvVar {
+                key: "MODE".into(),
+                value: "x".into(),
+            }],
+            health: Some(HealthCheck {
+                kind: ProbeKind::Readiness,
+                interval_ms: 5000,
+                failure_threshold: 3,
+                success_threshold: 1,
+                probe: Probe::Http(HttpProbe {
+                    port: 8080,
+                    path: "/".into(),
+                    status: 200,
+                }),
+            }),
+            container: Some(ContainerSpec {
+                pull: PullPolicy::Never,
+                command: vec!["httpd".into()],
+                ports: vec![PortMap {
+                    host: 18080,
+                    container: 8080,
+                }],
+                volumes: vec![VolumeMount {
+                    host: "www".into(),
+                    container: "/www".into(),
+                    read_only: true,
+                }],
+                memory_bytes: Some(64 << 20),
+                nano_cpus: Some(500_000_000),
+                restart: RestartPolicy::OnFailure(OnFailure {
+                    max_retries: 3,
+                    backoff_ms: 500,
+                }),
+                cap_add: vec!["NET_BIND_SERVICE".into()],
+                read_only: false,
+                call: Some(ServiceCall {
+                    port: 8080,
+                    path: "/cgi-bin/svc".into(),
+                }),
+            }),
+        };
+        assert!(svc.source.is_container());
+        let text = serde_json::to_string(&Step::RegisterService(svc.clone())).unwrap();
+        assert!(
+            text.contains(r#""source":{"image_archive":"images/web.tar"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""pull":"never""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<Step>(&text).unwrap(),
+            Step::RegisterService(svc)
+        );
+        for cap in NEVER_CAPABILITIES {
+            assert!(LINUX_CAPABILITIES.contains(cap), "{cap}");
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! `[[tools]]`, `[[services]]`, `[hooks]` and `[environment]`.
+//! `[[tools]]`, `[[services]]` (container keys in `containers`), `[hooks]`
+//! and `[environment]`.
 
 use toml::de::DeValue;
 
 use crate::check::{name_ok, NAME_CHARS};
-use crate::paths::{component_path, data_dir_path, guest_path};
-use crate::walk::{as_choice, as_int, as_str, Cx, Tbl, Val};
+use crate::containers;
+use crate::paths::{bundle_file_path, component_path, data_dir_path, guest_path};
+use crate::walk::{as_choice, as_str, Cx, Tbl, Val};
 use weft_model::plan::{
-    DirGrant, EnvVar, Environment, HealthCheck, Hooks, ProbeKind, ServiceSource, ServiceSpec,
-    ToolLimits, ToolSpec,
+    DirGrant, EnvVar, Environment, HealthCheck, Hooks, Probe, ProbeKind, ServiceSource,
+    ServiceSpec, ToolLimits, ToolSpec,
 };
 
 /// A `[a-z0-9-]` name, unique among `seen`.
@@ -39,6 +41,7 @@ fn unique_name(
     Some(name)
 }
 
+/// Reads one `[[tools]]` entry; `seen` catches duplicate names.
 pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) -> Option<ToolSpec> {
     let keys = ["name", "component", "grants", "limits"];
     let t = Tbl::of(cx, v, path, "a table ([[tools]])", &keys)?;
@@ -126,42 +129,69 @@ fn dirs(cx: &mut Cx<'_>, g: &Tbl<'_, '_>) -> Option<Vec<DirGrant>> {
     ok.then_some(out)
 }
 
+/// One `[[services]]` entry: a component, an image (or image archive) or
+/// a URL. Container keys are read for image services and refused, at the
+/// key, on the others.
 pub fn service(
     cx: &mut Cx<'_>,
     v: &Val<'_>,
     path: &str,
     seen: &mut Vec<String>,
 ) -> Option<ServiceSpec> {
-    let keys = [
+    let mut keys = vec![
         "name",
         "component",
         "image",
+        "image_archive",
         "url",
-        "ports",
         "env",
         "health",
     ];
-    let t = Tbl::of(cx, v, path, "a table ([[services]])", &keys)?;
+    keys.extend_from_slice(containers::CONTAINER_KEYS);
+    let what = "a table ([[services]])";
+    let t = Tbl::of_refusing(cx, v, path, what, &keys, containers::REFUSED_KEYS)?;
     let name = unique_name(cx, &t, "service", seen);
     let source = source(cx, &t);
-    let ports = ports(cx, &t);
     let env = env(t.str_map(cx, "env"));
+    let image = t.get("image").is_some() || t.get("image_archive").is_some();
+    let other = ["component", "url"]
+        .into_iter()
+        .find(|k| t.get(k).is_some());
+    let (container, published) = if image {
+        let (spec, published) = containers::spec(cx, &t, t.get("image_archive").is_some());
+        (spec.map(Some), published)
+    } else {
+        if let Some(kind) = other {
+            for k in containers::CONTAINER_KEYS {
+                if let Some(span) = t.key_span(k) {
+                    cx.err(&span, &t.key(k), containers::only_for_images(kind));
+                }
+            }
+        }
+        (Some(None), None)
+    };
+    let probes = if image {
+        Probes::Required(published.as_deref())
+    } else {
+        Probes::Refused(other)
+    };
     let health = match t.get("health") {
         None => Some(None),
-        Some(hv) => health(cx, hv, &t.key("health")).map(Some),
+        Some(hv) => health(cx, hv, &t.key("health"), probes).map(Some),
     };
     Some(ServiceSpec {
         name: name?,
         source: source?,
-        ports: ports?,
         env,
         health: health?,
+        container: container?,
     })
 }
 
-/// Exactly one of `component`, `image`, `url`; a second one is the error.
+/// Exactly one of `component`, `image`, `image_archive`, `url`; a second
+/// one is the error.
 fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ServiceSource> {
-    let mut present: Vec<(&str, &Val<'_>)> = ["component", "image", "url"]
+    let mut present: Vec<(&str, &Val<'_>)> = ["component", "image", "image_archive", "url"]
         .into_iter()
         .filter_map(|k| t.get(k).map(|v| (k, v)))
         .collect();
@@ -172,7 +202,8 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ServiceSource> {
             cx.err(
                 &t.span,
                 &t.path,
-                "missing service source; expected exactly one of `component`, `image` or `url`",
+                "missing service source; expected exactly one of `component`, `image`, \
+                 `image_archive` or `url`",
             );
             None
         }
@@ -182,16 +213,21 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ServiceSource> {
                 "component" => component_path(cx, v, &key).map(ServiceSource::Component),
                 "image" => {
                     let s = as_str(cx, v, &key)?;
-                    if s.is_empty() || s.chars().any(char::is_whitespace) {
+                    if let Some(why) = containers::image_ref_problem(&s) {
                         cx.err(
                             &v.span(),
                             &key,
-                            format!("expected a container image reference, found \"{s}\""),
+                            format!(
+                                "expected a container image reference \
+                                 [registry/]name[:tag][@sha256:<64 hex>], found \"{s}\" ({why})"
+                            ),
                         );
                         return None;
                     }
                     Some(ServiceSource::Image(s))
                 }
+                "image_archive" => bundle_file_path(cx, v, &key, "a `docker save` tarball")
+                    .map(ServiceSource::ImageArchive),
                 _ => {
                     let s = as_str(cx, v, &key)?;
                     if !url_ok(&s) {
@@ -211,8 +247,8 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ServiceSource> {
                 &v.span(),
                 &t.key(second),
                 format!(
-                    "expected exactly one of `component`, `image` or `url`, found both \
-                     `{first}` and `{second}`"
+                    "expected exactly one of `component`, `image`, `image_archive` or `url`, \
+                     found both `{first}` and `{second}`"
                 ),
             );
             None
@@ -231,41 +267,27 @@ fn url_ok(s: &str) -> bool {
         && !s.chars().any(char::is_whitespace)
 }
 
-fn ports(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Vec<u16>> {
-    let Some(pv) = t.get("ports") else {
-        return Some(Vec::new());
-    };
-    let key = t.key("ports");
-    let DeValue::Array(a) = pv.get_ref() else {
-        cx.expected(pv, &key, "an array of port numbers (1 to 65535)");
-        return None;
-    };
-    let mut out: Vec<u16> = Vec::new();
-    let mut ok = true;
-    for (i, item) in a.iter().enumerate() {
-        let ik = format!("{key}[{i}]");
-        match as_int(cx, item, &ik, 1, 65535).and_then(|p| u16::try_from(p).ok()) {
-            Some(p) if out.contains(&p) => {
-                cx.err(
-                    &item.span(),
-                    &ik,
-                    format!("duplicate port {p}; expected each port once"),
-                );
-                ok = false;
-            }
-            Some(p) => out.push(p),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+/// What a health table may say about probes.
+enum Probes<'p> {
+    /// An image service: exactly one of `tcp`, `http`, `exec`, on these
+    /// published container ports (`None`: `ports` is wrong, not checked).
+    Required(Option<&'p [u16]>),
+    /// A component or URL service (its kind, when it has one): no probe
+    /// keys.
+    Refused(Option<&'static str>),
 }
 
-fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<HealthCheck> {
+const PROBE_KEYS: [&str; 3] = ["tcp", "http", "exec"];
+
+fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, probes: Probes<'_>) -> Option<HealthCheck> {
     let keys = [
         "kind",
         "interval_ms",
         "failure_threshold",
         "success_threshold",
+        "tcp",
+        "http",
+        "exec",
     ];
     let t = Tbl::of(cx, v, path, "a health table", &keys)?;
     let before = cx.diags.len();
@@ -287,6 +309,17 @@ fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<HealthCheck> {
         .unwrap_or(10_000);
     let failure = t.int(cx, "failure_threshold", 1, u32max).unwrap_or(3);
     let success = t.int(cx, "success_threshold", 1, u32max).unwrap_or(1);
+    let probe = match probes {
+        Probes::Required(published) => containers::probe(cx, &t, published),
+        Probes::Refused(kind) => {
+            for k in PROBE_KEYS {
+                if let (Some(span), Some(kind)) = (t.key_span(k), kind) {
+                    cx.err(&span, &t.key(k), containers::only_for_images(kind));
+                }
+            }
+            Some(Probe::None)
+        }
+    };
     if cx.diags.len() != before {
         return None;
     }
@@ -295,9 +328,11 @@ fn health(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<HealthCheck> {
         interval_ms,
         failure_threshold: u32::try_from(failure).ok()?,
         success_threshold: u32::try_from(success).ok()?,
+        probe: probe?,
     })
 }
 
+/// Reads `[hooks]`: a component path per lifecycle hook.
 pub fn hooks(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Hooks> {
     let keys = ["on_install", "on_start", "on_stop", "on_remove"];
     let t = Tbl::of(cx, v, "hooks", "a table ([hooks])", &keys)?;
@@ -313,6 +348,7 @@ pub fn hooks(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Hooks> {
     })
 }
 
+/// Reads `[environment]`: `name = "dev" | "staging" | "prod"`.
 pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Environment> {
     let t = Tbl::of(cx, v, "environment", "a table ([environment])", &["name"])?;
     let nv = t.req(cx, "name", "\"dev\", \"staging\" or \"prod\"")?;
