@@ -26,8 +26,25 @@ polyglot *LANGS:
 build: components
     cargo build -p weaver --locked
 
+# The Debian packages the tests need for the real services they start:
+# a Docker engine and a static busybox (the container tests build their own
+# image), iproute2 (a private bridge per engine). Installed once, as root.
+test-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    need=()
+    command -v dockerd >/dev/null && command -v docker >/dev/null || need+=(docker.io)
+    dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+    command -v ip >/dev/null || need+=(iproute2)
+    if [ ${#need[@]} -gt 0 ]; then
+        SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
+        echo "installing ${need[*]} (the tests start their own Docker engine)"
+        "${SUDO[@]}" apt-get update -qq
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+    fi
+
 # Run every test: guests first, then the host workspace, then guest unit tests.
-test: build
+test: build test-deps
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-fail-fast; else cargo test --workspace --locked --no-fail-fast; fi
     cd components && cargo test --workspace --locked
 
@@ -38,6 +55,11 @@ bench: components
     cargo bench --locked -p weft-gate --bench gate
     cargo bench --locked -p weft-kernel --bench kernel
     cargo bench --locked -p weft-subsystems --bench subsystems
+    cargo bench --locked -p weft-mesh --bench mesh
+
+# The container benchmark needs a Docker engine (started privately, as in the tests).
+bench-containers: test-deps
+    cargo bench --locked -p weft-containers --bench containers
 
 # Formatting and clippy, host and guests, warnings are errors.
 lint:

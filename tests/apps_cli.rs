@@ -2,6 +2,9 @@
 //! malformed manifests, tampered and untrusted bundles, upgrade with
 //! rollback, and a kernel killed with SIGKILL coming back with its apps.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

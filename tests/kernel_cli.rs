@@ -1,5 +1,8 @@
 //! `weaver run` and `weaver chain ...` against a real kernel's state dir.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use weft_e2e::{guest, weaver};

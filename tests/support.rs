@@ -8,12 +8,16 @@ pub use weft_testkit::{guest, shared_cache_dir, weaver_bin};
 
 /// The result of one `weaver` invocation.
 pub struct Run {
+    /// Exit code; -1 when a signal killed it.
     pub code: i32,
+    /// Its stdout, lossily decoded.
     pub stdout: String,
+    /// Its stderr, lossily decoded.
     pub stderr: String,
 }
 
 impl Run {
+    /// Stdout parsed as JSON; panics (failing the test) when it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
@@ -25,6 +29,7 @@ pub fn weaver(args: &[&str], stdin: &[u8]) -> Run {
     weaver_in(None, args, stdin)
 }
 
+/// [`weaver`], run in `cwd` when given.
 pub fn weaver_in(cwd: Option<&Path>, args: &[&str], stdin: &[u8]) -> Run {
     let mut cmd = Command::new(weaver_bin());
     cmd.args(args)

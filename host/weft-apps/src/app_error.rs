@@ -5,79 +5,143 @@ use std::path::PathBuf;
 
 use crate::error::{BundleError, TrustError};
 
+/// An app lifecycle operation (install, start, stop, upgrade, remove) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// No app of this name is installed.
     #[error("no app named `{0}` is installed")]
     NotFound(String),
+    /// Install of an app that is installed already.
     #[error("app `{0}` is already installed (use upgrade)")]
     AlreadyInstalled(String),
+    /// The app's state does not allow the operation.
     #[error("app `{name}` is {state}; cannot {action}")]
     BadState {
+        /// The app.
         name: String,
+        /// Its state, e.g. `stopped`.
         state: String,
+        /// The operation refused, e.g. `start`.
         action: &'static str,
     },
+    /// Upgrade to the version already installed.
     #[error("app `{name}` is already at version {version}; an upgrade needs a different version")]
-    SameVersion { name: String, version: String },
+    SameVersion {
+        /// The app.
+        name: String,
+        /// Its installed version.
+        version: String,
+    },
+    /// Upgrade of `name` with another app's bundle.
     #[error("app `{name}` is installed, but the bundle is `{found}`")]
-    WrongApp { name: String, found: String },
+    WrongApp {
+        /// The app being upgraded.
+        name: String,
+        /// The app the bundle is for.
+        found: String,
+    },
+    /// The bundle cannot be opened, does not verify, or its manifest fails the check.
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    /// The trust store refused the bundle's signer.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// The gate refused a step.
     #[error("the gate refused {action} of `{name}`: {reason}")]
     Denied {
+        /// The app.
         name: String,
+        /// The operation, e.g. `install`.
         action: &'static str,
+        /// The gate's reason.
         reason: String,
     },
+    /// A container service on a kernel without a container engine.
     #[error("app `{name}`: service `{service}` needs a container (image `{image}`), but no container engine is configured")]
     NoContainerEngine {
+        /// The app.
         name: String,
+        /// The service.
         service: String,
+        /// The image it runs.
         image: String,
     },
+    /// One of the app's tools has a name another owner registered.
     #[error("app `{name}`: tool `{tool}` is already registered{by}")]
     ToolTaken {
+        /// The app.
         name: String,
+        /// The tool.
         tool: String,
+        /// The suffix naming the current owner, e.g. `` by `app:other` ``; empty if unknown.
         by: String,
     },
+    /// A lifecycle hook failed; the operation was undone.
     #[error("app `{name}`: hook {hook} (`{component}`) failed: {reason}")]
     Hook {
+        /// The app.
         name: String,
+        /// Which hook, e.g. `on-install`.
         hook: String,
+        /// The hook's component path in the bundle.
         component: String,
+        /// Why it failed.
         reason: String,
     },
+    /// The plan asks for something this kernel does not do.
     #[error("app `{name}` needs {what}, which this kernel cannot provide")]
-    Unsupported { name: String, what: String },
+    Unsupported {
+        /// The app.
+        name: String,
+        /// What it needs.
+        what: String,
+    },
+    /// An installed file (a component, the manifest) no longer has the digest recorded
+    /// at install.
     #[error("app `{name}`: installed component `{path}` changed on disk: digest {actual}, installed {expected}")]
     Tampered {
+        /// The app.
         name: String,
+        /// The file, relative to the installed version's directory.
         path: String,
+        /// Hex BLAKE3 recorded at install.
         expected: String,
+        /// Hex BLAKE3 of the file now.
         actual: String,
     },
+    /// The kernel refused or failed a step.
     #[error("app `{name}`: {what}: {source}")]
     Kernel {
+        /// The app.
         name: String,
+        /// What the app was doing, e.g. `carrying out the plan`.
         what: String,
+        /// The kernel's error.
         source: Box<weft_kernel::KernelError>,
     },
+    /// The chain failed.
     #[error("chain: {0}")]
     Chain(#[from] weft_chain::ChainError),
     /// A lifecycle record could not be written (the action fails: nothing
     /// unrecorded is reported as done).
     #[error("recording on the chain: {0}")]
     Record(Box<weft_kernel::KernelError>),
+    /// An I/O failure on the app's files.
     #[error("{}: {source}", .path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// The registry of installed apps cannot be read.
     #[error("{}: malformed app registry: {reason}", .path.display())]
-    Registry { path: PathBuf, reason: String },
+    Registry {
+        /// The registry file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl AppError {

@@ -95,22 +95,27 @@ impl Bundle {
         &self.name
     }
 
+    /// True for a `.weftapp` archive, false for a directory.
     pub fn is_archive(&self) -> bool {
         matches!(self.source, Source::Archive(_))
     }
 
+    /// The bytes of `weftapp.toml`.
     pub fn manifest_bytes(&self) -> &[u8] {
         &self.manifest
     }
 
+    /// `weftapp.toml` as text; an error if it is not UTF-8.
     pub fn manifest_text(&self) -> Result<&str, BundleError> {
         std::str::from_utf8(&self.manifest).map_err(|e| self.malformed(MANIFEST_FILE, e))
     }
 
+    /// `weftapp.lock`, if the bundle has one.
     pub fn lock(&self) -> Option<&Lock> {
         self.lock.as_ref()
     }
 
+    /// `weftapp.sig`, if the bundle is signed.
     pub fn signature(&self) -> Option<&SigFile> {
         self.sig.as_ref()
     }

@@ -33,12 +33,19 @@ pub enum CheckError {
     /// The manifest is wrong; one diagnostic per problem, sorted.
     #[error("{}", render(.file, .diagnostics))]
     Invalid {
+        /// The manifest's path, for messages.
         file: String,
+        /// What is wrong, with line and column.
         diagnostics: Vec<Diagnostic>,
     },
     /// The checker component itself failed (trap, out of fuel, timeout...).
     #[error("the manifest checker failed on {file}: {error}")]
-    Checker { file: String, error: RunError },
+    Checker {
+        /// The manifest's path, for messages.
+        file: String,
+        /// How the component failed.
+        error: RunError,
+    },
     /// The checker component could not be loaded or linked.
     #[error("cannot load the manifest checker: {0}")]
     Load(RunError),
@@ -53,6 +60,7 @@ pub fn render(file: &str, diagnostics: &[Diagnostic]) -> String {
         .join("\n")
 }
 
+/// One diagnostic as `file:line:col: key: message` (no `key: ` when it has no key).
 pub fn render_one(file: &str, d: &Diagnostic) -> String {
     if d.key.is_empty() {
         format!("{file}:{}:{}: {}", d.line, d.col, d.message)
@@ -119,6 +127,7 @@ impl AppsChecker {
         self
     }
 
+    /// The checker component.
     pub fn component(&self) -> &LoadedComponent {
         &self.component
     }

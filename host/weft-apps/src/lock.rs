@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+/// The manifest's file name in a bundle.
 pub const MANIFEST_FILE: &str = "weftapp.toml";
+/// The lock's file name in a bundle.
 pub const LOCK_FILE: &str = "weftapp.lock";
+/// The signature's file name in a bundle.
 pub const SIG_FILE: &str = "weftapp.sig";
 /// The first line of the signed byte string; bump with the format.
 pub const SIG_DOMAIN: &str = "weftapp-signature-v1";
@@ -77,6 +80,7 @@ impl Lock {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigFile {
+    /// Format version, 1.
     pub version: u32,
     /// Always `ed25519`.
     pub algorithm: String,
@@ -87,6 +91,7 @@ pub struct SigFile {
 }
 
 impl SigFile {
+    /// Signs `lock` with `key`.
     pub fn sign(lock: &Lock, key: &SigningKey) -> Self {
         let sig = key.sign(&lock.signed_bytes());
         SigFile {

@@ -16,7 +16,9 @@ use crate::lock::{digest_hex, Lock, SigFile, LOCK_FILE, MANIFEST_FILE, SIG_FILE}
 /// What [`pack`] produced.
 #[derive(Debug)]
 pub struct Packed {
+    /// The lock written.
     pub lock: Lock,
+    /// The signature written, when a key was given.
     pub signature: Option<SigFile>,
     /// The archive written, when one was asked for.
     pub archive: Option<PathBuf>,

@@ -9,15 +9,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::app_error::AppError;
 
+/// File name of the registry under `<state>/apps`.
 pub const REGISTRY_FILE: &str = "registry.json";
 
+/// Where an installed app is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppState {
+    /// Installed and never started.
     Installed,
+    /// Its start steps are running.
     Starting,
+    /// Started.
     Running,
+    /// Its stop steps are running.
     Stopping,
+    /// Stopped by request.
     Stopped,
+    /// Starting it failed; `error` says why.
     Failed,
     /// Recorded as Running, but one of its agents has stopped since (gave up
     /// after its restarts, or was stopped by hand). Never stored: worked out
@@ -35,15 +43,22 @@ impl std::fmt::Display for AppState {
 /// An app's agent: its manifest id and, while running, its pid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRef {
+    /// The agent's `id` in the manifest.
     pub id: String,
+    /// Its pid while the app runs.
     pub pid: Option<u64>,
 }
 
+/// One installed app, as the registry keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppInfo {
+    /// The app's name.
     pub name: String,
+    /// The installed version.
     pub version: String,
+    /// From the manifest.
     pub description: String,
+    /// Its state.
     pub state: AppState,
     /// The environment it was installed into.
     pub environment: String,
@@ -55,6 +70,7 @@ pub struct AppInfo {
     pub manifest: String,
     /// Component path to BLAKE3 hex.
     pub components: BTreeMap<String, String>,
+    /// Its agents, in manifest order.
     pub agents: Vec<AgentRef>,
     /// Tools registered while running.
     pub tools: Vec<String>,
@@ -69,8 +85,11 @@ pub struct AppInfo {
 /// Progress of an install or upgrade.
 #[derive(Clone, Debug, Serialize)]
 pub struct Progress {
+    /// What was just done.
     pub step: String,
+    /// Steps done so far.
     pub done: usize,
+    /// Steps in all.
     pub total: usize,
 }
 

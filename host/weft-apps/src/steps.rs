@@ -259,7 +259,9 @@ impl Version<'_> {
                     started.undo.push(Undo::Service(s.name.clone()));
                     Ok(())
                 }
-                ServiceSource::Image(_) => self.unit_step(step).await,
+                ServiceSource::Image(_) | ServiceSource::ImageArchive(_) => {
+                    self.unit_step(step).await
+                }
             },
             Step::SpawnAgent(a) => {
                 let name = format!("{}.{}", self.name, a.id);
@@ -369,11 +371,13 @@ pub(crate) fn describe(step: &Step) -> String {
 pub(crate) fn unclaimed(app: &str, step: &Step) -> AppError {
     match step {
         Step::RegisterService(s) => match &s.source {
-            ServiceSource::Image(image) => AppError::NoContainerEngine {
-                name: app.to_string(),
-                service: s.name.clone(),
-                image: image.clone(),
-            },
+            ServiceSource::Image(image) | ServiceSource::ImageArchive(image) => {
+                AppError::NoContainerEngine {
+                    name: app.to_string(),
+                    service: s.name.clone(),
+                    image: image.clone(),
+                }
+            }
             _ => AppError::Unsupported {
                 name: app.to_string(),
                 what: describe(step),
@@ -394,7 +398,7 @@ pub(crate) fn unclaimed(app: &str, step: &Step) -> AppError {
 pub(crate) fn unsupported(k: &Kernel, plan: &InstallPlan) -> Option<AppError> {
     let name = &plan.manifest.app.name;
     plan.start.iter().find_map(|s| match s {
-        Step::RegisterService(svc) if matches!(svc.source, ServiceSource::Image(_)) => {
+        Step::RegisterService(svc) if svc.source.is_container() => {
             claimant(k, s).is_none().then(|| unclaimed(name, s))
         }
         Step::AddCron(_) => claimant(k, s).is_none().then(|| unclaimed(name, s)),

@@ -9,6 +9,7 @@ use ed25519_dalek::VerifyingKey;
 use crate::error::TrustError;
 use crate::pack::write_atomic;
 
+/// File name of the trust store under the state dir.
 pub const TRUST_FILE: &str = "trust.json";
 const MAX_TRUST_BYTES: u64 = 1 << 20;
 
@@ -62,6 +63,7 @@ impl TrustStore {
         }
     }
 
+    /// The file the store is kept in (empty for an in-memory store).
     pub fn path(&self) -> &Path {
         &self.path
     }

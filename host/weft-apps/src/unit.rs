@@ -143,6 +143,36 @@ impl Subsystem for AppsUnit {
         })
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &[
+            "app.install",
+            "app.upgrade",
+            "app.start",
+            "app.stop",
+            "app.remove",
+            "app.resume",
+            "app.list",
+            "trust.add",
+            "trust.remove",
+            "trust.list",
+            "hook.run",
+        ]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &[
+            "ls",
+            "install",
+            "upgrade",
+            "start",
+            "stop",
+            "rm",
+            "trust-ls",
+            "trust-add",
+            "trust-rm",
+        ]
+    }
+
     fn app_actions(&self) -> &'static [&'static str] {
         &["hook.run"]
     }

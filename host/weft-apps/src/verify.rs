@@ -17,8 +17,11 @@ use crate::trust::TrustStore;
 /// The environment an app is installed into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Environment {
+    /// Development: unsigned bundles install.
     Dev,
+    /// Staging: only bundles signed by a trusted key install.
     Staging,
+    /// Production, the default: only bundles signed by a trusted key install.
     Prod,
 }
 

@@ -1,6 +1,9 @@
 //! Pack, open and verify bundles (directory and archive), signatures and
 //! the trust store, and hostile archives.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -164,6 +167,72 @@ async fn tampered_lock_breaks_the_signature() {
     trust.add("me", &key_hex(&k)).unwrap();
     let err = verify(&open_bundle(&dir).unwrap(), &trust, Environment::Prod).unwrap_err();
     assert!(matches!(err, BundleError::BadSignature { .. }), "{err}");
+}
+
+/// The bytes of a stand-in `docker save` tarball (packing only digests).
+const IMAGE_TAR: &[u8] = b"pretend docker save tarball: manifest.json, layers";
+
+#[tokio::test]
+async fn an_image_archive_is_locked_signed_and_checked_like_a_component() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = bundle_dir(tmp.path());
+    let manifest = format!(
+        "{MANIFEST}\n[[services]]\nname = \"web\"\nimage_archive = \"images/web.tar\"\n\
+         ports = [\"18080:8080\"]\ncall = {{ port = 8080 }}\n"
+    );
+    std::fs::write(dir.join("weftapp.toml"), manifest).unwrap();
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    std::fs::write(dir.join("images/web.tar"), IMAGE_TAR).unwrap();
+    let out = tmp.path().join("web.weftapp");
+    let k = key(5);
+    let packed = pack(&common::checker(), &dir, Some(&out), Some(&k))
+        .await
+        .unwrap();
+    let tar_digest = blake3::hash(IMAGE_TAR).to_hex().to_string();
+    assert_eq!(packed.lock.components["images/web.tar"], tar_digest);
+    assert_eq!(packed.lock.components.len(), 3);
+    // The signature covers it like a component.
+    let signed = String::from_utf8(packed.lock.signed_bytes()).unwrap();
+    assert!(
+        signed.contains(&format!("component {tar_digest} images/web.tar\n")),
+        "{signed}"
+    );
+    let mut trust = TrustStore::empty();
+    trust.add("me", &key_hex(&k)).unwrap();
+    for path in [&dir, &out] {
+        let b = open_bundle(path).unwrap();
+        let v = verify(&b, &trust, Environment::Prod).unwrap();
+        assert_eq!(v.digests["images/web.tar"], tar_digest);
+        assert_eq!(b.read("images/web.tar").unwrap(), IMAGE_TAR);
+        weft_apps::inspect(&common::checker(), &b, &trust, Environment::Prod)
+            .await
+            .unwrap();
+    }
+
+    // One byte flipped after signing: refused at verify, naming the archive.
+    let mut flipped = IMAGE_TAR.to_vec();
+    flipped[0] ^= 1;
+    let flipped_digest = blake3::hash(&flipped).to_hex().to_string();
+    let check = |err: BundleError| {
+        let msg = err.to_string();
+        assert!(matches!(err, BundleError::DigestMismatch { .. }), "{msg}");
+        assert!(msg.contains("images/web.tar"), "{msg}");
+        assert!(
+            msg.contains(&tar_digest) && msg.contains(&flipped_digest),
+            "{msg}"
+        );
+    };
+    std::fs::write(dir.join("images/web.tar"), &flipped).unwrap();
+    check(verify(&open_bundle(&dir).unwrap(), &trust, Environment::Prod).unwrap_err());
+    // The same inside the `.weftapp` (a plain tar stores the bytes as is).
+    let mut bytes = std::fs::read(&out).unwrap();
+    let at = bytes
+        .windows(IMAGE_TAR.len())
+        .position(|w| w == IMAGE_TAR)
+        .unwrap();
+    bytes[at] ^= 1;
+    std::fs::write(&out, bytes).unwrap();
+    check(verify(&open_bundle(&out).unwrap(), &trust, Environment::Prod).unwrap_err());
 }
 
 #[tokio::test]

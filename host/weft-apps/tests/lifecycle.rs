@@ -2,6 +2,9 @@
 //! (and a failed upgrade's rollback), remove, refusals, and a restart of
 //! the kernel on the same state dir.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use weft_apps::types::{
-    AgentRole, Environment, HookRun, IpcScope, OnFailure, RestartPolicy, ServiceSource, Step,
+    AgentRole, ContainerSpec, Environment, HealthCheck, HookRun, HttpProbe, IpcScope, OnFailure,
+    PortMap, Probe, ProbeKind, PullPolicy, RestartPolicy, ServiceCall, ServiceSource, Step,
+    VolumeMount,
 };
 use weft_apps::{convert, AppsChecker, CheckError};
 use weft_runtime::{Limits, RunError};
@@ -115,8 +117,8 @@ grants = { dirs = [{ host = "notes", guest = "/notes" }], env = { LANG = "C" } }
 [[services]]
 name = "db"
 image = "postgres:16"
-ports = [5432]
-health = { kind = "readiness" }
+ports = ["15432:5432"]
+health = { kind = "readiness", tcp = 5432 }
 
 [[services]]
 name = "api"
@@ -140,11 +142,21 @@ on_start = "c/boss.wasm"
         m.services[0].source,
         ServiceSource::Image("postgres:16".into())
     );
-    let h = m.services[0].health.unwrap();
+    let h = m.services[0].health.clone().unwrap();
     assert_eq!(
         (h.interval_ms, h.failure_threshold, h.success_threshold),
         (10_000, 3, 1)
     );
+    assert_eq!(h.probe, Probe::Tcp(5432));
+    assert_eq!(
+        m.services[0].container.as_ref().map(|c| c.ports.clone()),
+        Some(vec![PortMap {
+            host: 15432,
+            container: 5432
+        }])
+    );
+    // A component service has no container and no probe of its own.
+    assert_eq!(m.services[1].container, None);
     let grants = convert::tool_grants(&m.tools[0], std::path::Path::new("/data/full"));
     assert_eq!(
         grants.dirs[0].host,
@@ -185,6 +197,124 @@ on_start = "c/boss.wasm"
         ]
     );
     assert!(plan.stop.is_empty() && plan.remove.is_empty());
+}
+
+#[tokio::test]
+async fn container_services_plan_their_whole_spec_and_lock_the_archive() {
+    let text = r#"
+[app]
+name = "web"
+version = "1.0.0"
+
+[[services]]
+name = "web"
+image_archive = "images/web.tar"
+command = ["httpd", "-f", "-p", "8080"]
+ports = ["18080:8080"]
+env = { MODE = "x" }
+volumes = ["www:/www:ro"]
+resources = { memory = "64m", cpus = 0.5 }
+restart = { on_failure = { max_retries = 3, backoff_ms = 500 } }
+cap_add = ["NET_BIND_SERVICE"]
+read_only = true
+call = { port = 8080, path = "/cgi-bin/svc" }
+health = { kind = "readiness", interval_ms = 5000, failure_threshold = 3, success_threshold = 1, http = { port = 8080, path = "/ok", status = 204 } }
+
+[[services]]
+name = "cache"
+image = "weft-test/busybox:latest"
+health = { exec = ["true"] }
+
+[[services]]
+name = "api"
+component = "c/api.wasm"
+"#;
+    let plan = common::checker().check(text, "weftapp.toml").await.unwrap();
+    let m = &plan.manifest;
+    let web = &m.services[0];
+    assert_eq!(
+        web.source,
+        ServiceSource::ImageArchive("images/web.tar".into())
+    );
+    assert_eq!(
+        web.health,
+        Some(HealthCheck {
+            kind: ProbeKind::Readiness,
+            interval_ms: 5000,
+            failure_threshold: 3,
+            success_threshold: 1,
+            probe: Probe::Http(HttpProbe {
+                port: 8080,
+                path: "/ok".into(),
+                status: 204,
+            }),
+        })
+    );
+    assert_eq!(
+        web.container,
+        Some(ContainerSpec {
+            pull: PullPolicy::Never,
+            command: ["httpd", "-f", "-p", "8080"].map(String::from).to_vec(),
+            ports: vec![PortMap {
+                host: 18080,
+                container: 8080,
+            }],
+            volumes: vec![VolumeMount {
+                host: "www".into(),
+                container: "/www".into(),
+                read_only: true,
+            }],
+            memory_bytes: Some(64 << 20),
+            nano_cpus: Some(500_000_000),
+            restart: RestartPolicy::OnFailure(OnFailure {
+                max_retries: 3,
+                backoff_ms: 500,
+            }),
+            cap_add: vec!["NET_BIND_SERVICE".into()],
+            read_only: true,
+            call: Some(ServiceCall {
+                port: 8080,
+                path: "/cgi-bin/svc".into(),
+            }),
+        })
+    );
+    // Defaults of a plain image service.
+    let cache = m.services[1].container.clone().unwrap();
+    assert_eq!(cache.pull, PullPolicy::IfNotPresent);
+    assert_eq!(
+        cache.restart,
+        RestartPolicy::OnFailure(OnFailure {
+            max_retries: 3,
+            backoff_ms: 500,
+        })
+    );
+    assert!(cache.ports.is_empty() && cache.call.is_none() && cache.command.is_empty());
+    assert_eq!(
+        m.services[1].health.as_ref().map(|h| &h.probe),
+        Some(&Probe::Exec(vec!["true".into()]))
+    );
+    // The archive is locked (verify-digests) but never compiled.
+    assert_eq!(
+        plan.install,
+        vec![
+            Step::VerifyDigests(vec!["c/api.wasm".into(), "images/web.tar".into()]),
+            Step::CopyBundle,
+            Step::Precompile("c/api.wasm".into()),
+        ]
+    );
+    assert_eq!(
+        weft_apps::plan_components(&plan),
+        vec!["c/api.wasm".to_string(), "images/web.tar".to_string()]
+    );
+    // Each service registers with its whole spec.
+    assert_eq!(
+        plan.start,
+        m.services
+            .iter()
+            .cloned()
+            .map(Step::RegisterService)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

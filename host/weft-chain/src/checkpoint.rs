@@ -16,12 +16,17 @@ pub const CHECKPOINT_LEN: usize = 8 + 4 + 8 + 32 + 8 + 32 + 64;
 pub struct Checkpoint {
     /// Checkpoint counter: 0, 1, 2... in file order (gaps mean a deleted one).
     pub id: u64,
+    /// Chain the checkpoint belongs to.
     pub chain_id: u32,
     /// Seq of the last event covered.
     pub seq: u64,
+    /// Hash of event `seq`, which covers every event before it.
     pub event_hash: [u8; 32],
+    /// When the checkpoint was written, nanoseconds since the UNIX epoch.
     pub timestamp_ns: u64,
+    /// Ed25519 key that made `signature`.
     pub public_key: [u8; 32],
+    /// Ed25519 signature over [`signing_message`].
     pub signature: [u8; 64],
 }
 
@@ -100,6 +105,7 @@ impl Checkpoint {
         b
     }
 
+    /// Parses a checkpoint segment payload; does not check the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() != CHECKPOINT_LEN {
             return Err(format!(

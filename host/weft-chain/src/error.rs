@@ -9,7 +9,9 @@ pub enum ChainError {
     /// An OS-level I/O failure, with the path it concerned.
     #[error("i/o error on {}: {source}", path.display())]
     Io {
+        /// The file or directory the operation concerned.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
@@ -24,24 +26,43 @@ pub enum ChainError {
         offset: u64,
         /// Event sequence number, when the segment is (claims to be) an event.
         seq: Option<u64>,
+        /// What failed to verify.
         reason: String,
     },
 
     /// The file was written with a different signing key than the one given.
     #[error("chain public key mismatch: expected {expected}, file has {found}")]
-    KeyMismatch { expected: String, found: String },
+    KeyMismatch {
+        /// Hex key the caller expects.
+        expected: String,
+        /// Hex key named by the file's genesis.
+        found: String,
+    },
 
     /// The file belongs to a different chain id than configured.
     #[error("chain id mismatch: configured {expected}, file has {found}")]
-    ChainIdMismatch { expected: u32, found: u32 },
+    ChainIdMismatch {
+        /// The configured chain id.
+        expected: u32,
+        /// The id in the file.
+        found: u32,
+    },
 
     /// Another process (or manager) holds the chain file lock.
     #[error("chain file {} is locked by another writer", path.display())]
-    Locked { path: PathBuf },
+    Locked {
+        /// The locked `chain.log`.
+        path: PathBuf,
+    },
 
     /// A key file is missing, malformed or has unsafe permissions.
     #[error("key file {}: {reason}", path.display())]
-    KeyFile { path: PathBuf, reason: String },
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A hex public key could not be parsed.
     #[error("invalid public key: {0}")]
@@ -58,8 +79,11 @@ pub enum ChainError {
     /// A field exceeds the format's size limit.
     #[error("{what} too large: {len} bytes (max {max})")]
     TooLarge {
+        /// The field, e.g. `payload`.
         what: &'static str,
+        /// Its size.
         len: usize,
+        /// The largest size the format allows.
         max: usize,
     },
 

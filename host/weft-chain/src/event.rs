@@ -20,15 +20,21 @@ const FIXED_LEN: usize = 8 + 4 + 8 + 32 * 3 + 4 * 3;
 /// predecessor so any later edit is detectable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainEvent {
+    /// Position in the chain: 0 for genesis, then one more per event.
     pub seq: u64,
+    /// Chain the event belongs to; covered by the hash.
     pub chain_id: u32,
     /// Nanoseconds since the UNIX epoch; never decreases along the chain.
     pub timestamp_ns: u64,
+    /// `hash` of the previous event (zeros for genesis).
     pub prev_hash: [u8; 32],
+    /// SHAKE-256 over every other field (see [`event_hash`]).
     pub hash: [u8; 32],
     /// SHAKE-256 (32 bytes) of `payload`.
     pub payload_hash: [u8; 32],
+    /// Who appended the event, e.g. `kernel` or `gate`.
     pub source: String,
+    /// What happened, dot-separated, e.g. `chain.genesis`.
     pub kind: String,
     /// CBOR-encoded payload.
     pub payload: Vec<u8>,

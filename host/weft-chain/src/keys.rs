@@ -115,14 +115,17 @@ impl SigningKeyFile {
         })
     }
 
+    /// The secret key, for signing checkpoints and receipts.
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
     }
 
+    /// The public half of the key.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
 
+    /// Where the key file is.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -14,8 +14,11 @@ pub const LINEAGE_KIND: &str = "lineage";
 /// Payload of a `lineage` event.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LineageRecord {
+    /// What `child` was derived from.
     pub parent: String,
+    /// The derived thing.
     pub child: String,
+    /// How it was derived, free-form (e.g. `upgrade`).
     pub derivation: String,
 }
 
@@ -24,8 +27,11 @@ pub struct LineageRecord {
 pub struct LineageLink {
     /// Seq of the `lineage` event recording this step.
     pub seq: u64,
+    /// See [`LineageRecord::parent`].
     pub parent: String,
+    /// See [`LineageRecord::child`].
     pub child: String,
+    /// See [`LineageRecord::derivation`].
     pub derivation: String,
     /// Hex hash of that event.
     pub hash: String,

@@ -477,10 +477,12 @@ impl ChainManager {
         self.len() == 0
     }
 
+    /// The chain id the file was opened with.
     pub fn chain_id(&self) -> u32 {
         self.inner.chain_id
     }
 
+    /// Path of `chain.log`.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -495,6 +497,7 @@ impl ChainManager {
         read(&self.inner.checkpoints).clone()
     }
 
+    /// A snapshot of length, head, checkpoints and durability.
     pub fn status(&self) -> ChainStatus {
         let (durable_len, fsyncs) = {
             let h = lock(&self.inner.head);

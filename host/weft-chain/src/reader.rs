@@ -18,7 +18,9 @@ use crate::segment::{
 /// the first hash so the key cannot be swapped later.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GenesisPayload {
+    /// Genesis payload format version, currently 1.
     pub format: u32,
+    /// Must equal the genesis event's `chain_id`.
     pub chain_id: u32,
     /// Hex Ed25519 public key that signs this chain's checkpoints.
     pub public_key: String,
@@ -38,14 +40,18 @@ pub struct VerifyReport {
     /// Bytes after the last complete segment (files only; a crash leaves
     /// these behind and `ChainManager::open` truncates them).
     pub torn_tail_bytes: u64,
+    /// Seq covered by the last verified checkpoint, if any.
     pub last_checkpoint_seq: Option<u64>,
 }
 
 /// Fully parsed and verified file contents, for offline tools.
 #[derive(Clone, Debug)]
 pub struct ChainFile {
+    /// Every event, genesis first.
     pub events: Vec<ChainEvent>,
+    /// Every checkpoint, in file order.
     pub checkpoints: Vec<Checkpoint>,
+    /// The verification outcome for the whole file.
     pub report: VerifyReport,
 }
 

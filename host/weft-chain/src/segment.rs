@@ -12,17 +12,21 @@ pub const MAX_SEGMENT_PAYLOAD: u32 = 64 << 20;
 /// What a segment carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegmentKind {
+    /// A [`ChainEvent`](crate::ChainEvent) in its canonical encoding (type 1).
     Event,
+    /// A [`Checkpoint`](crate::Checkpoint) (type 2).
     Checkpoint,
 }
 
 impl SegmentKind {
+    /// The header's type code.
     pub fn code(self) -> u16 {
         match self {
             SegmentKind::Event => 1,
             SegmentKind::Checkpoint => 2,
         }
     }
+    /// The kind for a header type code; `None` for an unknown one.
     pub fn from_code(code: u16) -> Option<Self> {
         match code {
             1 => Some(SegmentKind::Event),
@@ -36,12 +40,17 @@ impl SegmentKind {
 /// trusts the length field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// [`FORMAT_VERSION`] when written.
     pub version: u16,
+    /// [`SegmentKind::code`]; kept raw so an unknown type can be reported.
     pub kind_code: u16,
+    /// Reserved, 0.
     pub flags: u32,
     /// Event seq for events, checkpoint counter for checkpoints.
     pub id: u64,
+    /// Bytes of payload after the header.
     pub payload_len: u32,
+    /// The event's or checkpoint's timestamp.
     pub timestamp_ns: u64,
     /// First 16 bytes of BLAKE3(payload).
     pub payload_checksum: [u8; 16],
@@ -52,7 +61,9 @@ pub struct SegmentHeader {
 /// with impossible contents (always corruption).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderError {
+    /// Not a header: bad magic or checksum (perhaps a torn write).
     Unreadable(String),
+    /// A header whose checksum holds but whose contents cannot be.
     Invalid(String),
 }
 
@@ -85,6 +96,7 @@ impl SegmentHeader {
         }
     }
 
+    /// The segment kind; `None` for an unknown type code.
     pub fn kind(&self) -> Option<SegmentKind> {
         SegmentKind::from_code(self.kind_code)
     }

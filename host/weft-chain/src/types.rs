@@ -9,6 +9,7 @@ use serde::Serialize;
 /// Tuning and identity for `ChainManager::open`.
 #[derive(Clone, Debug)]
 pub struct ChainConfig {
+    /// Identifies the chain; an existing file with another id is refused.
     pub chain_id: u32,
     /// Write a signed checkpoint after every this many events (0 = only at shutdown).
     pub checkpoint_every: u64,
@@ -37,9 +38,11 @@ impl Default for ChainConfig {
 pub struct OpenReport {
     /// Torn-tail bytes removed from the end of the file.
     pub truncated_bytes: u64,
+    /// Why the tail was judged torn, when it was.
     pub torn_reason: Option<String>,
     /// Events loaded (including a freshly written genesis).
     pub events: u64,
+    /// Checkpoints loaded.
     pub checkpoints: u64,
     /// A new chain (genesis) was created.
     pub created: bool,
@@ -50,13 +53,21 @@ pub struct OpenReport {
 /// Snapshot for `weaver chain status`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ChainStatus {
+    /// The chain's id.
     pub chain_id: u32,
+    /// Events, including genesis.
     pub len: u64,
+    /// Seq of the newest event.
     pub last_seq: u64,
+    /// Hex hash of the newest event: the chain's head.
     pub last_hash: String,
+    /// Hex key that verifies the checkpoints.
     pub public_key: String,
+    /// Path of `chain.log`.
     pub path: PathBuf,
+    /// Checkpoints written, loaded ones included.
     pub checkpoints: u64,
+    /// Seq covered by the newest checkpoint.
     pub last_checkpoint_seq: Option<u64>,
     /// Events known to be fdatasync'ed.
     pub durable_len: u64,

@@ -1,6 +1,9 @@
 //! Property tests: the reader never panics on arbitrary input, recovers a
 //! valid prefix from truncated files, and ignores short garbage tails.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::sync::OnceLock;
 
 use proptest::prelude::*;

@@ -2,6 +2,9 @@
 //! as corruption naming the right segment, or (final segment only) as a torn
 //! tail that loses exactly that segment and that `verify_file` reports.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use weft_chain::{
     scan_bytes, verify_file, ChainConfig, ChainError, ChainManager, SigningKey, CHAIN_FILE,
     HEADER_LEN,

@@ -2,6 +2,9 @@
 //! (as root; the harness fails, never skips, when dockerd or busybox is
 //! missing).
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

@@ -15,8 +15,10 @@ use crate::{GateBackend, GateDecision, GateError};
 pub struct CapabilityRule {
     /// Exact agent name or glob (`*`, `worker-*`).
     pub agent: String,
+    /// Action patterns the agent may perform.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Action patterns refused even when an `allow` pattern matches.
     #[serde(default)]
     pub deny: Vec<String>,
 }

@@ -64,6 +64,7 @@ impl ChainedGate {
         }
     }
 
+    /// Sets whether recording a decision waits for fdatasync.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self

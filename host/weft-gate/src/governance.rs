@@ -15,11 +15,15 @@ pub use weft_model::effect::DEFAULT_DIMENSIONS;
 /// What the governance engine is asked to judge.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GovernanceRequest {
+    /// The agent asking.
     pub agent: String,
+    /// The action it wants to perform.
     pub action: String,
     /// Named effect dimensions (risk, fairness, privacy, novelty, security…).
     pub effect: BTreeMap<String, f64>,
+    /// The request context as the gate received it.
     pub context: Value,
+    /// The environment the gate is scoped to (`dev`, `staging`, `prod`).
     pub environment: String,
 }
 
@@ -27,9 +31,13 @@ pub struct GovernanceRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GovernanceDecision {
+    /// Allowed.
     Permit,
+    /// Allowed; the verdict's explanation becomes a warning on the permit.
     PermitWithWarning,
+    /// Needs a human: the gate defers.
     EscalateToHuman,
+    /// Refused.
     Deny,
 }
 
@@ -37,40 +45,53 @@ pub enum GovernanceDecision {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleSeverity {
+    /// Noted; does not change the decision.
     Informational,
+    /// Permits with a warning.
     Warning,
+    /// Denies.
     Blocking,
 }
 
 /// A rule that contributed to a verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FiredRule {
+    /// The rule's id in the policy.
     pub id: String,
+    /// How much the rule weighs.
     pub severity: RuleSeverity,
+    /// Why it fired.
     pub reason: String,
 }
 
 /// The engine's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GovernanceVerdict {
+    /// The decision.
     pub decision: GovernanceDecision,
+    /// The rules behind it.
     pub fired_rules: Vec<FiredRule>,
+    /// An explanation; when empty the gate explains with the fired rules.
     pub reason: String,
 }
 
 /// Why the engine could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GovernanceError {
+    /// The engine trapped.
     #[error("governance component trapped: {0}")]
     Trapped(String),
+    /// The engine used up its fuel.
     #[error("governance component ran out of fuel")]
     OutOfFuel,
+    /// Any other failure of the engine or its host.
     #[error("governance backend error: {0}")]
     Backend(String),
 }
 
 /// A governance rule engine.
 pub trait GovernanceBackend: Send + Sync {
+    /// Judges one request. An error denies the action (fail closed).
     fn evaluate(&self, req: &GovernanceRequest) -> Result<GovernanceVerdict, GovernanceError>;
 
     /// Moves forward on every policy reload or engine swap
@@ -98,6 +119,7 @@ impl std::fmt::Debug for GovernanceGate {
 }
 
 impl GovernanceGate {
+    /// A gate over `backend` for `environment`, with the default effect dimensions.
     pub fn new(backend: Arc<dyn GovernanceBackend>, environment: impl Into<String>) -> Self {
         GovernanceGate {
             backend,

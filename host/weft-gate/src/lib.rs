@@ -37,8 +37,11 @@ pub use receipt::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DecisionKind {
+    /// The action may go ahead.
     Permit,
+    /// Not now: needs a human or a later decision.
     Defer,
+    /// Refused.
     Deny,
 }
 
@@ -52,6 +55,7 @@ impl DecisionKind {
         }
     }
 
+    /// Lower-case name, as in the serialized form (`permit`, `defer`, `deny`).
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionKind::Permit => "permit",
@@ -69,6 +73,7 @@ impl DecisionKind {
         }
     }
 
+    /// Inverse of [`DecisionKind::chain_kind`]; `None` for a non-gate event kind.
     pub fn from_chain_kind(kind: &str) -> Option<Self> {
         match kind {
             "gate.permit" => Some(DecisionKind::Permit),
@@ -78,6 +83,7 @@ impl DecisionKind {
         }
     }
 
+    /// Inverse of [`DecisionKind::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "permit" => Some(DecisionKind::Permit),
@@ -92,8 +98,11 @@ impl DecisionKind {
 /// carries it into the action so the permit can be traced back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PermitToken {
+    /// The agent that was permitted.
     pub agent: String,
+    /// The action it was permitted.
     pub action: String,
+    /// When, nanoseconds since the UNIX epoch.
     pub issued_ns: u64,
     /// Non-fatal governance warnings (PermitWithWarning).
     pub warnings: Vec<String>,
@@ -104,20 +113,27 @@ pub struct PermitToken {
 /// A gate's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GateDecision {
+    /// The action may go ahead.
     Permit {
+        /// Evidence of the permit, to carry into the action.
         token: PermitToken,
     },
     /// Needs a human (or later re-evaluation); treat as "not now".
     Defer {
+        /// Why it was deferred.
         reason: String,
     },
+    /// Refused, with the unsigned receipt of the refusal (`ChainedGate` signs it).
     Deny {
+        /// Why it was refused.
         reason: String,
+        /// Evidence of the refusal.
         receipt: Receipt,
     },
 }
 
 impl GateDecision {
+    /// The outcome without its data.
     pub fn kind(&self) -> DecisionKind {
         match self {
             GateDecision::Permit { .. } => DecisionKind::Permit,
@@ -126,6 +142,7 @@ impl GateDecision {
         }
     }
 
+    /// True for [`GateDecision::Permit`].
     pub fn is_permit(&self) -> bool {
         matches!(self, GateDecision::Permit { .. })
     }
@@ -166,6 +183,8 @@ impl GateDecision {
 /// Anything that can decide whether `agent` may perform `action`.
 /// Synchronous and object-safe: the kernel holds `Arc<dyn GateBackend>`.
 pub trait GateBackend: Send + Sync {
+    /// Decides whether `agent` may perform `action`; `context` carries the request's details
+    /// (e.g. its `effect` vector for governance).
     fn check(&self, agent: &str, action: &str, context: &serde_json::Value) -> GateDecision;
 
     /// Changes whenever the same question might get a different answer
@@ -189,10 +208,18 @@ impl<T: GateBackend + ?Sized> GateBackend for Arc<T> {
 /// Configuration and verification errors of the gate crate.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
+    /// A rule's agent or action pattern does not parse.
     #[error("invalid pattern {pattern:?}: {reason}")]
-    InvalidPattern { pattern: String, reason: String },
+    InvalidPattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A receipt or gate record is malformed or its signature does not verify.
     #[error("receipt invalid: {0}")]
     InvalidReceipt(String),
+    /// The chain failed while recording or reading.
     #[error("chain: {0}")]
     Chain(#[from] weft_chain::ChainError),
 }

@@ -16,15 +16,21 @@ pub const RECEIPT_DOMAIN: &[u8] = b"weft-gate-receipt-v1";
 /// onto another event or chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
+    /// The decision.
     pub decision: DecisionKind,
+    /// The agent that asked.
     pub agent: String,
+    /// The action it asked for.
     pub action: String,
     /// SHAKE-256 of the canonical JSON of the request context.
     pub context_hash: [u8; 32],
+    /// The chain the decision is recorded on.
     pub chain_id: u32,
     /// Seq of the chain event recording this decision (None until recorded).
     pub chain_seq: Option<u64>,
+    /// Ed25519 signature over [`signing_message`]; `None` until signed (and for a citing record).
     pub signature: Option<[u8; 64]>,
+    /// The key that signed it.
     pub public_key: Option<[u8; 32]>,
 }
 
@@ -170,16 +176,25 @@ impl Receipt {
 /// CBOR payload of `gate.*` events. Hex strings keep `export_jsonl` readable.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GateRecord {
+    /// Record format version, 1.
     pub v: u32,
+    /// See [`Receipt::decision`].
     pub decision: DecisionKind,
+    /// See [`Receipt::agent`].
     pub agent: String,
+    /// See [`Receipt::action`].
     pub action: String,
+    /// Why the gate decided so; not signed.
     pub reason: String,
     /// Canonical JSON of the context (what `context_hash` hashes).
     pub context: String,
+    /// Hex [`Receipt::context_hash`].
     pub context_hash: String,
+    /// See [`Receipt::chain_id`].
     pub chain_id: u32,
+    /// Seq of the event carrying this record.
     pub chain_seq: u64,
+    /// Hex key that signed the receipt.
     pub public_key: String,
     /// Empty when `repeats` is set.
     pub signature: String,
@@ -191,6 +206,7 @@ pub struct GateRecord {
 }
 
 impl GateRecord {
+    /// The record of a signed receipt `r`.
     pub fn new(r: &Receipt, reason: String, context: String) -> Self {
         GateRecord {
             v: 1,
@@ -218,6 +234,7 @@ impl GateRecord {
         rec
     }
 
+    /// The receipt this record states; fails on a malformed field or unknown version.
     pub fn to_receipt(&self) -> Result<Receipt, GateError> {
         fn arr<const N: usize>(what: &str, s: &str) -> Result<[u8; N], GateError> {
             hex::decode(s)
@@ -250,11 +267,13 @@ impl GateRecord {
 /// Result of checking every gate receipt in a chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReceiptReport {
+    /// True when every receipt verified.
     pub ok: bool,
     /// Gate events whose receipt verified (signed or citing).
     pub receipts: u64,
     /// Of those, records that cite an earlier signed receipt.
     pub cited: u64,
+    /// Seq of the first gate event whose receipt failed, and why.
     pub first_bad: Option<(u64, String)>,
 }
 

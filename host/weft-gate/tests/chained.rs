@@ -1,6 +1,9 @@
 //! ChainedGate end to end: decisions land on the chain with signed receipts
 //! that verify offline from the chain file with only the public key.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use serde_json::json;

@@ -66,6 +66,7 @@ impl Default for OperatorSection {
     }
 }
 
+/// `[kernel]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KernelSection {
@@ -84,6 +85,7 @@ pub struct KernelSection {
     pub environment: String,
 }
 
+/// `[runtime]`: settings of the one wasmtime engine.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeSection {
@@ -100,9 +102,11 @@ pub struct RuntimeSection {
     pub keep_resident_kib: u64,
 }
 
+/// `[chain]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChainSection {
+    /// The chain's id; an existing chain with another id is refused.
     pub chain_id: u32,
     /// A signed checkpoint after this many events (and at shutdown).
     pub checkpoint_every: u64,
@@ -114,6 +118,7 @@ pub struct ChainSection {
     pub sign_every_decision: bool,
 }
 
+/// `[ipc]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IpcSection {
@@ -171,6 +176,7 @@ impl Default for IpcSection {
 }
 
 impl IpcSection {
+    /// `send_timeout_ms` as a [`Duration`].
     pub fn send_timeout(&self) -> Duration {
         Duration::from_millis(self.send_timeout_ms)
     }

@@ -510,6 +510,15 @@ impl Kernel {
         self.shared.units().names()
     }
 
+    /// Every gate action any unit asks for, with the unit that asks.
+    pub fn action_kinds(&self) -> Vec<(&'static str, &'static str)> {
+        self.shared
+            .units()
+            .iter()
+            .flat_map(|u| u.actions().iter().map(move |a| (u.name(), *a)))
+            .collect()
+    }
+
     /// The subsystem of type `T`, for typed access.
     pub fn subsystem<T: Subsystem>(&self) -> Option<&T> {
         self.shared
@@ -522,17 +531,17 @@ impl Kernel {
 
     /// Ask `weaver run` to stop this kernel once the current control answer
     /// is out.
-    pub fn request_stop(&self) {
+    pub(crate) fn request_stop(&self) {
         self.shared.stop_requested.store(true, Ordering::Release);
     }
 
     /// Whether a stop was requested (and clear it).
-    pub fn take_stop_request(&self) -> bool {
+    pub(crate) fn take_stop_request(&self) -> bool {
         self.shared.stop_requested.swap(false, Ordering::AcqRel)
     }
 
     /// Wake whoever waits in [`Kernel::stopped`].
-    pub fn notify_stop(&self) {
+    pub(crate) fn notify_stop(&self) {
         self.shared.stop.notify_one();
     }
 

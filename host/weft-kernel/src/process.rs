@@ -15,12 +15,18 @@ pub type Pid = u64;
 /// The kernel's own pid, used as the sender of messages from outside.
 pub const KERNEL_PID: Pid = 0;
 
+/// Where a process is in its life; [`ProcessState::can_become`] lists the legal moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ProcessState {
+    /// Spawned or restarting: instantiating and running `init`.
     Starting,
+    /// Handling messages.
     Running,
+    /// Alive, but its messages wait until it is resumed.
     Suspended,
+    /// Being stopped.
     Stopping,
+    /// Gone; a row kept only for a process that gave up after crashing.
     Stopped,
 }
 
@@ -47,13 +53,21 @@ impl ProcessState {
 /// Counters updated by the agent's task and its syscalls without locks.
 #[derive(Debug, Default)]
 pub struct Usage {
+    /// Messages the agent sent.
     pub messages_sent: AtomicU64,
+    /// Messages it took from its inbox.
     pub messages_received: AtomicU64,
+    /// Tools it invoked.
     pub tool_calls: AtomicU64,
+    /// Fuel its calls used.
     pub fuel_consumed: AtomicU64,
+    /// Wall time inside its calls, in nanoseconds.
     pub wall_ns: AtomicU64,
+    /// Syscalls refused by its capabilities or the gate.
     pub denials: AtomicU64,
+    /// Times the supervisor restarted it.
     pub restarts: AtomicU64,
+    /// Messages its `handle` answered with an error.
     pub handler_errors: AtomicU64,
     /// True while the guest is inside a call; `stop` then cuts it off
     /// instead of waiting for the call to end.
@@ -63,17 +77,26 @@ pub struct Usage {
 /// A copy of [`Usage`] for reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct UsageSnapshot {
+    /// See [`Usage::messages_sent`].
     pub messages_sent: u64,
+    /// See [`Usage::messages_received`].
     pub messages_received: u64,
+    /// See [`Usage::tool_calls`].
     pub tool_calls: u64,
+    /// See [`Usage::fuel_consumed`].
     pub fuel_consumed: u64,
+    /// [`Usage::wall_ns`] in milliseconds.
     pub wall_ms: u64,
+    /// See [`Usage::denials`].
     pub denials: u64,
+    /// See [`Usage::restarts`].
     pub restarts: u64,
+    /// See [`Usage::handler_errors`].
     pub handler_errors: u64,
 }
 
 impl Usage {
+    /// The counters now.
     pub fn snapshot(&self) -> UsageSnapshot {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         UsageSnapshot {
@@ -92,15 +115,23 @@ impl Usage {
 /// One row of the process table.
 #[derive(Clone, Debug)]
 pub struct ProcessEntry {
+    /// Its pid.
     pub pid: Pid,
+    /// Its unique name.
     pub name: Arc<str>,
+    /// The agent that spawned it, if one did.
     pub parent: Option<Pid>,
+    /// Agents it spawned that are still in the table.
     pub children: Vec<Pid>,
+    /// Its state.
     pub state: ProcessState,
+    /// What it may do, fixed at spawn.
     pub capabilities: Arc<Capabilities>,
+    /// Its live counters.
     pub usage: Arc<Usage>,
     /// BLAKE3 of the component the agent runs.
     pub component: String,
+    /// When it was spawned, nanoseconds since the UNIX epoch.
     pub started_ns: u64,
     /// Why the process last failed, with the error kind.
     pub last_failure: Option<String>,
@@ -111,16 +142,25 @@ pub struct ProcessEntry {
 /// What `inspect` and `ps` show.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProcessInfo {
+    /// See [`ProcessEntry::pid`].
     pub pid: Pid,
+    /// See [`ProcessEntry::name`].
     pub name: String,
+    /// See [`ProcessEntry::parent`].
     pub parent: Option<Pid>,
+    /// See [`ProcessEntry::children`].
     pub children: Vec<Pid>,
+    /// See [`ProcessEntry::state`].
     pub state: ProcessState,
+    /// See [`ProcessEntry::component`].
     pub component: String,
+    /// See [`ProcessEntry::started_ns`].
     pub started_ns: u64,
+    /// See [`ProcessEntry::last_failure`].
     pub last_failure: Option<String>,
     /// The principal that spawned it.
     pub owner: String,
+    /// Its counters when the row was read.
     pub usage: UsageSnapshot,
 }
 
@@ -150,6 +190,7 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
+    /// An empty table that holds at most `max` processes.
     pub fn new(max: u32) -> Self {
         ProcessTable {
             entries: DashMap::new(),
@@ -184,22 +225,27 @@ impl ProcessTable {
         Ok(pid)
     }
 
+    /// A copy of `pid`'s row.
     pub fn get(&self, pid: Pid) -> Option<ProcessEntry> {
         self.entries.get(&pid).map(|e| e.clone())
     }
 
+    /// `pid`'s row as [`ProcessInfo`].
     pub fn info(&self, pid: Pid) -> Option<ProcessInfo> {
         self.entries.get(&pid).map(|e| ProcessInfo::from(&*e))
     }
 
+    /// The pid of the live process called `name`.
     pub fn pid_of(&self, name: &str) -> Option<Pid> {
         self.names.get(name).map(|p| *p)
     }
 
+    /// The name of `pid`.
     pub fn name_of(&self, pid: Pid) -> Option<Arc<str>> {
         self.entries.get(&pid).map(|e| e.name.clone())
     }
 
+    /// The state of `pid`.
     pub fn state(&self, pid: Pid) -> Option<ProcessState> {
         self.entries.get(&pid).map(|e| e.state)
     }
@@ -221,6 +267,7 @@ impl ProcessTable {
         Ok(from)
     }
 
+    /// Records why `pid` last failed.
     pub fn set_failure(&self, pid: Pid, why: String) {
         if let Some(mut e) = self.entries.get_mut(&pid) {
             e.last_failure = Some(why);
@@ -246,6 +293,7 @@ impl ProcessTable {
         Some(e)
     }
 
+    /// Every row, by pid.
     pub fn list(&self) -> Vec<ProcessInfo> {
         let mut v: Vec<ProcessInfo> = self
             .entries
@@ -256,6 +304,7 @@ impl ProcessTable {
         v
     }
 
+    /// Rows in the table, retired ones included.
     pub fn count(&self) -> usize {
         self.entries.len()
     }

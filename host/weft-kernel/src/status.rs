@@ -64,6 +64,14 @@ impl Subsystem for KernelUnit {
         "kernel"
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &["kernel.status", "kernel.logs", "kernel.stop", "tree.read"]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["status", "logs", "stop", "tree"]
+    }
+
     fn control<'a>(&'a self, cx: ControlCx<'a>) -> BoxFuture<'a, ControlReply> {
         Box::pin(serve(cx))
     }

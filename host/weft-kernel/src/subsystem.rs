@@ -84,6 +84,18 @@ pub trait Subsystem: Send + Sync + 'static {
     /// The kernel is shutting down: stop drivers.
     fn stop(&self) {}
 
+    /// Every gate action this unit's actions and queries ask for (patterns
+    /// allowed: `tool.exec.*`). The kernel lists them all
+    /// ([`crate::Kernel::action_kinds`]); a test walks each one.
+    fn actions(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The `op`s of this unit's control requests.
+    fn control_ops(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Gate actions apps may perform through this unit (added to the
     /// capability rule of every `app:*` principal at boot).
     fn app_actions(&self) -> &'static [&'static str] {

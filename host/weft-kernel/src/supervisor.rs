@@ -29,7 +29,9 @@ pub enum RestartPolicy {
     /// Restart up to `max_retries` times, waiting `backoff`, then twice as
     /// long each time (capped at 30 s).
     OnFailure {
+        /// Restarts before giving up.
         max_retries: u32,
+        /// Wait before the first restart.
         #[serde(with = "ms")]
         backoff: Duration,
     },

@@ -1,6 +1,9 @@
 //! The kernel with real agent components: messaging, capabilities,
 //! supervision, scale and preemption.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! Tools, built-in commands, chain appends and native services, as agents
 //! and the host see them.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,8 @@
 //! End-to-end tests of the mesh transport, over real TCP on 127.0.0.1 where it matters.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::future::pending;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -10,9 +10,13 @@ use crate::sandbox::Grants;
 /// The result of a command that ran to completion (whatever its exit code).
 #[derive(Debug)]
 pub struct CommandOutcome {
+    /// The code passed to `exit`, else 0 when `run` returned `Ok` and 1 when it returned `Err`.
     pub exit_code: i32,
+    /// Everything it wrote to stdout, up to the output limit.
     pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr, up to the output limit.
     pub stderr: Vec<u8>,
+    /// What the run consumed.
     pub usage: Usage,
 }
 

@@ -24,7 +24,9 @@ pub struct Limits {
     /// Core instances, tables and memories a store may create. Bounded so a
     /// hostile component cannot exhaust the instance pool.
     pub max_instances: usize,
+    /// See `max_instances`.
     pub max_tables: usize,
+    /// See `max_instances`.
     pub max_memories: usize,
     /// Bytes captured from each of stdout and stderr. Writing more raises
     /// [`crate::RunError::OutputLimit`].
@@ -85,7 +87,9 @@ pub struct PoolConfig {
     pub total_component_instances: u32,
     /// Live core instances, memories and tables at once, across all stores.
     pub total_core_instances: u32,
+    /// See `total_core_instances`.
     pub total_memories: u32,
+    /// See `total_core_instances`.
     pub total_tables: u32,
     /// Async fiber stacks; one per in-flight call.
     pub total_stacks: u32,
@@ -97,9 +101,13 @@ pub struct PoolConfig {
     /// Per-component shape limits; big language runtimes (CPython,
     /// SpiderMonkey) need generous values.
     pub max_core_instances_per_component: u32,
+    /// See `max_core_instances_per_component`.
     pub max_memories_per_component: u32,
+    /// See `max_core_instances_per_component`.
     pub max_tables_per_component: u32,
+    /// Bytes of host-side state per component instance (a pool slot's size).
     pub max_component_instance_size: usize,
+    /// Bytes of host-side state per core instance (a pool slot's size).
     pub max_core_instance_size: usize,
     /// Bytes of each freed linear memory (and table) reset in place instead
     /// of being handed back to the OS. Re-instantiating then costs no

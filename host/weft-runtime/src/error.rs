@@ -11,32 +11,71 @@ use crate::cache::CacheError;
 /// fresh one.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RunError {
+    /// The guest used its whole fuel budget.
     #[error("out of fuel: used the whole budget of {budget} units{}", guest_suffix(.guest))]
-    OutOfFuel { budget: u64, guest: GuestDetail },
+    OutOfFuel {
+        /// The budget, in fuel units.
+        budget: u64,
+        /// What the guest left behind.
+        guest: GuestDetail,
+    },
 
+    /// The call ran past its wall-clock deadline.
     #[error("timeout: still running after {} ms{}", .limit.as_millis(), guest_suffix(.guest))]
-    Timeout { limit: Duration, guest: GuestDetail },
+    Timeout {
+        /// The deadline.
+        limit: Duration,
+        /// What the guest left behind.
+        guest: GuestDetail,
+    },
 
+    /// The guest tried to grow a memory or table past its limit.
     #[error("memory limit: tried to grow a {what} to {requested} (limit {limit}){}", guest_suffix(.guest))]
     MemoryLimit {
         /// `memory` (bytes) or `table` (elements).
         what: &'static str,
+        /// The size it asked for.
         requested: usize,
+        /// The most it may have.
         limit: usize,
+        /// What the guest left behind.
         guest: GuestDetail,
     },
 
+    /// The guest overflowed its wasm stack.
     #[error("stack overflow: wasm call stack exceeded {limit} bytes{}", guest_suffix(.guest))]
-    StackOverflow { limit: usize, guest: GuestDetail },
+    StackOverflow {
+        /// The stack size, in bytes.
+        limit: usize,
+        /// What the guest left behind.
+        guest: GuestDetail,
+    },
 
+    /// Any other trap: `unreachable` (a Rust panic), an out-of-bounds
+    /// access, a failed host call.
     #[error("trap: {message}{}", guest_suffix(.guest))]
-    Trap { message: String, guest: GuestDetail },
+    Trap {
+        /// The trap's description.
+        message: String,
+        /// What the guest left behind.
+        guest: GuestDetail,
+    },
 
+    /// The bytes are not a component, or not one of the expected world.
     #[error("invalid component: {reason}")]
-    InvalidComponent { reason: String },
+    InvalidComponent {
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// The guest wrote more than [`crate::Limits::max_output_bytes`] to a stream.
     #[error("output limit: guest wrote more than {limit} bytes to {stream}")]
-    OutputLimit { stream: &'static str, limit: usize },
+    OutputLimit {
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
 
     /// The compile cache directory is not safe to load native code from
     /// (or cannot be created); the message says why and how to fix it.
@@ -76,9 +115,12 @@ impl RunError {
 /// records fuel for failed tool runs too).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Usage {
+    /// Fuel consumed.
     pub fuel_used: u64,
+    /// Wall-clock time of the call (serialized as `wall_us`).
     #[serde(rename = "wall_us", serialize_with = "ser_micros")]
     pub wall: Duration,
+    /// Largest linear memory the guest grew to, in bytes.
     pub peak_memory: usize,
 }
 
@@ -90,7 +132,9 @@ fn ser_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{error}")]
 pub struct Failure {
+    /// Why the run failed.
     pub error: RunError,
+    /// What it consumed before it failed.
     pub usage: Usage,
 }
 
@@ -115,7 +159,9 @@ impl std::ops::Deref for Failure {
 /// tail of its stderr (a Rust panic message lands there).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GuestDetail {
+    /// The wasm backtrace at the trap, when there is one.
     pub backtrace: Option<String>,
+    /// The end of what the guest wrote to stderr, if it wrote anything.
     pub stderr_tail: Option<String>,
 }
 

@@ -26,6 +26,7 @@ pub struct BoundedOutput {
 }
 
 impl BoundedOutput {
+    /// An empty buffer for stream `name` (`stdout`, `stderr`) that holds at most `limit` bytes.
     pub fn new(name: &'static str, limit: usize) -> Self {
         BoundedOutput {
             name,

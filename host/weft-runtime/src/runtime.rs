@@ -34,11 +34,15 @@ pub enum ComponentKind {
 /// A compiled component plus what we know about it.
 #[derive(Clone)]
 pub struct LoadedComponent {
+    /// BLAKE3 of the component's bytes.
     pub digest: Digest,
+    /// The compiled component.
     pub component: Component,
+    /// Which world it exports, as far as running it is concerned.
     pub kind: ComponentKind,
     /// Names of the component's exports, for error messages.
     pub exports: Vec<String>,
+    /// Where the compiled code came from (memory, disk cache, fresh compile).
     pub source: LoadSource,
 }
 
@@ -106,10 +110,12 @@ impl Runtime {
         })
     }
 
+    /// The one wasmtime engine every component is compiled for.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
 
+    /// The settings the runtime was built with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
     }

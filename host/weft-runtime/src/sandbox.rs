@@ -16,18 +16,24 @@ use crate::RunError;
 /// files, no environment, no arguments, empty stdin, and never a network.
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
+    /// Preopened host directories.
     pub dirs: Vec<DirGrant>,
+    /// Environment variables, in order.
     pub env: Vec<(String, String)>,
     /// `argv`, including `argv[0]` (the program name) if the guest expects it.
     pub args: Vec<String>,
+    /// The guest's whole standard input.
     pub stdin: Vec<u8>,
 }
 
 /// A host directory preopened in the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirGrant {
+    /// The directory on the host.
     pub host: PathBuf,
+    /// The path the guest sees it at.
     pub guest: String,
+    /// Refuse writes (`:ro`).
     pub read_only: bool,
 }
 
@@ -63,6 +69,7 @@ pub struct StoreData<T> {
     pub(crate) stderr: BoundedOutput,
     /// The current call's time limit, for the error the epoch callback raises.
     pub(crate) timeout: std::time::Duration,
+    /// The embedder's state.
     pub data: T,
 }
 

@@ -27,6 +27,7 @@ pub use bindings::weft::kernel::types::{ToolError, ToolInfo};
 pub struct ToolOutcome {
     /// The tool's answer: a JSON document, or the error the tool reported.
     pub result: Result<serde_json::Value, ToolFailure>,
+    /// What the call consumed.
     #[serde(flatten)]
     pub usage: Usage,
     /// What the tool printed, as diagnostics (tools answer via `result`).
@@ -38,8 +39,10 @@ pub struct ToolOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", content = "message", rename_all = "kebab-case")]
 pub enum ToolFailure {
+    /// The tool refused its input.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The tool could not do what was asked.
     #[error("failed: {0}")]
     Failed(String),
 }

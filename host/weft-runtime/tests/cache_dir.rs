@@ -3,6 +3,9 @@
 //! ours. Real directories and files; the cases that need another owner
 //! `chown` to uid 65534 and so need root (CI runs as root).
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! each fail with the right error kind, within their limit, leaving the
 //! runtime able to serve the next call.
 
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use weft_runtime::{

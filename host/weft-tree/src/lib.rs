@@ -39,18 +39,40 @@ pub type Metadata = BTreeMap<String, Value>;
 /// Why a tree operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeError {
+    /// No node at this path.
     #[error("no node at {0}")]
     NotFound(String),
+    /// A node already exists at this path.
     #[error("node {0} already exists")]
     Exists(String),
+    /// The path is not absolute and canonical (see [`path::validate`]).
     #[error("invalid path {path:?}: {reason}")]
-    InvalidPath { path: String, reason: String },
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `remove` of a node with children.
     #[error("node {path} has {children} children; use remove_recursive")]
-    HasChildren { path: String, children: usize },
+    HasChildren {
+        /// The node.
+        path: String,
+        /// How many direct children it has.
+        children: usize,
+    },
+    /// `/` or a bootstrap namespace, which are never removed.
     #[error("{0} is a protected namespace and cannot be removed")]
     Protected(String),
+    /// Rebuilding the tree from the chain met an event it cannot apply.
     #[error("chain event {seq} cannot be replayed: {reason}")]
-    Replay { seq: u64, reason: String },
+    Replay {
+        /// Seq of the event.
+        seq: u64,
+        /// Why it cannot be applied.
+        reason: String,
+    },
+    /// The chain failed while recording a mutation or replaying one.
     #[error("chain: {0}")]
     Chain(#[from] ChainError),
 }
@@ -59,9 +81,13 @@ pub enum TreeError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MutationOp {
+    /// Creation of the [`NAMESPACES`].
     Bootstrap,
+    /// A new node.
     Insert,
+    /// A node, or a whole subtree, removed.
     Remove,
+    /// One metadata key set.
     Update,
 }
 
@@ -82,21 +108,28 @@ impl MutationOp {
 pub struct MutationEvent {
     /// Position in the mutation log (0-based).
     pub seq: u64,
+    /// What kind of mutation.
     pub op: MutationOp,
+    /// The node it concerns (`/` for bootstrap).
     pub path: String,
     /// Metadata key, for updates.
     pub key: Option<String>,
     /// Every path created or removed by this mutation (bootstrap, recursive remove).
     pub affected: Vec<String>,
+    /// Seq of the chain event recording it.
     pub chain_seq: u64,
+    /// That event's timestamp.
     pub timestamp_ns: u64,
 }
 
 /// Read-only copy of a node, returned by `get` and `list`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeView {
+    /// Absolute path, e.g. `/kernel/agents/echo`.
     pub path: String,
+    /// Last path segment.
     pub name: String,
+    /// The node's metadata.
     pub metadata: Metadata,
     /// Chain seq of the event that created the node.
     pub created_seq: u64,
@@ -113,6 +146,7 @@ pub struct TreeStats {
     pub nodes: usize,
     /// Deepest node's segment count.
     pub depth: usize,
+    /// Entries in the mutation log.
     pub mutations: usize,
 }
 
@@ -513,6 +547,7 @@ impl TreeManager {
         Ok(out)
     }
 
+    /// Node count, depth and mutation count.
     pub fn stats(&self) -> TreeStats {
         let st = self.read();
         TreeStats {

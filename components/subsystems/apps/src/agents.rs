@@ -357,7 +357,9 @@ fn agent_limits(cx: &mut Cx<'_>, v: &Val<'_>, path: &str) -> Option<AgentLimits>
     ok.then_some(out)
 }
 
-fn restart(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<RestartPolicy> {
+/// A `restart` value: `"never"`, `"always"` or `{ on_failure = { .. } }`
+/// (agents and container services share the grammar).
+pub fn restart(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<RestartPolicy> {
     match v.get_ref() {
         DeValue::String(s) if s == "never" => Some(RestartPolicy::Never),
         DeValue::String(s) if s == "always" => Some(RestartPolicy::Always),

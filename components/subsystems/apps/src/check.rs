@@ -6,7 +6,9 @@ use crate::walk::{as_str, Cx, Tbl, Val};
 use crate::{agents, services};
 use weft_model::plan::{AppMeta, Diagnostic, HookRun, InstallPlan, Manifest, ServiceSource, Step};
 
+/// Characters allowed in app, tool and service names: `[a-z0-9-]`.
 pub const NAME_CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789-";
+/// Characters allowed in an agent's `id`: `[A-Za-z0-9._-]`.
 pub const ID_CHARS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
 
 const TOP_KEYS: &[&str] = &[
@@ -183,6 +185,7 @@ fn app(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<AppMeta> {
     })
 }
 
+/// Is `s` 1 to 64 characters, each in `chars`?
 pub fn name_ok(s: &str, chars: &str) -> bool {
     (1..=64).contains(&s.len()) && s.chars().all(|c| chars.contains(c))
 }
@@ -245,8 +248,15 @@ pub fn plan(m: Manifest) -> InstallPlan {
             components.push(c.clone());
         }
     }
+    // Image archives are locked, signed and copied like components, but
+    // are not compiled: the container subsystem loads them.
     let mut sorted = components.clone();
+    sorted.extend(m.services.iter().filter_map(|s| match &s.source {
+        ServiceSource::ImageArchive(a) => Some(a.clone()),
+        _ => None,
+    }));
     sorted.sort();
+    sorted.dedup();
     let mut install = vec![Step::VerifyDigests(sorted), Step::CopyBundle];
     install.extend(components.into_iter().map(Step::Precompile));
     install.extend(hook("on-install", &h.on_install));

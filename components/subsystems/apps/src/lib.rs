@@ -10,11 +10,16 @@
 
 pub mod agents;
 pub mod check;
+pub mod containers;
 pub mod paths;
 pub mod services;
 pub mod walk;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "apps" });
+// Generated from the WIT, which documents it; private, so none of it is this crate's API.
+mod bindings {
+    wit_bindgen::generate!({ path: "../../../wit", world: "apps" });
+}
+use bindings::*;
 
 use weft::kernel::app_types as w;
 
@@ -129,14 +134,7 @@ fn agent_w(a: m::AgentSpec) -> w::AgentSpec {
             max_messages: l.max_messages,
             max_tool_calls: l.max_tool_calls,
         }),
-        restart: match a.restart {
-            m::RestartPolicy::Never => w::RestartPolicy::Never,
-            m::RestartPolicy::Always => w::RestartPolicy::Always,
-            m::RestartPolicy::OnFailure(o) => w::RestartPolicy::OnFailure(w::OnFailure {
-                max_retries: o.max_retries,
-                backoff_ms: o.backoff_ms,
-            }),
-        },
+        restart: restart_w(a.restart),
         config: a.config,
     }
 }
@@ -172,15 +170,26 @@ fn tool_w(t: m::ToolSpec) -> w::ToolSpec {
     }
 }
 
+fn restart_w(r: m::RestartPolicy) -> w::RestartPolicy {
+    match r {
+        m::RestartPolicy::Never => w::RestartPolicy::Never,
+        m::RestartPolicy::Always => w::RestartPolicy::Always,
+        m::RestartPolicy::OnFailure(o) => w::RestartPolicy::OnFailure(w::OnFailure {
+            max_retries: o.max_retries,
+            backoff_ms: o.backoff_ms,
+        }),
+    }
+}
+
 fn service_w(s: m::ServiceSpec) -> w::ServiceSpec {
     w::ServiceSpec {
         name: s.name,
         source: match s.source {
             m::ServiceSource::Component(c) => w::ServiceSource::Component(c),
             m::ServiceSource::Image(i) => w::ServiceSource::Image(i),
+            m::ServiceSource::ImageArchive(a) => w::ServiceSource::ImageArchive(a),
             m::ServiceSource::Url(u) => w::ServiceSource::Url(u),
         },
-        ports: s.ports,
         env: env_w(s.env),
         health: s.health.map(|h| w::HealthCheck {
             kind: match h.kind {
@@ -190,6 +199,53 @@ fn service_w(s: m::ServiceSpec) -> w::ServiceSpec {
             interval_ms: h.interval_ms,
             failure_threshold: h.failure_threshold,
             success_threshold: h.success_threshold,
+            probe: match h.probe {
+                m::Probe::None => w::Probe::None,
+                m::Probe::Tcp(p) => w::Probe::Tcp(p),
+                m::Probe::Http(x) => w::Probe::Http(w::HttpProbe {
+                    port: x.port,
+                    path: x.path,
+                    status: x.status,
+                }),
+                m::Probe::Exec(argv) => w::Probe::Exec(argv),
+            },
+        }),
+        container: s.container.map(container_w),
+    }
+}
+
+fn container_w(c: m::ContainerSpec) -> w::ContainerSpec {
+    w::ContainerSpec {
+        pull: match c.pull {
+            m::PullPolicy::Never => w::PullPolicy::Never,
+            m::PullPolicy::IfNotPresent => w::PullPolicy::IfNotPresent,
+        },
+        command: c.command,
+        ports: c
+            .ports
+            .into_iter()
+            .map(|p| w::PortMap {
+                host: p.host,
+                container: p.container,
+            })
+            .collect(),
+        volumes: c
+            .volumes
+            .into_iter()
+            .map(|v| w::VolumeMount {
+                host: v.host,
+                container: v.container,
+                read_only: v.read_only,
+            })
+            .collect(),
+        memory_bytes: c.memory_bytes,
+        nano_cpus: c.nano_cpus,
+        restart: restart_w(c.restart),
+        cap_add: c.cap_add,
+        read_only: c.read_only,
+        call: c.call.map(|x| w::ServiceCall {
+            port: x.port,
+            path: x.path,
         }),
     }
 }
@@ -214,5 +270,7 @@ fn step_w(s: m::Step) -> w::Step {
     }
 }
 
+#[cfg(test)]
+mod container_tests;
 #[cfg(test)]
 mod tests;

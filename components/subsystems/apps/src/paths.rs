@@ -65,22 +65,52 @@ pub fn component_path(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<String>
     }
 }
 
+/// Why `p` is not a path inside the app's data dir (relative, no `..`;
+/// `.` is the data dir itself), or `None` when it is. Tool `grants.dirs`
+/// and container `volumes` share this rule.
+pub fn data_dir_problem(p: &str) -> Option<String> {
+    if p == "." {
+        return None;
+    }
+    relative_path_problem(p).map(|why| why.replace("bundle", "data dir"))
+}
+
 /// A host directory relative to the app's data dir; `.` is the data dir.
 pub fn data_dir_path(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<String> {
     let p = as_str(cx, v, key)?;
-    if p == "." {
-        return Some(p);
-    }
-    match relative_path_problem(&p) {
+    match data_dir_problem(&p) {
         None => Some(p),
         Some(why) => {
             cx.err(
                 &v.span(),
                 key,
                 format!(
-                    "expected a relative path inside the app's data dir, found \"{p}\" \
-                     ({})",
-                    why.replace("bundle", "data dir")
+                    "expected a relative path inside the app's data dir, found \"{p}\" ({why})"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A file inside the bundle that is not a component (an image archive):
+/// a plain relative path, like a component path without the `.wasm`
+/// rule, and none of the bundle's own files.
+pub fn bundle_file_path(cx: &mut Cx<'_>, v: &Val<'_>, key: &str, what: &str) -> Option<String> {
+    let p = as_str(cx, v, key)?;
+    let own = ["weftapp.toml", "weftapp.lock", "weftapp.sig"];
+    let problem = relative_path_problem(&p).or_else(|| {
+        own.contains(&p.as_str())
+            .then_some("the manifest, lock and signature are not payloads")
+    });
+    match problem {
+        None => Some(p),
+        Some(why) => {
+            cx.err(
+                &v.span(),
+                key,
+                format!(
+                    "expected a relative path to {what} inside the bundle, found \"{p}\" ({why})"
                 ),
             );
             None

@@ -10,15 +10,19 @@ use toml::Spanned;
 
 use weft_model::plan::Diagnostic;
 
+/// A TOML value with its byte span in the source.
 pub type Val<'i> = Spanned<DeValue<'i>>;
 
+/// The checking context: the source, for positions, and the diagnostics so far.
 pub struct Cx<'s> {
     src: &'s str,
     line_starts: Vec<usize>,
+    /// Every problem found, in the order found.
     pub diags: Vec<Diagnostic>,
 }
 
 impl<'s> Cx<'s> {
+    /// A context for checking `src`.
     pub fn new(src: &'s str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
@@ -45,6 +49,7 @@ impl<'s> Cx<'s> {
         )
     }
 
+    /// Reports `message` about `key` at the start of `span`.
     pub fn err(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
         let (line, col) = self.pos(span.start);
         self.diags.push(Diagnostic {
@@ -62,6 +67,7 @@ impl<'s> Cx<'s> {
     }
 }
 
+/// The TOML type of `v`, for `found <type>` messages.
 pub fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "string",
@@ -85,8 +91,11 @@ pub fn join(path: &str, name: &str) -> String {
 
 /// A table being read: reports unknown keys and missing required keys.
 pub struct Tbl<'a, 'i> {
+    /// The table.
     pub t: &'a DeTable<'i>,
+    /// Where it is written, for problems about it as a whole.
     pub span: Range<usize>,
+    /// Its dotted key (empty for the root).
     pub path: String,
 }
 
@@ -108,6 +117,27 @@ impl<'a, 'i> Tbl<'a, 'i> {
         }
     }
 
+    /// Read `v` as a table whose keys must all be in `allowed`; a key in
+    /// `refused` is reported at the key with its own message (a key Weft
+    /// knows and never accepts), not as unknown.
+    pub fn of_refusing(
+        cx: &mut Cx<'_>,
+        v: &'a Val<'i>,
+        path: &str,
+        what: &str,
+        allowed: &[&str],
+        refused: &[(&str, &str)],
+    ) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(Tbl::new_refusing(cx, t, v.span(), path, allowed, refused)),
+            _ => {
+                cx.expected(v, path, what);
+                None
+            }
+        }
+    }
+
+    /// Wraps `t`, reporting each key not in `allowed`.
     pub fn new(
         cx: &mut Cx<'_>,
         t: &'a DeTable<'i>,
@@ -115,9 +145,22 @@ impl<'a, 'i> Tbl<'a, 'i> {
         path: &str,
         allowed: &[&str],
     ) -> Self {
+        Tbl::new_refusing(cx, t, span, path, allowed, &[])
+    }
+
+    fn new_refusing(
+        cx: &mut Cx<'_>,
+        t: &'a DeTable<'i>,
+        span: Range<usize>,
+        path: &str,
+        allowed: &[&str],
+        refused: &[(&str, &str)],
+    ) -> Self {
         for (k, _) in t.iter() {
             let name: &str = k.get_ref();
-            if !allowed.contains(&name) {
+            if let Some((_, why)) = refused.iter().find(|(r, _)| *r == name) {
+                cx.err(&k.span(), &join(path, name), *why);
+            } else if !allowed.contains(&name) {
                 let list = allowed
                     .iter()
                     .map(|a| format!("`{a}`"))
@@ -137,12 +180,25 @@ impl<'a, 'i> Tbl<'a, 'i> {
         }
     }
 
+    /// The dotted key of `name` in this table.
     pub fn key(&self, name: &str) -> String {
         join(&self.path, name)
     }
 
+    /// The value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&'a Val<'i>> {
         self.t.get(name)
+    }
+
+    /// Where the key `name` is written, if present.
+    pub fn key_span(&self, name: &str) -> Option<Range<usize>> {
+        self.t
+            .iter()
+            .find(|(k, _)| {
+                let k: &str = k.get_ref();
+                k == name
+            })
+            .map(|(k, _)| k.span())
     }
 
     /// A required key; missing is reported at the table.
@@ -163,15 +219,18 @@ impl<'a, 'i> Tbl<'a, 'i> {
         v
     }
 
+    /// An optional string.
     pub fn str(&self, cx: &mut Cx<'_>, name: &str) -> Option<String> {
         self.get(name).and_then(|v| as_str(cx, v, &self.key(name)))
     }
 
+    /// A required string.
     pub fn req_str(&self, cx: &mut Cx<'_>, name: &str) -> Option<String> {
         self.req(cx, name, "a string")
             .and_then(|v| as_str(cx, v, &self.key(name)))
     }
 
+    /// An optional boolean, `default` when absent or wrong.
     pub fn bool(&self, cx: &mut Cx<'_>, name: &str, default: bool) -> bool {
         match self.get(name) {
             None => default,
@@ -191,6 +250,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
             .and_then(|v| as_int(cx, v, &self.key(name), min, max))
     }
 
+    /// An optional array of strings; empty when absent or wrong.
     pub fn str_list(&self, cx: &mut Cx<'_>, name: &str) -> Vec<String> {
         self.get(name)
             .and_then(|v| as_str_list(cx, v, &self.key(name)))
@@ -217,6 +277,7 @@ impl<'a, 'i> Tbl<'a, 'i> {
     }
 }
 
+/// `v` as a string, or a diagnostic.
 pub fn as_str(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<String> {
     match v.get_ref() {
         DeValue::String(s) => Some(s.to_string()),
@@ -227,6 +288,7 @@ pub fn as_str(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<String> {
     }
 }
 
+/// `v` as an integer in `min..=max`, or a diagnostic.
 pub fn as_int(cx: &mut Cx<'_>, v: &Val<'_>, key: &str, min: u64, max: u64) -> Option<u64> {
     let range = if max >= i64::MAX as u64 {
         format!("an integer >= {min}")
@@ -254,6 +316,7 @@ pub fn as_int(cx: &mut Cx<'_>, v: &Val<'_>, key: &str, min: u64, max: u64) -> Op
     }
 }
 
+/// `v` as an array of strings, or a diagnostic (per bad item).
 pub fn as_str_list(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<Vec<String>> {
     let DeValue::Array(a) = v.get_ref() else {
         cx.expected(v, key, "an array of strings");

@@ -11,7 +11,11 @@
 // The generated export glue takes one argument per flattened field.
 #![allow(clippy::too_many_arguments)]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "health" });
+// Generated from the WIT, which documents it; private, so none of it is this crate's API.
+mod bindings {
+    wit_bindgen::generate!({ path: "../../../wit", world: "health" });
+}
+use bindings::*;
 
 use std::cell::RefCell;
 

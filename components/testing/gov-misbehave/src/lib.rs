@@ -5,7 +5,11 @@
 // The generated export glue takes one argument per flattened field.
 #![allow(clippy::too_many_arguments)]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "governance" });
+// Generated from the WIT, which documents it; private, so none of it is this crate's API.
+mod bindings {
+    wit_bindgen::generate!({ path: "../../../wit", world: "governance" });
+}
+use bindings::*;
 
 use std::hint::black_box;
 

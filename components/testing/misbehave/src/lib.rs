@@ -4,7 +4,11 @@
 //! `flood` print to stdout forever; `work` {n} burn n iterations of CPU and
 //! return a checksum (for the fuel-overhead benchmark).
 
-wit_bindgen::generate!({ path: "../../../wit", world: "tool" });
+// Generated from the WIT, which documents it; private, so none of it is this crate's API.
+mod bindings {
+    wit_bindgen::generate!({ path: "../../../wit", world: "tool" });
+}
+use bindings::*;
 
 use std::hint::black_box;
 

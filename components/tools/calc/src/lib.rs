@@ -6,7 +6,11 @@
 
 mod expr;
 
-wit_bindgen::generate!({ path: "../../../wit", world: "tool" });
+// Generated from the WIT, which documents it; private, so none of it is this crate's API.
+mod bindings {
+    wit_bindgen::generate!({ path: "../../../wit", world: "tool" });
+}
+use bindings::*;
 
 struct Calc;
 

@@ -24,6 +24,23 @@ impl Subsystem for AgentsUnit {
         "agents"
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &[
+            "agent.spawn",
+            "agent.stop",
+            "agent.restart",
+            "agent.list",
+            "kernel.self",
+            "kernel.now",
+            "kernel.random",
+            "kernel.log",
+        ]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["ps"]
+    }
+
     fn control<'a>(&'a self, cx: ControlCx<'a>) -> BoxFuture<'a, ControlReply> {
         Box::pin(async move {
             match cx.parse::<Request>("agents")? {

@@ -164,6 +164,14 @@ impl crate::Subsystem for ChainUnit {
         "chain"
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &["chain.append", "chain.read"]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["tail", "verify"]
+    }
+
     fn control<'a>(
         &'a self,
         cx: crate::control::ControlCx<'a>,

@@ -75,6 +75,22 @@ impl Subsystem for IpcUnit {
         "ipc"
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &[
+            "ipc.send",
+            "ipc.publish",
+            "ipc.broadcast",
+            "ipc.subscribe",
+            "ipc.unsubscribe",
+            "service.register",
+            "service.unregister",
+        ]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["send"]
+    }
+
     fn control<'a>(&'a self, cx: ControlCx<'a>) -> BoxFuture<'a, ControlReply> {
         Box::pin(serve(cx))
     }

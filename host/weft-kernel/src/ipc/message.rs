@@ -9,8 +9,11 @@ use crate::process::Pid;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Payload {
+    /// UTF-8 text.
     Text(String),
+    /// A JSON document.
     Json(serde_json::Value),
+    /// Raw bytes.
     Binary(Vec<u8>),
 }
 
@@ -24,10 +27,12 @@ impl Payload {
         }
     }
 
+    /// True when [`Payload::len`] is 0.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// `text`, `json` or `binary`, for records.
     pub fn kind(&self) -> &'static str {
         match self {
             Payload::Text(_) => "text",
@@ -41,15 +46,22 @@ impl Payload {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageTarget {
+    /// An agent by pid.
     Agent(Pid),
     /// An agent by name.
     Named(String),
+    /// The agent that serves a registered service.
     Service(String),
+    /// A method of a registered service; the receiver sees it as the message's `method`.
     ServiceMethod {
+        /// The service.
         service: String,
+        /// The method name.
         method: String,
     },
+    /// Every subscriber of a topic; a full inbox is skipped.
     Topic(String),
+    /// Every agent the sender may message, but itself; a full inbox is skipped.
     Broadcast,
 }
 
@@ -57,8 +69,11 @@ pub enum MessageTarget {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KernelSignal {
+    /// Stop the agent.
     Shutdown,
+    /// Stop handling messages (they wait in the inbox) until `Resume`.
     Suspend,
+    /// Handle messages again after `Suspend`.
     Resume,
     /// Delivered to the guest as a message with `method = "signal"`.
     Custom(String),
@@ -67,12 +82,19 @@ pub enum KernelSignal {
 /// A message as the kernel routes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelMessage {
+    /// Unique per kernel run.
     pub id: u64,
+    /// The sender's pid ([`KERNEL_PID`](crate::process::KERNEL_PID) from outside the agents).
     pub from: Pid,
+    /// The sender's name.
     pub from_name: std::sync::Arc<str>,
+    /// Where it was addressed.
     pub to: MessageTarget,
+    /// The body.
     pub payload: Payload,
+    /// When it was sent, nanoseconds since the UNIX epoch.
     pub timestamp_ns: u64,
+    /// For a request, its own `id`; the reply answers it.
     pub correlation_id: Option<u64>,
     /// Set for topic deliveries.
     pub topic: Option<String>,

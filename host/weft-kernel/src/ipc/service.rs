@@ -14,10 +14,14 @@ use crate::process::Pid;
 pub enum ServiceEndpoint {
     /// An agent's inbox: `Service` and `ServiceMethod` messages route there.
     AgentInbox(Pid),
+    /// A service outside Weft, reached by URL; messages cannot be sent to it.
     External {
+        /// Where it is.
         url: String,
     },
+    /// A container run by the containers subsystem; messages cannot be sent to it.
     Container {
+        /// The container's id.
         id: String,
     },
 }
@@ -35,12 +39,15 @@ pub enum AuditLevel {
 
 /// A native service the host runs itself (start, stop, health).
 pub trait SystemService: Send + Sync {
+    /// Called when the service is registered; an error refuses the registration.
     fn start(&self) -> Result<(), String> {
         Ok(())
     }
+    /// Called when it is unregistered.
     fn stop(&self) -> Result<(), String> {
         Ok(())
     }
+    /// `Ok` when healthy, else why not (`weaver health`).
     fn health_check(&self) -> Result<(), String>;
 }
 
@@ -53,20 +60,25 @@ pub struct ServiceEntry {
     pub owner: String,
     /// The agent that serves it, for an `AgentInbox` endpoint.
     pub owner_pid: Option<Pid>,
+    /// Where messages to it go.
     pub endpoint: ServiceEndpoint,
+    /// How much of its traffic is recorded.
     pub audit_level: AuditLevel,
     /// The chain event that registered it.
     pub chain_seq: u64,
+    /// The host's implementation, for a native service.
     #[serde(skip)]
     pub native: Option<Arc<dyn SystemService>>,
 }
 
+/// Every registered service, by name.
 #[derive(Default)]
 pub struct ServiceRegistry {
     services: DashMap<String, ServiceEntry>,
 }
 
 impl ServiceRegistry {
+    /// Adds a service; its name must be free.
     pub fn register(&self, entry: ServiceEntry) -> KernelResult<()> {
         match self.services.entry(entry.name.clone()) {
             dashmap::Entry::Occupied(_) => Err(KernelError::Invalid(format!(
@@ -80,6 +92,7 @@ impl ServiceRegistry {
         }
     }
 
+    /// Removes a service; returns it if it was registered.
     pub fn unregister(&self, name: &str) -> Option<ServiceEntry> {
         self.services.remove(name).map(|(_, e)| e)
     }
@@ -98,10 +111,12 @@ impl ServiceRegistry {
         names
     }
 
+    /// The service called `name`.
     pub fn get(&self, name: &str) -> Option<ServiceEntry> {
         self.services.get(name).map(|e| e.clone())
     }
 
+    /// Every service, sorted by name.
     pub fn list(&self) -> Vec<ServiceEntry> {
         let mut v: Vec<ServiceEntry> = self.services.iter().map(|e| e.clone()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));

@@ -12,6 +12,7 @@ use crate::process::Pid;
 /// A subscriber outside the agents (the host side).
 pub type HostSubscription = mpsc::Receiver<KernelMessage>;
 
+/// Who is subscribed to which topic.
 #[derive(Default)]
 pub struct TopicRouter {
     agents: DashMap<String, BTreeSet<Pid>>,
@@ -19,6 +20,7 @@ pub struct TopicRouter {
 }
 
 impl TopicRouter {
+    /// Subscribes agent `pid` to `topic` (idempotent).
     pub fn subscribe(&self, topic: &str, pid: Pid) {
         self.agents
             .entry(topic.to_string())
@@ -71,6 +73,7 @@ impl TopicRouter {
             .count()
     }
 
+    /// Every topic with a subscriber, agent or host, sorted.
     pub fn list_topics(&self) -> Vec<String> {
         let mut t: Vec<String> = self.agents.iter().map(|e| e.key().clone()).collect();
         t.extend(self.hosts.iter().map(|e| e.key().clone()));

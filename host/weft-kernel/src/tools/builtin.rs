@@ -19,6 +19,19 @@ impl Subsystem for ToolsUnit {
         "tools"
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &[
+            "tool.exec.*",
+            "tool.register",
+            "tool.unregister",
+            "tool.list",
+        ]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["ls", "run"]
+    }
+
     fn builtins(&self) -> &'static [&'static str] {
         &["exec"]
     }

@@ -62,6 +62,7 @@ pub struct Rejected {
     pub moved_to: PathBuf,
 }
 
+/// Per-call limits of the cron component: generous enough for a large table.
 pub fn default_limits() -> Limits {
     Limits {
         fuel: 500_000_000,
@@ -205,6 +206,8 @@ impl ComponentCron {
         Ok(fired)
     }
 
+    /// When the next job is due after `now_ns` (`None`: no jobs), so the driver
+    /// can sleep until then.
     pub fn next_wake(&self, now_ns: u64) -> Result<Option<u64>, ComponentError> {
         self.with(async |w, s| w.call_next_wake(s, now_ns).await)
     }

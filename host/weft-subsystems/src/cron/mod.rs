@@ -227,6 +227,14 @@ impl Subsystem for CronUnit {
         }
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &["cron.add", "cron.remove", "cron.list"]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["ls", "add", "rm"]
+    }
+
     fn app_actions(&self) -> &'static [&'static str] {
         &["cron.add", "cron.remove"]
     }

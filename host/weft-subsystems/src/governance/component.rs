@@ -129,10 +129,15 @@ fn load(
 /// What a swap changed, as recorded in `governance.swap`.
 #[derive(Clone, Debug, Serialize)]
 pub struct SwapRecord {
+    /// `component` (a swap) or `policy` (a reload).
     pub reason: &'static str,
+    /// BLAKE3 of the component replaced.
     pub old_component: String,
+    /// BLAKE3 of the component now in force.
     pub new_component: String,
+    /// BLAKE3 of the policy replaced (`None`: the built-in one).
     pub old_policy: Option<String>,
+    /// BLAKE3 of the policy now in force (`None`: the built-in one).
     pub new_policy: Option<String>,
 }
 
@@ -185,6 +190,8 @@ impl ComponentGovernance {
         policy_digest(&self.current.load().policy)
     }
 
+    /// What the component says about the policy in force: name, rule counts,
+    /// environments, dimensions.
     pub fn policy_summary(&self) -> PolicySummary {
         self.current.load().summary.clone()
     }

@@ -174,6 +174,19 @@ impl Subsystem for GovernanceUnit {
         Ok(())
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &[
+            "governance.reload",
+            "governance.swap",
+            "governance.rules",
+            "governance.check",
+        ]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["rules", "check", "reload", "swap"]
+    }
+
     fn status(&self) -> Value {
         match self.installed.get() {
             None => json!("disabled"),

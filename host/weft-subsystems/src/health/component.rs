@@ -29,6 +29,7 @@ pub type ProbeFn =
 /// Longest a probe may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Per-call limits of the health component.
 pub fn default_limits() -> Limits {
     Limits {
         fuel: 50_000_000,
@@ -53,6 +54,7 @@ pub struct ComponentHealth {
 }
 
 impl ComponentHealth {
+    /// Instantiates the health component (no probes registered yet).
     pub fn new(
         runtime: &Runtime,
         component: LoadedComponent,
@@ -110,6 +112,7 @@ impl ComponentHealth {
         self.with(async |w, s| w.call_report(s, name, ok, detail, now).await)
     }
 
+    /// The overall verdict and every probe's status.
     pub fn status(&self) -> Result<HealthReport, ComponentError> {
         self.with(async |w, s| w.call_status(s).await)
     }

@@ -139,6 +139,14 @@ impl Subsystem for HealthUnit {
         }
     }
 
+    fn actions(&self) -> &'static [&'static str] {
+        &["health.status"]
+    }
+
+    fn control_ops(&self) -> &'static [&'static str] {
+        &["status"]
+    }
+
     fn status(&self) -> Value {
         match (self.health.get(), self.problem.get()) {
             (Some(h), _) => match h.status() {
