@@ -17,6 +17,7 @@ mod keccak_x4;
 mod keys;
 mod lineage;
 mod manager;
+pub mod merkle;
 mod reader;
 mod segment;
 mod types;
