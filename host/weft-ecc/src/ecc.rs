@@ -433,52 +433,82 @@ impl Ecc {
 
     // ----- durability -------------------------------------------------------------------
 
-    /// Writes the whole state to `dir/ecc.snapshot` atomically. `marker` is stored as is
-    /// (e.g. the sequence number of the last chain record the state includes) and handed
-    /// back by [`Ecc::load_snapshot`], so the caller knows where replay resumes.
+    /// Writes the whole state to `dir` atomically: `ecc.snapshot` plus the `hnsw_rs` dump
+    /// files of the index graphs (see `docs/ecc.md`). `marker` is stored as is (e.g. the
+    /// sequence number of the last chain record the state includes) and handed back by
+    /// [`Ecc::load_snapshot`], so the caller knows where replay resumes.
     pub fn save_snapshot(&self, dir: &Path, marker: u64) -> Result<SnapshotInfo> {
+        std::fs::create_dir_all(dir).map_err(|source| crate::error::SnapshotError::Io {
+            path: dir.to_path_buf(),
+            op: "create directory",
+            source,
+        })?;
+        let generation = snapshot::next_generation(dir)?;
+        let mut spaces = Vec::with_capacity(self.spaces.len());
+        let mut graph_bytes = 0;
+        for (i, (ns, s)) in self.spaces.iter().enumerate() {
+            let index = match &s.index {
+                Some(ix) => {
+                    let snap = ix.save(dir, &format!("ecc.g{generation}.{i}"))?;
+                    if let Some(g) = &snap.graph {
+                        graph_bytes += g.graph_len + g.data_len;
+                    }
+                    Some(snap)
+                }
+                None => None,
+            };
+            spaces.push(SpaceSnapshot {
+                ns: ns.clone(),
+                index,
+                graph: s.graph.to_snapshot(),
+                refs: s.refs.all(),
+                queue: s.queue.to_snapshot(),
+            });
+        }
         let body = SnapshotBody {
             marker,
             clock: self.hlc.state(),
-            spaces: self
-                .spaces
-                .iter()
-                .map(|(ns, s)| SpaceSnapshot {
-                    ns: ns.clone(),
-                    index: s.index.as_ref().map(|i| i.to_snapshot()),
-                    graph: s.graph.to_snapshot(),
-                    refs: s.refs.all(),
-                    queue: s.queue.to_snapshot(),
-                })
-                .collect(),
+            spaces,
         };
         let (path, bytes) = snapshot::write(dir, &body)?;
+        snapshot::sweep(dir, generation);
         Ok(SnapshotInfo {
             path,
             bytes,
+            graph_bytes,
             marker,
             clock: body.clock,
         })
     }
 
-    /// Loads `dir/ecc.snapshot`. Vector indexes are rebuilt by re-inserting their slots
-    /// in order, which reproduces the saved graphs. The clock continues from the saved
-    /// state on the given physical clock.
+    /// Loads the snapshot in `dir`. Index graphs are loaded from their dump files (checked
+    /// against the sums the snapshot records). The clock continues from the saved state on
+    /// the given physical clock.
     pub fn load_snapshot(
         dir: &Path,
         clock: Arc<dyn PhysicalClock>,
         config: EccConfig,
     ) -> Result<(Ecc, SnapshotInfo)> {
         let (body, path, bytes) = snapshot::read(dir)?;
-        let invalid = |e: EccError| crate::error::SnapshotError::Decode {
-            path: path.clone(),
-            reason: e.to_string(),
+        // Errors about the dump files name those files; anything else names the snapshot.
+        let invalid = |e: EccError| match e {
+            EccError::Snapshot(s) => s,
+            other => crate::error::SnapshotError::Decode {
+                path: path.clone(),
+                reason: other.to_string(),
+            },
         };
+        let graph_bytes = body
+            .spaces
+            .iter()
+            .filter_map(|s| s.index.as_ref()?.graph.as_ref())
+            .map(|g| g.graph_len + g.data_len)
+            .sum();
         let mut spaces = BTreeMap::new();
         for s in body.spaces {
             let ns = s.ns;
             let index = match s.index {
-                Some(i) => Some(VectorIndex::from_snapshot(ns.clone(), i).map_err(invalid)?),
+                Some(i) => Some(VectorIndex::restore(ns.clone(), i, Some(dir)).map_err(invalid)?),
                 None => None,
             };
             let graph = CausalGraph::from_snapshot(ns.clone(), s.graph).map_err(invalid)?;
@@ -501,6 +531,7 @@ impl Ecc {
         let info = SnapshotInfo {
             path,
             bytes,
+            graph_bytes,
             marker: body.marker,
             clock: body.clock,
         };

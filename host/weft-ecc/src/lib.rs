@@ -59,6 +59,6 @@ pub use tick::{
     DRIFT_HISTORY,
 };
 pub use vector::{
-    exact_distance, Distance, IndexConfig, IndexSnapshot, IndexStats, Inserted, SearchHit,
-    VectorEntry, VectorIndex, MAX_DIMENSION, MAX_EF, MAX_K, MAX_M,
+    exact_distance, Distance, GraphFiles, IndexConfig, IndexSnapshot, IndexStats, Inserted,
+    SearchHit, VectorEntry, VectorIndex, MAX_DIMENSION, MAX_EF, MAX_K, MAX_M,
 };

@@ -1,19 +1,23 @@
-//! The snapshot file: a fixed header, then the whole state as CBOR.
+//! The snapshot: one file with a fixed header and the whole state as CBOR, plus the
+//! `hnsw_rs` dump files of each non-empty index graph, which the CBOR names with their
+//! lengths and BLAKE3 sums.
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  magic "WEFTECC\0"
-//!      8     4  format version, u32 little-endian (1)
+//!      8     4  format version, u32 little-endian (2)
 //!     12     4  reserved, zero
 //!     16     8  body length in bytes, u64 little-endian
 //!     24    32  BLAKE3 of the body
 //!     56     …  body: CBOR (ciborium) of `SnapshotBody`
 //! ```
 //!
-//! Written to `ecc.snapshot.tmp` in the target directory, fsynced, renamed over
-//! `ecc.snapshot`, and the directory fsynced: a crash leaves either the old snapshot or the
-//! new one. A short file is reported as torn, a checksum mismatch as corrupt, each naming
-//! the file.
+//! A save writes the dump files of a new generation first (`ecc.g<N>.<i>.hnsw.graph` and
+//! `.hnsw.data`, fsynced), then the file to `ecc.snapshot.tmp`, fsynced, renamed over
+//! `ecc.snapshot`, and the directory fsynced: the rename is the commit, so a crash leaves
+//! either the old snapshot with its files or the new one with its files. Then the files of
+//! other generations are removed. A short file is reported as torn, a checksum mismatch as
+//! corrupt, each naming the file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -34,7 +38,7 @@ pub const SNAPSHOT_FILE: &str = "ecc.snapshot";
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"WEFTECC\0";
 /// Format version written and read by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 56;
 
@@ -66,6 +70,8 @@ pub struct SnapshotInfo {
     pub path: PathBuf,
     /// Its size in bytes.
     pub bytes: u64,
+    /// Total size of the graph dump files it names.
+    pub graph_bytes: u64,
     /// The caller's marker stored in it.
     pub marker: u64,
     /// The clock state stored in it.
@@ -160,4 +166,39 @@ pub(crate) fn read(dir: &Path) -> Result<(SnapshotBody, PathBuf, u64), SnapshotE
         reason: e.to_string(),
     })?;
     Ok((decoded, path, found))
+}
+
+/// The generation a new save uses: one past every generation whose files are in `dir`, so
+/// it never writes over the files the current snapshot names.
+pub(crate) fn next_generation(dir: &Path) -> Result<u64, SnapshotError> {
+    let mut next = 0;
+    for entry in fs::read_dir(dir).map_err(io(dir, "list"))? {
+        let entry = entry.map_err(io(dir, "list"))?;
+        if let Some(g) = generation_of(&entry.file_name().to_string_lossy()) {
+            next = next.max(g + 1);
+        }
+    }
+    Ok(next)
+}
+
+/// `ecc.g<N>.…` -> N.
+fn generation_of(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix("ecc.g")?;
+    let digits = rest.split('.').next()?;
+    digits.parse().ok()
+}
+
+/// Removes dump files of every generation but `keep` (best effort: what stays is removed
+/// by a later save).
+pub(crate) fn sweep(dir: &Path, keep: u64) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if generation_of(&name).is_some_and(|g| g != keep) && name.contains(".hnsw.") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Vector indexes: one HNSW graph (`hnsw_rs`) per namespace, with caller-chosen keys,
-//! tombstone deletes and compaction.
+//! Vector indexes: one HNSW graph per namespace, with caller-chosen keys, tombstone
+//! deletes and compaction.
 //!
 //! Entries live in *slots* numbered in insertion order; the slot number is the id
 //! `hnsw_rs` knows. A delete marks the slot dead (a tombstone): the point stays in the graph
@@ -7,9 +7,19 @@
 //! exceed `compact_fraction` of all slots, the index is rebuilt from the live entries in
 //! slot order. Inserting an existing key replaces it: the old slot dies, a new one is added.
 //!
-//! Everything is deterministic: `hnsw_rs` draws layers from a generator with a fixed seed
-//! and we insert one point at a time, so the same inserts in the same order give the same
-//! graph, and the same search results. Snapshot load and op replay rely on that.
+//! `hnsw_rs` builds the graph; searches run on a flat copy of it ([`flat`]) plus an exact
+//! scan of the slots added since the copy was made. Inserts happen one at a time in op
+//! order and `hnsw_rs` draws layers from a generator with a fixed seed, so the same inserts
+//! from an empty index give the same graph and the same answers. A snapshot stores the
+//! graph itself (`hnsw_rs`'s dump, [`dump`]); inserts after a snapshot is loaded draw
+//! layers afresh, so their graph can differ from the one the live index built while the
+//! entries (keys, vectors, liveness, slots) are the same. See `docs/ecc.md`.
+
+pub(crate) mod dump;
+mod flat;
+mod metric;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -20,6 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EccError, Result};
 use crate::names::{Key, Namespace};
+
+pub use dump::GraphFiles;
+use flat::{FlatGraph, OrdF32};
+pub(crate) use metric::dot;
+use metric::{dot_to_positive, l2_squared};
 
 /// Largest accepted dimension.
 pub const MAX_DIMENSION: usize = 16_384;
@@ -191,10 +206,10 @@ pub struct IndexStats {
     pub compactions: u64,
 }
 
-/// The distance `hnsw_rs` evaluates. It needs a non-negative value where smaller is
-/// closer (it asserts this), so each kind is mapped onto that.
+/// The distance `hnsw_rs` evaluates while building. It needs a non-negative value where
+/// smaller is closer (it asserts this), so each kind is mapped onto that.
 #[derive(Clone, Copy, Debug)]
-struct Metric(Distance);
+pub(crate) struct Metric(Distance);
 
 impl HnswDistance<f32> for Metric {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
@@ -206,59 +221,6 @@ impl HnswDistance<f32> for Metric {
             Distance::Dot => dot_to_positive(dot(a, b)),
         }
     }
-}
-
-/// A positive, strictly decreasing map of the inner product, continuous at 0.
-fn dot_to_positive(d: f32) -> f32 {
-    if d >= 0.0 {
-        1.0 / (1.0 + d)
-    } else {
-        1.0 - d
-    }
-}
-
-/// Inner product with eight independent accumulators so the compiler vectorises it.
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]);
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-/// Squared Euclidean distance, vectorisable like [`dot`].
-#[inline]
-pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    let mut s = (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]);
-    for (x, y) in ra.iter().zip(rb) {
-        let d = x - y;
-        s += d * d;
-    }
-    s
 }
 
 /// The exact distance reported to callers (also what brute force ranks by).
@@ -303,24 +265,6 @@ fn check_vector(ns: &Namespace, cfg: &IndexConfig, v: &[f32]) -> Result<()> {
     Ok(())
 }
 
-/// `f32` with the total order, for heaps.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct OrdF32(f32);
-
-impl Eq for OrdF32 {}
-
-impl PartialOrd for OrdF32 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrdF32 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 /// The form of `v` the graph stores: unit length for cosine, as given otherwise.
 fn graph_form(distance: Distance, v: &[f32]) -> Vec<f32> {
     match distance {
@@ -342,13 +286,28 @@ fn new_graph(cfg: &IndexConfig) -> Hnsw<'static, f32, Metric> {
     )
 }
 
+/// How many slots may sit outside the flat copy (scanned exactly by every search) before
+/// it is rebuilt: a rebuild walks the whole `hnsw_rs` graph, so it is amortised over a
+/// number of inserts that grows with the index, and capped at 64 Ki floats of scanning
+/// (512 slots of 128-d, ~15 µs) so the scan stays a small part of a search.
+fn stale_limit(covered: usize, dimension: usize) -> usize {
+    let cap = (65_536 / dimension.max(1)).max(64);
+    (covered / 32).clamp(64, cap)
+}
+
 /// One namespace's vector index.
 pub struct VectorIndex {
     ns: Namespace,
     config: IndexConfig,
+    /// The graph `hnsw_rs` builds and keeps up to date.
     graph: Hnsw<'static, f32, Metric>,
+    /// The copy searches walk; covers a prefix of the slots.
+    flat: FlatGraph,
     /// Original vectors, slot-major (`dimension` floats per slot, dead slots included).
     vectors: Vec<f32>,
+    /// `1 / |v|` per slot under the cosine distance (empty otherwise), so searches use the
+    /// original vectors instead of a normalised copy.
+    inv_norm: Vec<f32>,
     /// Key of each slot.
     keys: Vec<Key>,
     /// Liveness of each slot.
@@ -369,7 +328,7 @@ impl fmt::Debug for VectorIndex {
 }
 
 /// Serialisable content of an index: configuration, every slot's key, liveness and
-/// original vector. Loading re-inserts all slots in order, which rebuilds the same graph.
+/// original vector, and (in a snapshot) the `hnsw_rs` dump files of its graph.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndexSnapshot {
     /// The configuration.
@@ -383,6 +342,10 @@ pub struct IndexSnapshot {
     pub vectors: Vec<u8>,
     /// Rebuilds so far.
     pub compactions: u64,
+    /// The graph's dump files, next to the snapshot file; `None`: the graph is rebuilt by
+    /// re-inserting every slot in order (an empty index, or [`VectorIndex::to_snapshot`]).
+    #[serde(default)]
+    pub graph: Option<GraphFiles>,
 }
 
 impl VectorIndex {
@@ -393,7 +356,9 @@ impl VectorIndex {
             ns,
             graph: new_graph(&config),
             config,
+            flat: FlatGraph::default(),
             vectors: Vec::new(),
+            inv_norm: Vec::new(),
             keys: Vec::new(),
             live: Vec::new(),
             by_key: HashMap::new(),
@@ -454,6 +419,12 @@ impl VectorIndex {
         }
     }
 
+    /// Slots the search graph covers; later ones are scanned exactly until the next
+    /// rebuild of the flat copy (for diagnostics and benchmarks).
+    pub fn graph_covered(&self) -> usize {
+        self.flat.covered()
+    }
+
     /// Checks an insert batch without changing anything.
     pub(crate) fn check_insert(&self, entries: &[VectorEntry]) -> Result<()> {
         if entries.is_empty() {
@@ -500,7 +471,21 @@ impl VectorIndex {
             });
         }
         let compacted = self.maybe_compact();
+        if self.keys.len() - self.flat.covered()
+            > stale_limit(self.flat.covered(), self.config.dimension)
+        {
+            self.refresh_flat();
+        }
         Ok((out, compacted))
+    }
+
+    /// Rebuilds the flat copy from the `hnsw_rs` graph.
+    fn refresh_flat(&mut self) {
+        // The graph holds exactly our slots, so this cannot fail; if it ever did, the old
+        // copy stays and searches keep scanning the newer slots exactly: still correct.
+        if let Ok(flat) = FlatGraph::build(&self.graph, self.keys.len()) {
+            self.flat = flat;
+        }
     }
 
     /// Appends a live slot and inserts it into the graph. Caller has validated `v` and
@@ -513,17 +498,25 @@ impl VectorIndex {
 
     /// Appends a slot to the graph and the slot tables, leaving `by_key` alone.
     fn append(&mut self, key: Key, v: &[f32], live: bool) -> u32 {
-        // Checked against u32::MAX in check_insert / from_snapshot.
-        let slot = self.keys.len() as u32;
+        self.append_tables(key, v, live);
+        let slot = self.keys.len() - 1;
         self.graph
-            .insert_slice((&graph_form(self.config.distance, v), slot as usize));
+            .insert_slice((&graph_form(self.config.distance, v), slot));
+        slot as u32
+    }
+
+    /// Appends a slot to the slot tables only (the graph already has it, or gets it next).
+    fn append_tables(&mut self, key: Key, v: &[f32], live: bool) {
         self.vectors.extend_from_slice(v);
+        if self.config.distance == Distance::Cosine {
+            // Non-zero: check_vector refuses zero vectors under cosine.
+            self.inv_norm.push(1.0 / dot(v, v).sqrt());
+        }
         self.keys.push(key);
         self.live.push(live);
         if !live {
             self.tombstones += 1;
         }
-        slot
     }
 
     /// Marks `key`'s slot dead; returns whether it was live.
@@ -584,6 +577,9 @@ impl VectorIndex {
         let old_keys = std::mem::take(&mut self.keys);
         let old_live = std::mem::take(&mut self.live);
         self.graph = new_graph(&self.config);
+        // The copy's slot numbers are about to change.
+        self.flat = FlatGraph::default();
+        self.inv_norm.clear();
         self.by_key.clear();
         self.tombstones = 0;
         self.vectors.reserve(old_vectors.len());
@@ -593,6 +589,7 @@ impl VectorIndex {
             }
         }
         self.compactions += 1;
+        self.refresh_flat();
     }
 
     /// The `k` nearest live entries to `query`, searching with candidate list `ef`
@@ -614,35 +611,80 @@ impl VectorIndex {
         if self.by_key.is_empty() {
             return Ok(Vec::new());
         }
+        let ef = ef.max(k);
+        let d = self.config.dimension;
+        let v = |s: u32| &self.vectors[s as usize * d..(s as usize + 1) * d];
+        // Each distance as the graph orders it; one monomorphised search per kind.
+        let mut found = match self.config.distance {
+            Distance::L2 => self.candidates(|s| l2_squared(query, v(s)), ef),
+            Distance::Dot => self.candidates(|s| -dot(query, v(s)), ef),
+            Distance::Cosine => {
+                let unit = graph_form(Distance::Cosine, query);
+                let q = unit.as_slice();
+                self.candidates(|s| 1.0 - dot(q, v(s)) * self.inv_norm[s as usize], ef)
+            }
+        };
+        found.truncate(k);
+        Ok(found
+            .into_iter()
+            .map(|(dist, slot)| SearchHit {
+                key: self.keys[slot as usize].clone(),
+                distance: match self.config.distance {
+                    Distance::L2 => dist.max(0.0).sqrt(),
+                    Distance::Cosine | Distance::Dot => dist,
+                },
+            })
+            .collect())
+    }
+
+    /// The same query answered by `hnsw_rs`'s own search on the same graph (slots it
+    /// holds that the flat copy does not are included): for comparison in benchmarks.
+    pub fn search_hnsw_rs(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<SearchHit>> {
+        check_vector(&self.ns, &self.config, query)?;
         let q = graph_form(self.config.distance, query);
-        let neighbours = if self.tombstones == 0 {
+        let live = |id: &usize| self.live.get(*id).copied().unwrap_or(false);
+        // One extra: hnsw_rs seeds its result set with the entry point unfiltered.
+        let found = if self.tombstones == 0 {
             self.graph.search(&q, k, ef.max(k))
         } else {
-            let live = |id: &usize| self.live.get(*id).copied().unwrap_or(false);
-            // One extra: hnsw_rs seeds its result set with the entry point unfiltered,
-            // and drops it only at the end, which can leave k - 1 live results.
             self.graph
                 .search_filter(&q, k + 1, ef.max(k + 1), Some(&live))
         };
-        let d = self.config.dimension;
-        let hits = neighbours
+        Ok(found
             .into_iter()
-            .filter(|n| self.live.get(n.d_id).copied().unwrap_or(false))
+            .filter(|n| live(&n.d_id))
             .take(k)
-            .map(|n| {
-                let distance = match self.config.distance {
-                    Distance::L2 => n.distance.sqrt(),
-                    Distance::Cosine => n.distance,
-                    // Recomputed: inverting the positive mapping would lose precision.
-                    Distance::Dot => -dot(query, &self.vectors[n.d_id * d..(n.d_id + 1) * d]),
-                };
-                SearchHit {
-                    key: self.keys[n.d_id].clone(),
-                    distance,
-                }
+            .map(|n| SearchHit {
+                key: self.keys[n.d_id].clone(),
+                distance: n.distance,
             })
-            .collect();
-        Ok(hits)
+            .collect())
+    }
+
+    /// The graph's best `ef` plus every live slot it does not cover yet, sorted by
+    /// (distance, slot).
+    fn candidates<F: Fn(u32) -> f32>(&self, dist: F, ef: usize) -> Vec<(f32, u32)> {
+        let covered = self.flat.covered();
+        let mut out = Vec::with_capacity(ef + (self.keys.len() - covered));
+        let base = self.vectors.as_ptr();
+        let d = self.config.dimension;
+        self.flat.search(
+            &dist,
+            |s| base.wrapping_add(s as usize * d),
+            ef,
+            &self.live,
+            &mut out,
+        );
+        let graph_part = out.len();
+        for slot in covered..self.keys.len() {
+            if self.live[slot] {
+                out.push((dist(slot as u32), slot as u32));
+            }
+        }
+        if out.len() > graph_part {
+            out.sort_unstable_by(|a, b| OrdF32(a.0).cmp(&OrdF32(b.0)).then(a.1.cmp(&b.1)));
+        }
+        out
     }
 
     /// Exact k-nearest live entries by a linear scan (for tests, calibration and
@@ -683,7 +725,7 @@ impl VectorIndex {
             .collect())
     }
 
-    /// The serialisable content.
+    /// The serialisable content, without the graph (loading it re-inserts every slot).
     pub fn to_snapshot(&self) -> IndexSnapshot {
         let mut bytes = Vec::with_capacity(self.vectors.len() * 4);
         for x in &self.vectors {
@@ -695,12 +737,36 @@ impl VectorIndex {
             live: self.live.clone(),
             vectors: bytes,
             compactions: self.compactions,
+            graph: None,
         }
     }
 
-    /// Rebuilds an index from its snapshot content (inserting every slot, dead ones
-    /// too, in slot order, so the graph is the one that was saved).
+    /// The serialisable content, with the graph dumped into `dir` as `basename.hnsw.*`.
+    pub(crate) fn save(
+        &self,
+        dir: &std::path::Path,
+        basename: &str,
+    ) -> std::result::Result<IndexSnapshot, crate::error::SnapshotError> {
+        let mut snap = self.to_snapshot();
+        if !self.keys.is_empty() {
+            snap.graph = Some(dump::write(&self.graph, dir, basename)?);
+        }
+        Ok(snap)
+    }
+
+    /// Rebuilds an index from its snapshot content without graph files: every slot, dead
+    /// ones too, is inserted in slot order (as slow as the original inserts).
     pub fn from_snapshot(ns: Namespace, snap: IndexSnapshot) -> Result<Self> {
+        VectorIndex::restore(ns, snap, None)
+    }
+
+    /// [`VectorIndex::from_snapshot`], loading the graph from its dump files in `dir`
+    /// when the snapshot names them.
+    pub(crate) fn restore(
+        ns: Namespace,
+        snap: IndexSnapshot,
+        dir: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let bad = |reason: String| EccError::InvalidParameter {
             what: "index snapshot",
             reason,
@@ -724,6 +790,30 @@ impl VectorIndex {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        let graph = match (snap.graph, dir) {
+            (Some(files), Some(dir)) => {
+                let g = dump::read(dir, &files, Metric(index.config.distance))?;
+                if g.get_nb_point() != slots {
+                    return Err(bad(format!(
+                        "graph {} holds {} points for {slots} slots",
+                        files.basename,
+                        g.get_nb_point()
+                    )));
+                }
+                Some(g)
+            }
+            (Some(files), None) => {
+                return Err(bad(format!(
+                    "graph files {} named but no directory given",
+                    files.basename
+                )))
+            }
+            (None, _) => None,
+        };
+        let loaded = graph.is_some();
+        if let Some(g) = graph {
+            index.graph = g;
+        }
         let mut live_count = 0usize;
         for (slot, (key, live)) in snap.keys.into_iter().zip(snap.live).enumerate() {
             let v = &floats[slot * d..(slot + 1) * d];
@@ -732,12 +822,15 @@ impl VectorIndex {
             if live && index.by_key.contains_key(&key) {
                 return Err(bad(format!("key {key} is live in two slots")));
             }
-            if live {
-                index.push_slot(key, v);
-                live_count += 1;
+            if loaded {
+                index.append_tables(key.clone(), v, live);
             } else {
                 // Dead slots go into the graph too: the saved graph had them.
-                index.append(key, v, false);
+                index.append(key.clone(), v, live);
+            }
+            if live {
+                index.by_key.insert(key, slot as u32);
+                live_count += 1;
             }
         }
         if live_count > index.config.max_elements {
@@ -747,175 +840,12 @@ impl VectorIndex {
             )));
         }
         index.compactions = snap.compactions;
+        if loaded {
+            // Also checks that the graph's data ids are exactly our slots.
+            index.flat = FlatGraph::build(&index.graph, slots).map_err(bad)?;
+        } else {
+            index.refresh_flat();
+        }
         Ok(index)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ns() -> Namespace {
-        Namespace::new("t").unwrap()
-    }
-
-    #[test]
-    fn kernels_match_naive() {
-        let a: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..37).map(|i| (i as f32 * 0.11).cos()).collect();
-        let naive_dot: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        let naive_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-        assert!((dot(&a, &b) - naive_dot).abs() < 1e-4);
-        assert!((l2_squared(&a, &b) - naive_l2).abs() < 1e-4);
-    }
-
-    #[test]
-    fn dot_mapping_is_positive_and_decreasing() {
-        let xs = [-1e6f32, -10.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 10.0, 1e6];
-        for w in xs.windows(2) {
-            assert!(dot_to_positive(w[0]) > dot_to_positive(w[1]), "{w:?}");
-        }
-        assert!(xs.iter().all(|&x| dot_to_positive(x) > 0.0));
-    }
-
-    #[test]
-    fn config_ranges() {
-        let mut c = IndexConfig::new(8, Distance::L2);
-        assert!(c.validate().is_ok());
-        c.m = 256;
-        assert!(matches!(
-            c.validate(),
-            Err(EccError::InvalidParameter { what: "m", .. })
-        ));
-        c.m = 16;
-        c.dimension = 0;
-        assert!(c.validate().is_err());
-        c.dimension = 8;
-        c.compact_fraction = 0.0;
-        assert!(c.validate().is_err());
-        c.compact_fraction = f32::NAN;
-        assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn validation_errors_are_typed() {
-        let mut idx = VectorIndex::new(ns(), IndexConfig::new(3, Distance::Cosine)).unwrap();
-        let e = idx
-            .insert(&[VectorEntry::new(1, vec![1.0, 2.0])])
-            .unwrap_err();
-        assert!(matches!(
-            e,
-            EccError::DimensionMismatch {
-                expected: 3,
-                got: 2,
-                ..
-            }
-        ));
-        let e = idx
-            .insert(&[VectorEntry::new(1, vec![1.0, f32::NAN, 0.0])])
-            .unwrap_err();
-        assert!(matches!(e, EccError::NonFinite { position: 1, .. }));
-        let e = idx
-            .insert(&[VectorEntry::new(1, vec![0.0; 3])])
-            .unwrap_err();
-        assert!(matches!(e, EccError::ZeroVector));
-        let e = idx
-            .insert(&[VectorEntry::new(1, vec![1e30; 3])])
-            .unwrap_err();
-        assert!(matches!(e, EccError::InvalidParameter { .. }));
-        // A bad entry anywhere in a batch leaves the index untouched.
-        let e = idx
-            .insert(&[
-                VectorEntry::new(1, vec![1.0, 0.0, 0.0]),
-                VectorEntry::new(2, vec![1.0, 0.0]),
-            ])
-            .unwrap_err();
-        assert!(matches!(e, EccError::DimensionMismatch { .. }));
-        assert_eq!(idx.len(), 0);
-        assert_eq!(idx.stats().slots, 0);
-        let e = idx.search(&[1.0, 0.0, 0.0], 0, 10).unwrap_err();
-        assert!(matches!(e, EccError::InvalidParameter { what: "k", .. }));
-    }
-
-    #[test]
-    fn replace_and_capacity() {
-        let mut cfg = IndexConfig::new(2, Distance::L2);
-        cfg.max_elements = 2;
-        cfg.compact_fraction = 1.0;
-        let mut idx = VectorIndex::new(ns(), cfg).unwrap();
-        idx.insert(&[
-            VectorEntry::new(1, vec![0.0, 0.0]),
-            VectorEntry::new(2, vec![1.0, 0.0]),
-        ])
-        .unwrap();
-        // Replacing does not need room.
-        let (ins, _) = idx.insert(&[VectorEntry::new(1, vec![5.0, 5.0])]).unwrap();
-        assert!(ins[0].replaced);
-        assert_eq!(idx.get(&Key::Num(1)), Some(&[5.0f32, 5.0][..]));
-        assert_eq!(idx.stats().tombstones, 1);
-        let e = idx
-            .insert(&[VectorEntry::new(3, vec![0.0, 0.0])])
-            .unwrap_err();
-        assert!(matches!(e, EccError::IndexFull { max: 2, .. }));
-        let hits = idx.search(&[0.0, 0.0], 2, 10).unwrap();
-        assert_eq!(hits[0].key, Key::Num(2));
-        assert_eq!(hits[1].key, Key::Num(1));
-        assert!((hits[1].distance - 50f32.sqrt()).abs() < 1e-5);
-    }
-
-    #[test]
-    fn snapshot_keeps_dead_slots_and_replacements() {
-        let mut cfg = IndexConfig::new(2, Distance::L2);
-        cfg.compact_fraction = 1.0;
-        let mut idx = VectorIndex::new(ns(), cfg).unwrap();
-        let entries: Vec<_> = (0..50u64)
-            .map(|i| VectorEntry::new(i, vec![i as f32, (i * i % 7) as f32]))
-            .collect();
-        idx.insert(&entries).unwrap();
-        idx.insert(&[VectorEntry::new(3, vec![100.0, 100.0])])
-            .unwrap();
-        idx.delete(&[Key::Num(4), Key::Num(5)]).unwrap();
-        let snap = idx.to_snapshot();
-        assert_eq!(snap.keys.len(), 51);
-        let back = VectorIndex::from_snapshot(ns(), snap.clone()).unwrap();
-        assert_eq!(back.stats(), idx.stats());
-        assert_eq!(back.get(&Key::Num(3)), Some(&[100.0f32, 100.0][..]));
-        assert_eq!(back.to_snapshot(), snap);
-        for q in [[0.0, 0.0], [25.0, 3.0], [99.0, 99.0]] {
-            assert_eq!(
-                back.search(&q, 5, 16).unwrap(),
-                idx.search(&q, 5, 16).unwrap()
-            );
-        }
-        // A key live in two slots is refused.
-        let mut bad = snap;
-        bad.live[3] = true;
-        assert!(VectorIndex::from_snapshot(ns(), bad).is_err());
-    }
-
-    #[test]
-    fn compaction_keeps_live_entries() {
-        let mut cfg = IndexConfig::new(2, Distance::L2);
-        cfg.compact_fraction = 0.5;
-        let mut idx = VectorIndex::new(ns(), cfg).unwrap();
-        let entries: Vec<_> = (0..10u64)
-            .map(|i| VectorEntry::new(i, vec![i as f32, 0.0]))
-            .collect();
-        idx.insert(&entries).unwrap();
-        let (n, compacted) = idx.delete(&[Key::Num(0), Key::Num(1)]).unwrap();
-        assert_eq!((n, compacted), (2, false));
-        let keys: Vec<Key> = (2..7u64).map(Key::Num).collect();
-        let (n, compacted) = idx.delete(&keys).unwrap();
-        assert_eq!((n, compacted), (5, true));
-        let s = idx.stats();
-        assert_eq!(
-            (s.count, s.tombstones, s.slots, s.compactions),
-            (3, 0, 3, 1)
-        );
-        let hits = idx.search(&[0.0, 0.0], 3, 10).unwrap();
-        let keys: Vec<_> = hits.iter().map(|h| h.key.clone()).collect();
-        assert_eq!(keys, vec![Key::Num(7), Key::Num(8), Key::Num(9)]);
-        let e = idx.delete(&[Key::Num(0)]).unwrap_err();
-        assert!(matches!(e, EccError::VectorNotFound { .. }));
     }
 }
