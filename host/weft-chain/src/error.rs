@@ -16,13 +16,13 @@ pub enum ChainError {
         source: std::io::Error,
     },
 
-    /// The file contains a complete segment that fails verification. Never
-    /// repaired automatically: a human must look at it.
-    #[error("chain corrupt at segment {segment} (byte offset {offset}{}): {reason}", fmt_seq(.seq))]
+    /// A complete record fails verification. Never repaired automatically:
+    /// a human must look at it.
+    #[error("chain corrupt in segment {segment} (byte offset {offset}{}): {reason}", fmt_seq(.seq))]
     Corrupt {
-        /// Zero-based index of the segment in the file.
+        /// The segment file: the first seq it holds (its file name).
         segment: u64,
-        /// Byte offset of the segment's header.
+        /// Byte offset of the bad record in that file.
         offset: u64,
         /// Event sequence number, when the segment is (claims to be) an event.
         seq: Option<u64>,
@@ -95,6 +95,36 @@ pub enum ChainError {
     /// appends because memory and disk may have diverged.
     #[error("chain writer failed: {0}")]
     WriterFailed(String),
+
+    /// The directory holds a format-1 `chain.log`.
+    #[error("{} is a format-1 chain log; this weft writes format 2 (a Merkle tree log in segment files, docs/chain-format.md). Verify it with the weft that wrote it, then move it out of the chain directory (or start a new state dir)", path.display())]
+    FormatV1 {
+        /// The old file.
+        path: PathBuf,
+    },
+
+    /// No durable signed head covers the event yet.
+    #[error("event {seq} is not yet covered by a durable signed head (sync first)")]
+    NotDurable {
+        /// The event.
+        seq: u64,
+    },
+
+    /// The event lies in segments removed by retention.
+    #[error("event {seq} was removed by retention (the chain now starts at seq {first})")]
+    Removed {
+        /// The event asked for.
+        seq: u64,
+        /// The oldest seq still kept.
+        first: u64,
+    },
+
+    /// Sizes or seqs outside what the chain can prove.
+    #[error("{reason}")]
+    BadRange {
+        /// What is wrong.
+        reason: String,
+    },
 
     /// Lineage lookup or verification failed.
     #[error("lineage: {0}")]

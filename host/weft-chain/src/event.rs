@@ -7,31 +7,23 @@ use crate::error::{ChainError, Result};
 
 /// Kind of the first event of every chain.
 pub const GENESIS_KIND: &str = "chain.genesis";
-/// Domain tag prefixed to the event hash input (see docs/chain-format.md).
-pub const EVENT_HASH_DOMAIN: &[u8] = b"weft-chain-event-v1";
 /// Largest CBOR payload accepted (16 MiB).
 pub const MAX_PAYLOAD: usize = 16 << 20;
 /// Largest `source` or `kind` string accepted.
 pub const MAX_LABEL: usize = 1024;
-/// Fixed part of an encoded event: seq, chain_id, ts, 3 hashes, 3 length prefixes.
-const FIXED_LEN: usize = 8 + 4 + 8 + 32 * 3 + 4 * 3;
 
-/// One entry of the log. Immutable once appended; `hash` links it to its
-/// predecessor so any later edit is detectable.
+/// One entry of the log: leaf `seq` of the chain's Merkle tree. Immutable
+/// once appended; signed tree heads cover it through `hash`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainEvent {
-    /// Position in the chain: 0 for genesis, then one more per event.
+    /// Position in the chain (its leaf index): 0 for genesis, then one more per event.
     pub seq: u64,
-    /// Chain the event belongs to; covered by the hash.
+    /// Chain the event belongs to (bound by the tree heads that cover it).
     pub chain_id: u32,
     /// Nanoseconds since the UNIX epoch; never decreases along the chain.
     pub timestamp_ns: u64,
-    /// `hash` of the previous event (zeros for genesis).
-    pub prev_hash: [u8; 32],
-    /// SHAKE-256 over every other field (see [`event_hash`]).
+    /// RFC 9162 leaf hash of the event (see [`leaf_hash`]).
     pub hash: [u8; 32],
-    /// SHAKE-256 (32 bytes) of `payload`.
-    pub payload_hash: [u8; 32],
     /// Who appended the event, e.g. `kernel` or `gate`.
     pub source: String,
     /// What happened, dot-separated, e.g. `chain.genesis`.
@@ -42,78 +34,47 @@ pub struct ChainEvent {
 
 pub use crate::keccak::shake256;
 
-/// Length of the event hash input for the given label lengths.
-fn hash_input_len(source: &str, kind: &str) -> usize {
-    EVENT_HASH_DOMAIN.len() + 8 + 4 + 8 + 32 + 32 + 4 + source.len() + 4 + kind.len() + 4
-}
-
-/// Writes the event hash input (docs/chain-format.md) into `out`, which must
-/// be exactly `hash_input_len` bytes.
-#[allow(clippy::too_many_arguments)]
-fn fill_hash_input(
-    out: &mut [u8],
-    seq: u64,
-    chain_id: u32,
+/// Writes the leaf data `0x00 || timestamp u64 || u16 len source || source
+/// || u16 len kind || kind || payload` into `out` (cleared first).
+pub fn leaf_input_into(
+    out: &mut Vec<u8>,
     timestamp_ns: u64,
-    prev_hash: &[u8; 32],
-    payload_hash: &[u8; 32],
     source: &str,
     kind: &str,
-    payload_len: usize,
+    payload: &[u8],
 ) {
-    let mut pos = 0;
-    let mut put = |b: &[u8]| {
-        out[pos..pos + b.len()].copy_from_slice(b);
-        pos += b.len();
-    };
-    put(EVENT_HASH_DOMAIN);
-    put(&seq.to_le_bytes());
-    put(&chain_id.to_le_bytes());
-    put(&timestamp_ns.to_le_bytes());
-    put(prev_hash);
-    put(payload_hash);
-    put(&(source.len() as u32).to_le_bytes());
-    put(source.as_bytes());
-    put(&(kind.len() as u32).to_le_bytes());
-    put(kind.as_bytes());
-    put(&(payload_len as u32).to_le_bytes());
+    out.clear();
+    out.reserve(1 + 8 + 4 + source.len() + kind.len() + payload.len());
+    out.push(crate::merkle::LEAF_PREFIX);
+    out.extend_from_slice(&timestamp_ns.to_le_bytes());
+    out.extend_from_slice(&(source.len() as u16).to_le_bytes());
+    out.extend_from_slice(source.as_bytes());
+    out.extend_from_slice(&(kind.len() as u16).to_le_bytes());
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(payload);
 }
 
-/// Computes an event hash from its fields. The raw payload is bound through
-/// `payload_hash` (plus its length) so each payload is hashed once and the
-/// hash input of a typical event fits one Keccak block.
-#[allow(clippy::too_many_arguments)]
-pub fn event_hash(
-    seq: u64,
-    chain_id: u32,
-    timestamp_ns: u64,
-    prev_hash: &[u8; 32],
-    payload_hash: &[u8; 32],
-    source: &str,
-    kind: &str,
-    payload_len: usize,
-) -> [u8; 32] {
-    let n = hash_input_len(source, kind);
-    let mut stack = [0u8; 256];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if n <= stack.len() {
-        &mut stack[..n]
-    } else {
-        heap.resize(n, 0);
-        &mut heap
-    };
-    fill_hash_input(
-        buf,
-        seq,
-        chain_id,
-        timestamp_ns,
-        prev_hash,
-        payload_hash,
-        source,
-        kind,
-        payload_len,
-    );
-    shake256(buf)
+/// The RFC 9162 leaf hash of an event: SHAKE-256 of its leaf data (see
+/// [`leaf_input_into`]). Labels are at most [`MAX_LABEL`] bytes, so their
+/// u16 lengths never wrap.
+pub fn leaf_hash(timestamp_ns: u64, source: &str, kind: &str, payload: &[u8]) -> [u8; 32] {
+    let n = 13 + source.len() + kind.len() + payload.len();
+    if n <= 512 {
+        let mut stack = [0u8; 512];
+        stack[0] = crate::merkle::LEAF_PREFIX;
+        stack[1..9].copy_from_slice(&timestamp_ns.to_le_bytes());
+        let mut p = 9;
+        for label in [source.as_bytes(), kind.as_bytes()] {
+            stack[p..p + 2].copy_from_slice(&(label.len() as u16).to_le_bytes());
+            stack[p + 2..p + 2 + label.len()].copy_from_slice(label);
+            p += 2 + label.len();
+        }
+        stack[p..p + payload.len()].copy_from_slice(payload);
+        return shake256(&stack[..p + payload.len()]);
+    }
+    let mut buf = Vec::new();
+    leaf_input_into(&mut buf, timestamp_ns, source, kind, payload);
+    shake256(&buf)
 }
 
 /// CBOR-encodes any serializable value.
@@ -163,46 +124,20 @@ pub fn cbor_to_json(v: &ciborium::Value) -> serde_json::Value {
 }
 
 impl ChainEvent {
-    /// Recomputes this event's hash from its other fields.
+    /// Recomputes this event's leaf hash from its fields.
     pub fn compute_hash(&self) -> [u8; 32] {
-        event_hash(
-            self.seq,
-            self.chain_id,
-            self.timestamp_ns,
-            &self.prev_hash,
-            &self.payload_hash,
-            &self.source,
-            &self.kind,
-            self.payload.len(),
-        )
+        leaf_hash(self.timestamp_ns, &self.source, &self.kind, &self.payload)
     }
 
-    /// Writes this event's hash input into `out` (cleared first).
-    pub(crate) fn hash_input_into(&self, out: &mut Vec<u8>) {
-        out.clear();
-        out.resize(hash_input_len(&self.source, &self.kind), 0);
-        fill_hash_input(
+    /// Writes this event's leaf data into `out` (cleared first).
+    pub fn leaf_input(&self, out: &mut Vec<u8>) {
+        leaf_input_into(
             out,
-            self.seq,
-            self.chain_id,
             self.timestamp_ns,
-            &self.prev_hash,
-            &self.payload_hash,
             &self.source,
             &self.kind,
-            self.payload.len(),
+            &self.payload,
         );
-    }
-
-    /// Checks payload hash and event hash; returns a reason on mismatch.
-    pub fn verify_hashes(&self) -> std::result::Result<(), String> {
-        if shake256(&self.payload) != self.payload_hash {
-            return Err("payload hash mismatch".into());
-        }
-        if self.compute_hash() != self.hash {
-            return Err("event hash mismatch".into());
-        }
-        Ok(())
     }
 
     /// Decodes the payload into a typed value.
@@ -238,114 +173,9 @@ impl ChainEvent {
             "timestamp_ns": self.timestamp_ns,
             "source": self.source,
             "kind": self.kind,
-            "prev_hash": hex::encode(self.prev_hash),
             "hash": hex::encode(self.hash),
-            "payload_hash": hex::encode(self.payload_hash),
             "payload": payload,
         })
-    }
-
-    /// Length of `encode_into`'s output.
-    pub fn encoded_len(&self) -> usize {
-        FIXED_LEN + self.source.len() + self.kind.len() + self.payload.len()
-    }
-
-    /// Appends the canonical segment encoding (docs/chain-format.md) to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.reserve(self.encoded_len());
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.chain_id.to_le_bytes());
-        out.extend_from_slice(&self.timestamp_ns.to_le_bytes());
-        out.extend_from_slice(&self.prev_hash);
-        out.extend_from_slice(&self.payload_hash);
-        out.extend_from_slice(&self.hash);
-        for field in [
-            self.source.as_bytes(),
-            self.kind.as_bytes(),
-            self.payload.as_slice(),
-        ] {
-            out.extend_from_slice(&(field.len() as u32).to_le_bytes());
-            out.extend_from_slice(field);
-        }
-    }
-
-    /// Parses the canonical encoding. Rejects trailing bytes and non-UTF-8
-    /// labels so that one event has exactly one encoding.
-    pub fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let mut r = Reader { buf: bytes, pos: 0 };
-        let seq = r.u64()?;
-        let chain_id = r.u32()?;
-        let timestamp_ns = r.u64()?;
-        let prev_hash = r.hash()?;
-        let payload_hash = r.hash()?;
-        let hash = r.hash()?;
-        let source = r.string("source")?;
-        let kind = r.string("kind")?;
-        let payload = r.bytes_prefixed("payload", MAX_PAYLOAD)?.to_vec();
-        if r.pos != bytes.len() {
-            return Err(format!(
-                "{} trailing bytes after event",
-                bytes.len() - r.pos
-            ));
-        }
-        Ok(ChainEvent {
-            seq,
-            chain_id,
-            timestamp_ns,
-            prev_hash,
-            hash,
-            payload_hash,
-            source,
-            kind,
-            payload,
-        })
-    }
-}
-
-/// Bounds-checked little-endian cursor; every read returns an error rather
-/// than panicking on short input.
-pub(crate) struct Reader<'a> {
-    pub(crate) buf: &'a [u8],
-    pub(crate) pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| format!("truncated: need {n} bytes at offset {}", self.pos))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    pub(crate) fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-    pub(crate) fn u32(&mut self) -> std::result::Result<u32, String> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-    pub(crate) fn u64(&mut self) -> std::result::Result<u64, String> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-    pub(crate) fn hash(&mut self) -> std::result::Result<[u8; 32], String> {
-        self.array()
-    }
-    fn bytes_prefixed(&mut self, what: &str, max: usize) -> std::result::Result<&'a [u8], String> {
-        let len = self.u32()? as usize;
-        if len > max {
-            return Err(format!("{what} length {len} exceeds {max}"));
-        }
-        self.take(len)
-    }
-    fn string(&mut self, what: &str) -> std::result::Result<String, String> {
-        let b = self.bytes_prefixed(what, MAX_LABEL)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| format!("{what} is not UTF-8"))
     }
 }
 
@@ -359,9 +189,7 @@ mod tests {
             seq: 7,
             chain_id: 3,
             timestamp_ns: 1_700_000_000_000_000_000,
-            prev_hash: [9u8; 32],
             hash: [0; 32],
-            payload_hash: shake256(&payload),
             source: "kernel".into(),
             kind: "test.kind".into(),
             payload,
@@ -371,22 +199,23 @@ mod tests {
     }
 
     #[test]
-    fn hash_layout_is_the_documented_one() {
+    fn leaf_layout_is_the_documented_one() {
         let ev = sample();
-        // Rebuild the documented byte layout by hand and hash it.
-        let mut input = Vec::new();
-        input.extend_from_slice(b"weft-chain-event-v1");
-        input.extend_from_slice(&7u64.to_le_bytes());
-        input.extend_from_slice(&3u32.to_le_bytes());
+        let mut input = vec![0u8];
         input.extend_from_slice(&ev.timestamp_ns.to_le_bytes());
-        input.extend_from_slice(&[9u8; 32]);
-        input.extend_from_slice(&ev.payload_hash);
-        input.extend_from_slice(&6u32.to_le_bytes());
+        input.extend_from_slice(&6u16.to_le_bytes());
         input.extend_from_slice(b"kernel");
-        input.extend_from_slice(&9u32.to_le_bytes());
+        input.extend_from_slice(&9u16.to_le_bytes());
         input.extend_from_slice(b"test.kind");
-        input.extend_from_slice(&(ev.payload.len() as u32).to_le_bytes());
+        input.extend_from_slice(&ev.payload);
         assert_eq!(shake256(&input), ev.hash);
+        let mut buf = Vec::new();
+        ev.leaf_input(&mut buf);
+        assert_eq!(buf, input);
+        // The heap path (large payloads) agrees with the stack path.
+        let big = vec![7u8; 1000];
+        leaf_input_into(&mut buf, 1, "s", "k", &big);
+        assert_eq!(leaf_hash(1, "s", "k", &big), shake256(&buf));
     }
 
     #[test]
@@ -403,19 +232,10 @@ mod tests {
         let base = sample();
         let mut variants = Vec::new();
         let mut e = base.clone();
-        e.seq += 1;
-        variants.push(e);
-        let mut e = base.clone();
-        e.chain_id += 1;
-        variants.push(e);
-        let mut e = base.clone();
         e.timestamp_ns += 1;
         variants.push(e);
         let mut e = base.clone();
-        e.prev_hash[0] ^= 1;
-        variants.push(e);
-        let mut e = base.clone();
-        e.payload_hash[31] ^= 1;
+        e.payload[0] ^= 1;
         variants.push(e);
         let mut e = base.clone();
         e.source.push('x');
@@ -430,21 +250,6 @@ mod tests {
         variants.push(e);
         for v in variants {
             assert_ne!(v.compute_hash(), base.hash, "{v:?}");
-        }
-    }
-
-    #[test]
-    fn encode_decode_roundtrip_and_strictness() {
-        let ev = sample();
-        let mut buf = Vec::new();
-        ev.encode_into(&mut buf);
-        assert_eq!(buf.len(), ev.encoded_len());
-        assert_eq!(ChainEvent::decode(&buf).unwrap(), ev);
-        let mut longer = buf.clone();
-        longer.push(0);
-        assert!(ChainEvent::decode(&longer).is_err());
-        for cut in 0..buf.len() {
-            assert!(ChainEvent::decode(&buf[..cut]).is_err());
         }
     }
 

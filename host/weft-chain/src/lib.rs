@@ -1,41 +1,57 @@
-//! ExoChain: the Weft kernel's append-only, hash-linked, Ed25519-signed,
-//! crash-safe event log.
+//! ExoChain: the Weft kernel's append-only event log, a verifiable log in
+//! the manner of Certificate Transparency (RFC 9162): events are the leaves
+//! of a Merkle tree, the chain's Ed25519 key signs a tree head at every
+//! group commit, and a receipt (event + inclusion proof + signed head)
+//! proves an event offline.
 //!
-//! * [`ChainManager`] is the live chain: `append` (buffered), `append_durable`
-//!   (group-committed fdatasync), `append_with` (payload sees its own seq),
-//!   reads, verification, lineage and export.
-//! * [`verify_file`] / [`read_file`] check a `chain.log` offline with only the
-//!   public key.
+//! * [`ChainManager`] is the live chain: `append` (buffered),
+//!   `append_durable` (group-committed fdatasync under a signed head),
+//!   reads through a bounded window and the on-disk index, `prove`,
+//!   `consistency`, retention.
+//! * [`verify_dir`] checks a chain directory offline, streaming, with only
+//!   the public key; [`Receipt::verify`] and [`ConsistencyProof::verify`]
+//!   check proofs with nothing else.
 //! * The on-disk format is specified in `docs/chain-format.md`.
 
-mod checkpoint;
+mod boot;
 mod error;
 mod event;
+mod head;
 mod keccak;
 #[cfg(target_arch = "x86_64")]
 mod keccak_x4;
 mod keys;
+pub mod layout;
 mod lineage;
 mod manager;
 pub mod merkle;
-mod reader;
-mod segment;
+mod proof;
+pub mod record;
+mod retention;
+mod store;
 mod types;
+mod verify;
 mod writer;
 
-pub use checkpoint::{Checkpoint, CHECKPOINT_DOMAIN, CHECKPOINT_LEN};
 pub use error::{ChainError, Result};
 pub use event::{
-    cbor_to_json, event_hash, shake256, to_cbor, ChainEvent, EVENT_HASH_DOMAIN, GENESIS_KIND,
+    cbor_to_json, leaf_hash, leaf_input_into, shake256, to_cbor, ChainEvent, GENESIS_KIND,
     MAX_LABEL, MAX_PAYLOAD,
 };
+pub use head::{SignedHead, HEAD_DOMAIN};
 pub use keccak::{keccak_backend, shake256_x4};
 pub use keys::{parse_public_key_hex, public_key_hex, SigningKeyFile};
+pub use layout::FORMAT_VERSION;
 pub use lineage::{LineageLink, LineageRecord, LINEAGE_KIND};
-pub use manager::{now_ns, ChainManager, CHAIN_FILE, KEY_FILE};
-pub use reader::{read_file, verify_file, ChainFile, GenesisPayload, VerifyReport};
-pub use segment::{HeaderError, SegmentHeader, SegmentKind, FORMAT_VERSION, HEADER_LEN, MAGIC};
+pub use manager::{now_ns, segment_file_for, ChainManager, GenesisPayload, KEY_FILE};
+pub use proof::{
+    parse_hash, ConsistencyProof, Receipt, ReceiptEvent, CONSISTENCY_FORMAT, RECEIPT_FORMAT,
+};
+pub use retention::{Keep, RetentionReport};
 pub use types::{ChainConfig, ChainStatus, Durability, OpenReport};
+pub use verify::{
+    read_dir, verify_dir, verify_dir_opts, EventRef, OnEvent, VerifyOptions, VerifyReport,
+};
 
 // Re-exported so dependents use the same key types without a direct dependency.
 pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
@@ -43,26 +59,5 @@ pub use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 impl AsRef<ChainEvent> for ChainEvent {
     fn as_ref(&self) -> &ChainEvent {
         self
-    }
-}
-
-/// Verifies raw chain bytes without touching disk (fuzzing and tests).
-/// Returns the same report `verify_file` would.
-pub fn verify_bytes(bytes: &[u8], public_key: Option<&VerifyingKey>) -> VerifyReport {
-    let s = reader::scan(bytes, public_key);
-    let err = s.error.as_ref().map(|e| e.to_string());
-    reader::file_report_pub(&s, err)
-}
-
-/// Scans raw chain bytes like `open` does: `Ok((events, checkpoints,
-/// torn_bytes))` or the first corruption error. Never panics.
-pub fn scan_bytes(
-    bytes: &[u8],
-    public_key: Option<&VerifyingKey>,
-) -> Result<(Vec<ChainEvent>, Vec<Checkpoint>, u64)> {
-    let s = reader::scan(bytes, public_key);
-    match s.error {
-        Some(e) => Err(e),
-        None => Ok((s.events, s.checkpoints, s.torn_bytes)),
     }
 }

@@ -110,19 +110,15 @@ impl ChainManager {
         Ok(links)
     }
 
-    /// Returns the event after checking its hashes and that its neighbours
-    /// link to it, i.e. that it sits on the hash chain.
+    /// Returns the event after checking it is in the chain: an inclusion
+    /// proof against the durable signed head (made durable if needed).
     fn verified_event(&self, seq: u64) -> Result<std::sync::Arc<ChainEvent>> {
         let bad = |why: String| ChainError::Lineage(format!("event {seq}: {why}"));
-        let ev = self.get(seq).ok_or_else(|| bad("missing".into()))?;
-        ev.verify_hashes().map_err(bad)?;
-        let prev_ok = match seq.checked_sub(1) {
-            Some(p) => self.get(p).is_some_and(|p| p.hash == ev.prev_hash),
-            None => ev.prev_hash == [0; 32],
-        };
-        let next_ok = self.get(seq + 1).is_none_or(|n| n.prev_hash == ev.hash);
-        if !prev_ok || !next_ok {
-            return Err(bad("not linked into the chain".into()));
+        let receipt = self.prove_durable(seq)?;
+        receipt.verify(&self.public_key()).map_err(bad)?;
+        let ev = self.read(seq)?.ok_or_else(|| bad("missing".into()))?;
+        if ev.hash != receipt.leaf_hash {
+            return Err(bad("differs from the proven leaf".into()));
         }
         Ok(ev)
     }

@@ -1,8 +1,8 @@
 //! `ChainManager`: the live, thread-safe chain used by the kernel.
 
-use std::collections::HashMap;
-use std::fs::{self, OpenOptions, TryLockError};
-use std::io::{BufWriter, Read, Write};
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{BufWriter, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -13,19 +13,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
+use crate::boot::{create_segment, resume_segment, Chunker};
 use crate::error::{ChainError, Result};
-use crate::event::{
-    event_hash, shake256, to_cbor, ChainEvent, GENESIS_KIND, MAX_LABEL, MAX_PAYLOAD,
+use crate::event::{leaf_hash, to_cbor, ChainEvent, GENESIS_KIND, MAX_PAYLOAD};
+use crate::head::SignedHead;
+use crate::keys::{public_key_hex, SigningKeyFile};
+use crate::layout::{
+    index_path, kind_tag, kinds_path, list_segments, segment_path, CHUNK, LOCK_FILE, V1_FILE,
 };
-use crate::keys::{public_key_hex, sync_parent_dir, SigningKeyFile};
 use crate::lineage::LINEAGE_KIND;
-use crate::reader::{scan, verify_events, GenesisPayload, VerifyReport};
+use crate::merkle::Frontier;
+use crate::record::check_label;
+use crate::store::{Seg, Store};
 use crate::types::{ChainConfig, ChainStatus, Durability, OpenReport};
-use crate::writer::Writer;
+use crate::writer::{OpenSeg, Writer};
 
-/// File name of the log inside the chain directory.
-pub const CHAIN_FILE: &str = "chain.log";
 /// File name of the default signing key inside the chain directory.
 pub const KEY_FILE: &str = "chain.key";
 
@@ -33,7 +35,6 @@ pub const KEY_FILE: &str = "chain.key";
 /// happen in the same order.
 pub(crate) struct Head {
     pub next_seq: u64,
-    pub last_hash: [u8; 32],
     pub last_ts: u64,
     pub pending: Vec<Arc<ChainEvent>>,
     /// Highest event count some caller wants durable.
@@ -50,12 +51,20 @@ pub(crate) struct Head {
     pub writer_waiting: bool,
 }
 
+/// Recent events in memory: `events[i]` has seq `first + i`.
+#[derive(Default)]
+pub(crate) struct Window {
+    pub first: u64,
+    pub events: VecDeque<Arc<ChainEvent>>,
+}
+
 /// State shared between callers and the writer thread.
 pub(crate) struct Inner {
     pub chain_id: u32,
-    pub path: PathBuf,
+    pub dir: PathBuf,
     pub public_key: VerifyingKey,
     pub batch_events: usize,
+    pub window_events: usize,
     pub head: Mutex<Head>,
     pub work_cv: Condvar,
     /// Mirrors `Head::durable` so durable waiters need no lock.
@@ -65,16 +74,36 @@ pub(crate) struct Inner {
     pub sync_epoch: AtomicU32,
     /// Set when the writer has exited (closed or failed).
     pub stopped: AtomicBool,
-    pub events: RwLock<Vec<Arc<ChainEvent>>>,
-    pub checkpoints: RwLock<Vec<Checkpoint>>,
+    /// Events handed to the OS with their index entries (readable from disk
+    /// once their chunk is complete).
+    pub flushed: AtomicU64,
+    /// Events appended (the chain's length), readable without a lock.
+    pub len: AtomicU64,
+    pub window: RwLock<Window>,
+    pub store: Store,
+    pub durable_head: RwLock<Option<SignedHead>>,
+    pub heads_written: AtomicU64,
+    pub rotations: AtomicU64,
     pub lineage: RwLock<HashMap<String, u64>>,
+    /// Seqs of receipts handed out recently, with when (retention keeps
+    /// what they need).
+    pub receipts: Mutex<VecDeque<(u64, u64)>>,
+    pub keep: Option<crate::retention::Keep>,
+    pub archive_dir: Option<PathBuf>,
+    /// One retention pass at a time.
+    pub retention_lock: Mutex<()>,
+    /// Segments removed by retention since open.
+    pub retained_removed: AtomicU64,
 }
 
-/// The kernel's audit chain: append-only, hash-linked, signed, crash-safe.
+/// The kernel's audit chain: an append-only Merkle tree log with signed
+/// heads, crash-safe, resident memory independent of its length.
 /// `Send + Sync`; share it with `Arc`.
 pub struct ChainManager {
     pub(crate) inner: Arc<Inner>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The directory lock, released at shutdown.
+    dir_lock: Mutex<Option<File>>,
 }
 
 /// Locks ignoring poison: state is only mutated after fallible work is done.
@@ -97,21 +126,25 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn check_label(what: &'static str, s: &str) -> Result<()> {
-    if s.len() > MAX_LABEL {
-        return Err(ChainError::TooLarge {
-            what,
-            len: s.len(),
-            max: MAX_LABEL,
-        });
-    }
-    Ok(())
+/// Payload of the genesis event: binds the chain id and its public key into
+/// the first leaf.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct GenesisPayload {
+    /// Chain format version, 2.
+    pub format: u32,
+    /// The chain's id.
+    pub chain_id: u32,
+    /// Hex Ed25519 public key that signs this chain's tree heads.
+    pub public_key: String,
 }
 
 impl ChainManager {
-    /// Opens (or creates) the chain in `dir`: verifies the whole file,
-    /// truncates a torn tail, refuses any other corruption, and starts the
-    /// writer thread. Holds an exclusive lock on the file until shutdown.
+    /// Opens (or creates) the chain in `dir`. Boot does not read the log:
+    /// it finds the last signed head near the end of the open segment,
+    /// replays only what follows the last durable index point (a bounded
+    /// tail), truncates a torn tail, and starts the writer. Corruption in
+    /// that tail is refused; the rest is checked by [`crate::verify_dir`].
+    /// Holds an exclusive lock on the directory until shutdown.
     pub fn open(dir: impl AsRef<Path>, config: ChainConfig) -> Result<(Self, OpenReport)> {
         let dir = dir.as_ref();
         fs::create_dir_all(dir).map_err(|e| ChainError::io(dir, e))?;
@@ -123,129 +156,247 @@ impl ChainManager {
             }
         };
         let public_key = key.verifying_key();
-        let path = dir.join(CHAIN_FILE);
-        let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = OpenOptions::new()
             .create(true)
-            .open(&path)
-            .map_err(|e| ChainError::io(&path, e))?;
-        match file.try_lock() {
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| ChainError::io(&lock_path, e))?;
+        match lock_file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(ChainError::Locked { path }),
-            Err(TryLockError::Error(e)) => return Err(ChainError::io(&path, e)),
+            Err(TryLockError::WouldBlock) => return Err(ChainError::Locked { path: lock_path }),
+            Err(TryLockError::Error(e)) => return Err(ChainError::io(&lock_path, e)),
         }
-        if !existed {
-            sync_parent_dir(&path)?;
+        if dir.join(V1_FILE).exists() {
+            return Err(ChainError::FormatV1 {
+                path: dir.join(V1_FILE),
+            });
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| ChainError::io(&path, e))?;
-        let scanned = scan(&bytes, Some(&public_key));
-        drop(bytes);
-        if let Some(e) = scanned.error {
-            return Err(e);
+        let mut firsts = list_segments(dir)?;
+        let created = firsts.is_empty();
+        // A chain written with another key: say so rather than "damaged".
+        if firsts.first() == Some(&0) {
+            if let Some(found) = genesis_key(dir, config.chain_id)? {
+                if found != public_key_hex(&public_key) {
+                    return Err(ChainError::KeyMismatch {
+                        expected: public_key_hex(&public_key),
+                        found,
+                    });
+                }
+            }
         }
-        if let Some(first) = scanned.events.first() {
-            if first.chain_id != config.chain_id {
-                return Err(ChainError::ChainIdMismatch {
-                    expected: config.chain_id,
-                    found: first.chain_id,
+        let mut report = OpenReport {
+            truncated_bytes: 0,
+            torn_reason: None,
+            events: 0,
+            replayed_events: 0,
+            bytes_read: 0,
+            segments: 0,
+            created,
+            key_created,
+            resumed_from: 0,
+        };
+        if created {
+            create_segment(dir, config.chain_id, &key, &Frontier::new(), now_ns())?;
+            firsts.push(0);
+        }
+        // Resume the open (last) segment; a segment whose creation a crash
+        // tore is dropped and its predecessor resumed.
+        let resumed = loop {
+            let Some(&last) = firsts.last() else {
+                return Err(ChainError::Corrupt {
+                    segment: 0,
+                    offset: 0,
+                    seq: None,
+                    reason: "no segment with a valid start head".into(),
                 });
+            };
+            match resume_segment(dir, last, config.chain_id, &public_key)? {
+                Some(r) => break r,
+                None if firsts.len() > 1 => {
+                    tracing::warn!(
+                        segment = last,
+                        "chain: removing a segment whose creation was interrupted"
+                    );
+                    for p in [
+                        segment_path(dir, last),
+                        index_path(dir, last),
+                        kinds_path(dir, last),
+                    ] {
+                        let _ = fs::remove_file(p);
+                    }
+                    firsts.pop();
+                }
+                None => {
+                    return Err(ChainError::Corrupt {
+                        segment: last,
+                        offset: 0,
+                        seq: None,
+                        reason: "the only segment has no valid start head (wrong key, or damaged)"
+                            .into(),
+                    })
+                }
             }
-        }
-        if scanned.torn_bytes > 0 {
-            tracing::warn!(
-                path = %path.display(),
-                truncated_bytes = scanned.torn_bytes,
-                reason = scanned.torn_reason.as_deref().unwrap_or(""),
-                "chain: truncating torn tail left by a crash"
-            );
-            file.set_len(scanned.valid_len)
-                .and_then(|_| file.sync_all())
-                .map_err(|e| ChainError::io(&path, e))?;
-        }
+        };
+        report.truncated_bytes = resumed.torn_bytes;
+        report.torn_reason = resumed.torn_reason.clone();
+        report.replayed_events = resumed.replayed.len() as u64;
+        report.bytes_read = resumed.bytes_read;
+        report.resumed_from = resumed.last_head.tree_size;
+        report.segments = firsts.len() as u64;
 
-        let events: Vec<Arc<ChainEvent>> = scanned.events.into_iter().map(Arc::new).collect();
-        let mut lineage = HashMap::new();
-        for ev in events.iter().filter(|e| e.kind == LINEAGE_KIND) {
-            if let Ok(rec) = ev.decode_payload::<crate::lineage::LineageRecord>() {
-                lineage.insert(rec.child, ev.seq);
-            }
+        // Sealed segments are only opened (headers are checked by verify).
+        let mut segs = Vec::with_capacity(firsts.len());
+        for &f in &firsts {
+            segs.push(Arc::new(Seg::open(dir, f)?));
         }
-        let (next_seq, last_hash, last_ts) = events
-            .last()
-            .map_or((0, [0; 32], 0), |e| (e.seq + 1, e.hash, e.timestamp_ns));
-        let checkpoints = scanned.checkpoints;
-        let writer_state = Writer {
-            inner: Arc::new(Inner {
-                chain_id: config.chain_id,
-                path: path.clone(),
-                public_key,
-                batch_events: config.batch_events.max(1),
-                head: Mutex::new(Head {
-                    next_seq,
-                    last_hash,
-                    last_ts,
-                    pending: Vec::new(),
-                    durable_wanted: 0,
-                    durable: next_seq,
-                    fsyncs: 0,
-                    closing: false,
-                    closed: false,
-                    failed: None,
-                    writer_waiting: false,
-                }),
-                work_cv: Condvar::new(),
-                durable: AtomicU64::new(next_seq),
-                sync_epoch: AtomicU32::new(0),
-                stopped: AtomicBool::new(false),
-                events: RwLock::new(events),
-                checkpoints: RwLock::new(Vec::new()),
-                lineage: RwLock::new(lineage),
+        let base = match firsts.first() {
+            Some(&f) if f > 0 => {
+                let p = segment_path(dir, f);
+                let mut file = File::open(&p).map_err(|e| ChainError::io(&p, e))?;
+                Some(crate::boot::start_frontier(
+                    &mut file,
+                    f,
+                    config.chain_id,
+                    &public_key,
+                )?)
+            }
+            _ => None,
+        };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            chain_id: config.chain_id,
+            segments: RwLock::new(segs),
+            base: RwLock::new(base),
+        };
+        let size = resumed.frontier.size();
+        let window_events = config.window_events.max(2 * CHUNK as usize);
+        let keep_from = resumed.replayed.len().saturating_sub(window_events);
+        let window_evs: VecDeque<Arc<ChainEvent>> = resumed
+            .replayed
+            .into_iter()
+            .skip(keep_from)
+            .map(Arc::new)
+            .collect();
+        let window = Window {
+            first: size - window_evs.len() as u64,
+            events: window_evs,
+        };
+        let seg_path = segment_path(dir, resumed.first_seq);
+        let log = OpenOptions::new()
+            .append(true)
+            .open(&seg_path)
+            .map_err(|e| ChainError::io(&seg_path, e))?;
+        let open_append = |p: PathBuf| {
+            OpenOptions::new()
+                .append(true)
+                .open(&p)
+                .map_err(|e| ChainError::io(&p, e))
+        };
+        let inner = Arc::new(Inner {
+            chain_id: config.chain_id,
+            dir: dir.to_path_buf(),
+            public_key,
+            batch_events: config.batch_events.max(1),
+            window_events,
+            head: Mutex::new(Head {
+                next_seq: size,
+                last_ts: resumed.last_record_ts,
+                pending: Vec::new(),
+                durable_wanted: 0,
+                // Nothing counts as durable until the writer's boot head is.
+                durable: 0,
+                fsyncs: 0,
+                closing: false,
+                closed: false,
+                failed: None,
+                writer_waiting: false,
             }),
-            file: BufWriter::with_capacity(1 << 20, file),
+            work_cv: Condvar::new(),
+            durable: AtomicU64::new(0),
+            sync_epoch: AtomicU32::new(0),
+            stopped: AtomicBool::new(false),
+            flushed: AtomicU64::new(size),
+            len: AtomicU64::new(size),
+            window: RwLock::new(window),
+            store,
+            durable_head: RwLock::new(None),
+            heads_written: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
+            lineage: RwLock::new(HashMap::new()),
+            receipts: Mutex::new(VecDeque::new()),
+            keep: config.keep.clone(),
+            archive_dir: config.archive_dir.clone(),
+            retention_lock: Mutex::new(()),
+            retained_removed: AtomicU64::new(0),
+        });
+        let chunker = Chunker { ..resumed.chunker };
+        let writer_state = Writer {
+            inner: inner.clone(),
             key,
-            checkpoint_every: config.checkpoint_every,
             flush_interval: config.flush_interval,
-            written: next_seq,
-            last_hash,
-            last_ts,
-            next_checkpoint_id: checkpoints.len() as u64,
-            last_checkpoint_seq: checkpoints.last().map(|c| c.seq),
+            max_segment_bytes: config.max_segment_bytes.clamp(4096, 2 << 30),
+            seg: OpenSeg {
+                first_seq: resumed.first_seq,
+                log: BufWriter::with_capacity(1 << 20, log),
+                idx: open_append(index_path(dir, resumed.first_seq))?,
+                kinds: open_append(kinds_path(dir, resumed.first_seq))?,
+                offset: resumed.offset,
+            },
+            frontier: resumed.frontier,
+            synced_chunks: chunker.chunks,
+            synced_kinds: chunker.after_kinds,
+            resume_offset: chunker.after_offset,
+            resume_ts: chunker.after_ts,
+            chunker,
+            last_record_ts: resumed.last_record_ts,
+            last_event_ts: resumed.last_event_ts,
+            head_size: resumed.last_head.tree_size,
+            last_head: Some(resumed.last_head),
+            events_since_head: 0,
             scratch: Vec::new(),
-            unsynced: false,
+            body: Vec::new(),
+            idx_buf: Vec::new(),
+            kinds_buf: Vec::new(),
+            unsynced: true,
             unflushed: false,
         };
-        let inner = writer_state.inner.clone();
-        let n_checkpoints = checkpoints.len() as u64;
-        *write(&inner.checkpoints) = checkpoints;
+        // Lineage from the kind index: one read per lineage event, not the log.
+        let mut lineage = HashMap::new();
+        if let Some(tag) = kind_tag(LINEAGE_KIND) {
+            for seq in inner.store.kind_seqs(tag)? {
+                let ev = read_any(&inner, seq)?;
+                if let Ok(rec) = ev.decode_payload::<crate::lineage::LineageRecord>() {
+                    lineage.insert(rec.child, seq);
+                }
+            }
+        }
+        *write(&inner.lineage) = lineage;
         let handle = std::thread::Builder::new()
             .name("weft-chain-writer".into())
             .spawn(move || writer_state.run())
-            .map_err(|e| ChainError::io(&path, e))?;
+            .map_err(|e| ChainError::io(dir, e))?;
         let mgr = ChainManager {
             inner,
             writer: Mutex::new(Some(handle)),
+            dir_lock: Mutex::new(Some(lock_file)),
         };
-        let created = next_seq == 0;
-        if created {
+        if size == 0 {
             let genesis = GenesisPayload {
-                format: 1,
+                format: u32::from(crate::layout::FORMAT_VERSION),
                 chain_id: config.chain_id,
                 public_key: public_key_hex(&public_key),
             };
             mgr.append_durable("weft-chain", GENESIS_KIND, &genesis)?;
+        } else {
+            // The writer's boot head: wait until it is durable.
+            mgr.sync()?;
         }
-        let report = OpenReport {
-            truncated_bytes: scanned.torn_bytes,
-            torn_reason: scanned.torn_reason,
-            events: mgr.len(),
-            checkpoints: n_checkpoints,
-            created,
-            key_created,
-        };
+        report.events = mgr.len();
+        if let Some(k) = &config.keep {
+            crate::retention::apply(&mgr.inner, k, config.archive_dir.as_deref())?;
+        }
         Ok((mgr, report))
     }
 
@@ -259,8 +410,8 @@ impl ChainManager {
         self.append_encoded(source, kind, to_cbor(payload)?, Durability::Buffered)
     }
 
-    /// Appends an event and returns only after an fdatasync covering it.
-    /// Concurrent callers share one fdatasync (group commit).
+    /// Appends an event and returns only after an fdatasync (and a signed
+    /// head) covering it. Concurrent callers share one fdatasync.
     pub fn append_durable<T: Serialize + ?Sized>(
         &self,
         source: &str,
@@ -270,9 +421,8 @@ impl ChainManager {
         self.append_encoded(source, kind, to_cbor(payload)?, Durability::Durable)
     }
 
-    /// Appends an event whose payload depends on its own seq (e.g. a receipt
-    /// that signs the seq recording it). `make` runs under the chain lock, so
-    /// keep it short.
+    /// Appends an event whose payload depends on its own seq. `make` runs
+    /// under the chain lock, so keep it short.
     pub fn append_with<P, F>(
         &self,
         source: &str,
@@ -290,8 +440,7 @@ impl ChainManager {
         self.check_open(&h)?;
         let payload = to_cbor(&make(h.next_seq))?;
         check_payload(&payload)?;
-        let payload_hash = shake256(&payload);
-        let ev = self.commit(&mut h, source, kind, payload, payload_hash);
+        let ev = self.commit(&mut h, source, kind, payload, None);
         self.finish(h, ev, durability)
     }
 
@@ -305,11 +454,13 @@ impl ChainManager {
         check_label("source", source)?;
         check_label("kind", kind)?;
         check_payload(&payload)?;
-        // Hash outside the lock so concurrent appenders hash in parallel.
-        let payload_hash = shake256(&payload);
+        // Hash outside the lock with a provisional timestamp; recomputed
+        // under the lock only if the clock must be held back.
+        let ts = now_ns();
+        let hash = leaf_hash(ts, source, kind, &payload);
         let mut h = lock(&self.inner.head);
         self.check_open(&h)?;
-        let ev = self.commit(&mut h, source, kind, payload, payload_hash);
+        let ev = self.commit(&mut h, source, kind, payload, Some((ts, hash)));
         self.finish(h, ev, durability)
     }
 
@@ -323,47 +474,47 @@ impl ChainManager {
         Ok(())
     }
 
-    /// Assigns seq/timestamp/hash and queues the event. Caller holds the head.
+    /// Assigns seq/timestamp and queues the event. Caller holds the head.
     fn commit(
         &self,
         h: &mut Head,
         source: &str,
         kind: &str,
         payload: Vec<u8>,
-        payload_hash: [u8; 32],
+        pre: Option<(u64, [u8; 32])>,
     ) -> Arc<ChainEvent> {
         let seq = h.next_seq;
-        let timestamp_ns = now_ns().max(h.last_ts);
-        let chain_id = self.inner.chain_id;
-        let hash = event_hash(
-            seq,
-            chain_id,
-            timestamp_ns,
-            &h.last_hash,
-            &payload_hash,
-            source,
-            kind,
-            payload.len(),
-        );
+        let (timestamp_ns, hash) = match pre {
+            Some((ts, hash)) if ts >= h.last_ts => (ts, hash),
+            _ => {
+                let ts = now_ns().max(h.last_ts);
+                (ts, leaf_hash(ts, source, kind, &payload))
+            }
+        };
         let ev = Arc::new(ChainEvent {
             seq,
-            chain_id,
+            chain_id: self.inner.chain_id,
             timestamp_ns,
-            prev_hash: h.last_hash,
             hash,
-            payload_hash,
             source: source.to_owned(),
             kind: kind.to_owned(),
             payload,
         });
         h.next_seq = seq + 1;
-        h.last_hash = hash;
         h.last_ts = timestamp_ns;
         h.pending.push(ev.clone());
         if h.pending.len() >= self.inner.batch_events {
             self.wake_writer(h);
         }
-        write(&self.inner.events).push(ev.clone());
+        self.inner.len.store(seq + 1, Ordering::Release);
+        let mut w = write(&self.inner.window);
+        w.events.push_back(ev.clone());
+        // Evict what is on disk and indexed (complete, flushed chunks).
+        let on_disk = self.inner.flushed.load(Ordering::Acquire) / CHUNK * CHUNK;
+        while w.events.len() > self.inner.window_events && w.first < on_disk {
+            w.events.pop_front();
+            w.first += 1;
+        }
         ev
     }
 
@@ -422,7 +573,7 @@ impl ChainManager {
         }
     }
 
-    /// Makes every event appended so far durable.
+    /// Makes every event appended so far durable, under a signed head.
     pub fn sync(&self) -> Result<()> {
         let h = lock(&self.inner.head);
         match h.next_seq.checked_sub(1) {
@@ -431,45 +582,121 @@ impl ChainManager {
         }
     }
 
-    /// Event by seq.
+    /// Event by seq: from memory when recent, else from disk through the
+    /// index. `None` when out of range, removed by retention, or unreadable
+    /// (use [`ChainManager::read`] for the error).
     pub fn get(&self, seq: u64) -> Option<Arc<ChainEvent>> {
-        read(&self.inner.events)
-            .get(usize::try_from(seq).ok()?)
-            .cloned()
+        self.read(seq).ok().flatten()
+    }
+
+    /// Event by seq; `Ok(None)` when past the end or removed by retention.
+    pub fn read(&self, seq: u64) -> Result<Option<Arc<ChainEvent>>> {
+        if seq >= self.len() || seq < self.inner.store.first_seq() {
+            return Ok(None);
+        }
+        read_any(&self.inner, seq).map(Some)
     }
 
     /// The last `n` events, oldest first.
     pub fn tail(&self, n: usize) -> Vec<Arc<ChainEvent>> {
-        let evs = read(&self.inner.events);
-        evs[evs.len().saturating_sub(n)..].to_vec()
+        let len = self.len();
+        let start = len.saturating_sub(n as u64);
+        self.range(start..len)
     }
 
-    /// Events whose seq lies in `range` (clamped to the chain).
+    /// Events whose seq lies in `range` (clamped to what is on disk). Every
+    /// event is materialized: iterate with [`ChainManager::for_each`] over
+    /// long ranges.
     pub fn range(&self, range: impl RangeBounds<u64>) -> Vec<Arc<ChainEvent>> {
+        let mut out = Vec::new();
+        let _ = self.for_each(range, |ev| {
+            out.push(ev);
+            Ok(())
+        });
+        out
+    }
+
+    /// Calls `f` for each event in `range`, in order, reading chunk by chunk
+    /// (bounded memory). Stops at the first error.
+    pub fn for_each(
+        &self,
+        range: impl RangeBounds<u64>,
+        mut f: impl FnMut(Arc<ChainEvent>) -> Result<()>,
+    ) -> Result<()> {
         use std::ops::Bound;
-        let evs = read(&self.inner.events);
-        let len = evs.len() as u64;
+        let len = self.len();
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
             Bound::Excluded(&s) => s.saturating_add(1),
             Bound::Unbounded => 0,
         }
-        .min(len);
+        .max(self.inner.store.first_seq());
         let end = match range.end_bound() {
             Bound::Included(&e) => e.saturating_add(1),
             Bound::Excluded(&e) => e,
             Bound::Unbounded => len,
         }
         .min(len);
-        if start >= end {
-            return Vec::new();
+        let mut seq = start;
+        while seq < end {
+            let window_first = read(&self.inner.window).first;
+            if seq >= window_first {
+                let w = read(&self.inner.window);
+                let evs: Vec<Arc<ChainEvent>> = w
+                    .events
+                    .range(
+                        (seq - w.first) as usize
+                            ..(end.min(w.first + w.events.len() as u64) - w.first) as usize,
+                    )
+                    .cloned()
+                    .collect();
+                drop(w);
+                if evs.is_empty() {
+                    break;
+                }
+                for ev in evs {
+                    seq = ev.seq + 1;
+                    f(ev)?;
+                }
+                continue;
+            }
+            let c = seq / CHUNK;
+            let upto = ((c + 1) * CHUNK).min(window_first).min(end);
+            let n = (upto - c * CHUNK) as usize;
+            let evs = self
+                .inner
+                .store
+                .read_chunk(c, n)
+                .map_err(|reason| self.read_error(seq, reason))?;
+            for ev in evs.into_iter().skip((seq - c * CHUNK) as usize) {
+                seq = ev.seq + 1;
+                f(Arc::new(ev))?;
+            }
         }
-        evs[start as usize..end as usize].to_vec()
+        Ok(())
+    }
+
+    pub(crate) fn read_error(&self, seq: u64, reason: String) -> ChainError {
+        read_error(&self.inner, seq, reason)
+    }
+
+    /// Seqs of the events whose kind the chain indexes (`prefix` is one of
+    /// [`crate::layout::INDEXED_KINDS`]: `"lineage"`, `"tree."`), ascending,
+    /// as of the last flush. Boot uses it instead of reading the log.
+    pub fn indexed_seqs(&self, prefix: &str) -> Result<Vec<u64>> {
+        let tag = crate::layout::INDEXED_KINDS
+            .iter()
+            .find(|(p, _)| *p == prefix)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| ChainError::BadRange {
+                reason: format!("kind {prefix:?} is not indexed"),
+            })?;
+        self.inner.store.kind_seqs(tag)
     }
 
     /// Number of events (including genesis).
     pub fn len(&self) -> u64 {
-        read(&self.inner.events).len() as u64
+        self.inner.len.load(Ordering::Acquire)
     }
 
     /// Never true after `open` (genesis exists); provided for API symmetry.
@@ -477,77 +704,83 @@ impl ChainManager {
         self.len() == 0
     }
 
-    /// The chain id the file was opened with.
+    /// The chain id the directory was opened with.
     pub fn chain_id(&self) -> u32 {
         self.inner.chain_id
     }
 
-    /// Path of `chain.log`.
+    /// The chain directory.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.dir
     }
 
-    /// The key that verifies this chain's checkpoints.
+    /// The key that verifies this chain's tree heads.
     pub fn public_key(&self) -> VerifyingKey {
         self.inner.public_key
     }
 
-    /// Checkpoints written so far (loaded and new).
-    pub fn checkpoints(&self) -> Vec<Checkpoint> {
-        read(&self.inner.checkpoints).clone()
+    /// The newest durable signed tree head.
+    pub fn durable_head(&self) -> Option<SignedHead> {
+        read(&self.inner.durable_head).clone()
     }
 
-    /// A snapshot of length, head, checkpoints and durability.
+    /// A snapshot of length, heads, durability and segments.
     pub fn status(&self) -> ChainStatus {
         let (durable_len, fsyncs) = {
             let h = lock(&self.inner.head);
             (h.durable, h.fsyncs)
         };
-        let (len, last_hash) = {
-            let evs = read(&self.inner.events);
-            (
-                evs.len() as u64,
-                evs.last().map(|e| e.hash_hex()).unwrap_or_default(),
-            )
-        };
-        let cps = read(&self.inner.checkpoints);
+        let len = self.len();
         ChainStatus {
             chain_id: self.inner.chain_id,
             len,
             last_seq: len.saturating_sub(1),
-            last_hash,
             public_key: public_key_hex(&self.inner.public_key),
-            path: self.inner.path.clone(),
-            checkpoints: cps.len() as u64,
-            last_checkpoint_seq: cps.last().map(|c| c.seq),
+            path: self.inner.dir.clone(),
+            heads: self.inner.heads_written.load(Ordering::Relaxed),
+            durable_head: self.durable_head(),
             durable_len,
             fsyncs,
+            segments: read(&self.inner.store.segments).len() as u64,
+            first_seq: self.inner.store.first_seq(),
+            window: read(&self.inner.window).events.len() as u64,
         }
     }
 
-    /// Re-verifies every in-memory event (hash links, payload hashes, event
-    /// hashes) and every checkpoint signature.
-    pub fn verify_integrity(&self) -> VerifyReport {
-        let events = read(&self.inner.events).clone();
-        let checkpoints = self.checkpoints();
-        verify_events(&events, &checkpoints, &self.inner.public_key)
+    /// Streams the chain's files through [`crate::verify_dir`] up to the
+    /// newest durable head (made durable first), in bounded memory.
+    pub fn verify_integrity(&self) -> crate::verify::VerifyReport {
+        if let Err(e) = self.sync() {
+            return crate::verify::VerifyReport::failed(0, e.to_string());
+        }
+        let upto = self.durable_head().map(|h| h.tree_size);
+        crate::verify::verify_dir_opts(
+            &self.inner.dir,
+            &self.inner.public_key,
+            crate::verify::VerifyOptions {
+                upto,
+                ..Default::default()
+            },
+        )
     }
 
-    /// Writes one JSON object per event (payload decoded, hashes hex).
-    /// Returns the number of lines written.
+    /// Writes one JSON object per event (payload decoded, hashes hex),
+    /// streaming. Returns the number of lines written.
     pub fn export_jsonl<W: Write>(&self, mut w: W) -> Result<u64> {
-        let events = read(&self.inner.events).clone();
         let io = |e: std::io::Error| ChainError::io("<export writer>", e);
-        for ev in &events {
+        let mut n = 0u64;
+        self.for_each(.., |ev| {
             serde_json::to_writer(&mut w, &ev.to_json()).map_err(|e| io(e.into()))?;
             w.write_all(b"\n").map_err(io)?;
-        }
+            n += 1;
+            Ok(())
+        })?;
         w.flush().map_err(io)?;
-        Ok(events.len() as u64)
+        Ok(n)
     }
 
     /// Stops accepting appends, writes everything pending plus a final
-    /// checkpoint, fdatasyncs, and releases the file lock. Idempotent.
+    /// head, fdatasyncs, and releases the file lock. Idempotent.
     pub fn shutdown(&self) -> Result<()> {
         lock(&self.inner.head).closing = true;
         self.inner.work_cv.notify_all();
@@ -557,10 +790,37 @@ impl ChainManager {
                 return Err(ChainError::WriterFailed("writer thread panicked".into()));
             }
         }
+        lock(&self.dir_lock).take();
         match &lock(&self.inner.head).failed {
             Some(f) => Err(ChainError::WriterFailed(f.clone())),
             None => Ok(()),
         }
+    }
+}
+
+/// Event `seq` (below the chain's length) from the window or the disk.
+pub(crate) fn read_any(inner: &Inner, seq: u64) -> Result<Arc<ChainEvent>> {
+    {
+        let w = read(&inner.window);
+        if seq >= w.first {
+            if let Some(ev) = w.events.get((seq - w.first) as usize) {
+                return Ok(ev.clone());
+            }
+        }
+    }
+    inner
+        .store
+        .read_event(seq)
+        .map(Arc::new)
+        .map_err(|reason| read_error(inner, seq, reason))
+}
+
+fn read_error(inner: &Inner, seq: u64, reason: String) -> ChainError {
+    ChainError::Corrupt {
+        segment: inner.store.seg_for(seq).map_or(0, |s| s.first_seq),
+        offset: 0,
+        seq: Some(seq),
+        reason: format!("cannot read event {seq}: {reason}"),
     }
 }
 
@@ -586,7 +846,7 @@ impl Drop for ChainManager {
 impl std::fmt::Debug for ChainManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChainManager")
-            .field("path", &self.inner.path)
+            .field("dir", &self.inner.dir)
             .field("chain_id", &self.inner.chain_id)
             .field("len", &self.len())
             .finish()
@@ -598,3 +858,48 @@ const _: fn() = || {
     fn is<T: Send + Sync>() {}
     is::<ChainManager>();
 };
+
+/// The key named by the genesis event of segment 0 (no signature check:
+/// only to tell a wrong key from damage). `None` when unreadable.
+fn genesis_key(dir: &Path, chain_id: u32) -> Result<Option<String>> {
+    use std::io::Read;
+    let p = segment_path(dir, 0);
+    let mut buf = vec![0u8; 16 << 10];
+    let mut f = File::open(&p).map_err(|e| ChainError::io(&p, e))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(ChainError::io(&p, e)),
+        }
+    }
+    let mut pos = crate::layout::SEGMENT_HEADER_LEN;
+    for _ in 0..3 {
+        match crate::record::read_frame(&buf[pos.min(n)..n]) {
+            crate::record::Framed::Ok { ty, body, len } => {
+                pos += len;
+                if ty == crate::record::TYPE_EVENT {
+                    let Ok(e) = crate::record::EventBody::decode(body) else {
+                        return Ok(None);
+                    };
+                    let g: std::result::Result<GenesisPayload, _> =
+                        ciborium::from_reader(e.payload);
+                    return Ok(g
+                        .ok()
+                        .filter(|g| g.chain_id == chain_id)
+                        .map(|g| g.public_key));
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Shorthand for tests and tools: the segment file holding `seq`.
+pub fn segment_file_for(dir: &Path, seq: u64) -> Result<Option<PathBuf>> {
+    let firsts = list_segments(dir)?;
+    let i = firsts.partition_point(|f| *f <= seq);
+    Ok(i.checked_sub(1).map(|i| segment_path(dir, firsts[i])))
+}

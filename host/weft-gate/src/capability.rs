@@ -242,7 +242,7 @@ mod tests {
                     "{reason}"
                 );
                 assert_eq!(receipt.decision, DecisionKind::Deny);
-                assert!(receipt.signature.is_none());
+                assert!(receipt.chain_seq.is_none());
             }
             other => panic!("{other:?}"),
         }

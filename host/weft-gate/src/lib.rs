@@ -5,8 +5,9 @@
 //! * [`GovernanceGate`]: delegates to a [`GovernanceBackend`] (a WebAssembly
 //!   component in production) and fails closed on backend errors.
 //! * [`ChainedGate`]: wraps any backend and records each decision on the
-//!   ExoChain as `gate.permit` / `gate.defer` / `gate.deny` with an Ed25519
-//!   [`Receipt`] that can be verified offline from the chain file.
+//!   ExoChain as `gate.permit` / `gate.defer` / `gate.deny`; the chain's
+//!   receipt for that event ([`decision_receipt`]: event, inclusion proof,
+//!   signed tree head) proves the decision offline.
 
 mod canonical;
 pub mod capability;
@@ -28,8 +29,8 @@ pub use governance::{
     GovernanceRequest, GovernanceVerdict, RuleSeverity, DEFAULT_DIMENSIONS,
 };
 pub use receipt::{
-    context_hash, verify_chain_receipts, verify_receipts, GateRecord, Receipt, ReceiptReport,
-    RECEIPT_DOMAIN,
+    check_gate_event, context_hash, decision_receipt, verify_chain_receipts,
+    verify_decision_receipt, verify_receipts, GateRecord, Receipt, ReceiptReport, RECORD_VERSION,
 };
 
 /// The three possible outcomes, without their data. Used for chain kinds and
@@ -46,7 +47,7 @@ pub enum DecisionKind {
 }
 
 impl DecisionKind {
-    /// Byte used in the receipt signing message.
+    /// Numeric code of the decision (1 permit, 2 defer, 3 deny).
     pub fn code(self) -> u8 {
         match self {
             DecisionKind::Permit => 1,
@@ -106,7 +107,7 @@ pub struct PermitToken {
     pub issued_ns: u64,
     /// Non-fatal governance warnings (PermitWithWarning).
     pub warnings: Vec<String>,
-    /// Set by `ChainedGate`: the signed receipt of the chain record.
+    /// Set by `ChainedGate`: what was decided and the seq recording it.
     pub receipt: Option<Receipt>,
 }
 
@@ -123,11 +124,12 @@ pub enum GateDecision {
         /// Why it was deferred.
         reason: String,
     },
-    /// Refused, with the unsigned receipt of the refusal (`ChainedGate` signs it).
+    /// Refused, with the statement of the refusal (`ChainedGate` records
+    /// it and fills in its seq).
     Deny {
         /// Why it was refused.
         reason: String,
-        /// Evidence of the refusal.
+        /// What was refused, and where it is recorded.
         receipt: Receipt,
     },
 }
@@ -174,7 +176,7 @@ impl GateDecision {
         reason: String,
     ) -> Self {
         GateDecision::Deny {
-            receipt: Receipt::unsigned(DecisionKind::Deny, agent, action, context),
+            receipt: Receipt::unrecorded(DecisionKind::Deny, agent, action, context),
             reason,
         }
     }
@@ -216,7 +218,7 @@ pub enum GateError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A receipt or gate record is malformed or its signature does not verify.
+    /// A receipt or gate record is malformed or does not verify.
     #[error("receipt invalid: {0}")]
     InvalidReceipt(String),
     /// The chain failed while recording or reading.

@@ -1,5 +1,6 @@
-//! ChainedGate end to end: decisions land on the chain with signed receipts
-//! that verify offline from the chain file with only the public key.
+//! ChainedGate end to end: decisions land on the chain, and each one's
+//! receipt (event, inclusion proof, durable signed head) verifies offline
+//! with only the public key.
 
 // Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
 #![allow(clippy::unwrap_used)]
@@ -7,12 +8,12 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use weft_chain::{ChainConfig, ChainManager, Durability, SigningKey, CHAIN_FILE};
+use weft_chain::{ChainConfig, ChainManager, Durability, SigningKey};
 use weft_gate::{
-    context_hash, verify_chain_receipts, verify_receipts, CapabilityGate, CapabilityRule,
-    ChainedGate, DecisionKind, FiredRule, GateBackend, GateDecision, GateRecord, GovernanceBackend,
-    GovernanceDecision, GovernanceError, GovernanceGate, GovernanceRequest, GovernanceVerdict,
-    Receipt, RuleSeverity,
+    context_hash, decision_receipt, verify_chain_receipts, verify_decision_receipt,
+    verify_receipts, CapabilityGate, CapabilityRule, ChainedGate, DecisionKind, FiredRule,
+    GateBackend, GateDecision, GateRecord, GovernanceBackend, GovernanceDecision, GovernanceError,
+    GovernanceGate, GovernanceRequest, GovernanceVerdict, Receipt, RuleSeverity,
 };
 
 fn key() -> SigningKey {
@@ -71,7 +72,7 @@ impl GovernanceBackend for Escalator {
 fn every_decision_is_recorded_with_the_right_kind() {
     let dir = tempfile::tempdir().unwrap();
     let chain = open(dir.path());
-    let gate = ChainedGate::new(capability(), chain.clone(), key());
+    let gate = ChainedGate::new(capability(), chain.clone());
     let ctx = json!({"cmd": "ls", "args": ["-l"]});
 
     let (d, ev) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
@@ -81,10 +82,14 @@ fn every_decision_is_recorded_with_the_right_kind() {
     let GateDecision::Permit { token } = d else {
         unreachable!()
     };
-    let r = token.receipt.expect("chained permit carries a receipt");
+    let r = token.receipt.expect("chained permit names its record");
     assert_eq!(r.chain_seq, Some(ev.seq));
     assert_eq!(r.context_hash, context_hash(&ctx));
-    r.verify(&key().verifying_key()).unwrap();
+    let proof = decision_receipt(&chain, ev.seq).unwrap();
+    assert_eq!(
+        verify_decision_receipt(&proof, &key().verifying_key()).unwrap(),
+        r
+    );
 
     let d = gate.check("worker", "tool.exec.rm", &ctx);
     let GateDecision::Deny { reason, receipt } = d else {
@@ -93,7 +98,11 @@ fn every_decision_is_recorded_with_the_right_kind() {
     assert!(reason.contains("tool.exec.rm"));
     let ev = chain.get(receipt.chain_seq.unwrap()).unwrap();
     assert_eq!(ev.kind, "gate.deny");
-    receipt.verify(&key().verifying_key()).unwrap();
+    let proof = decision_receipt(&chain, ev.seq).unwrap();
+    assert_eq!(
+        verify_decision_receipt(&proof, &key().verifying_key()).unwrap(),
+        receipt
+    );
     let rec: GateRecord = ev.decode_payload().unwrap();
     assert_eq!(rec.reason, reason);
     assert_eq!(rec.context, r#"{"args":["-l"],"cmd":"ls"}"#);
@@ -101,7 +110,6 @@ fn every_decision_is_recorded_with_the_right_kind() {
     let gov = ChainedGate::new(
         Arc::new(GovernanceGate::new(Arc::new(Escalator), "prod")),
         chain.clone(),
-        key(),
     );
     let d = gov.check("worker", "deploy", &json!({"effect": {"risk": 0.9}}));
     assert_eq!(d.kind(), DecisionKind::Defer);
@@ -120,8 +128,7 @@ fn every_decision_is_recorded_with_the_right_kind() {
 fn receipts_verify_offline_from_the_chain_file() {
     let dir = tempfile::tempdir().unwrap();
     let chain = open(dir.path());
-    let gate =
-        ChainedGate::new(capability(), chain.clone(), key()).with_durability(Durability::Durable);
+    let gate = ChainedGate::new(capability(), chain.clone()).with_durability(Durability::Durable);
     for (agent, action) in [
         ("worker", "tool.exec.ls"),
         ("worker", "tool.exec.rm"),
@@ -134,96 +141,91 @@ fn receipts_verify_offline_from_the_chain_file() {
     drop(gate);
     drop(chain);
 
-    let path = dir.path().join(CHAIN_FILE);
     let pk = key().verifying_key();
-    let report = verify_chain_receipts(&path, &pk).unwrap();
-    assert!(report.ok, "{report:?}");
+    let (chain_report, report) = verify_chain_receipts(dir.path(), &pk, Default::default());
+    assert!(chain_report.ok && report.ok, "{chain_report:?} {report:?}");
     assert_eq!(report.receipts, 3);
 
     let other = SigningKey::from_bytes(&[12; 32]).verifying_key();
-    assert!(
-        verify_chain_receipts(&path, &other).is_err(),
-        "wrong chain key"
-    );
+    let (bad, _) = verify_chain_receipts(dir.path(), &other, Default::default());
+    assert!(!bad.ok, "wrong chain key");
 
-    // Rebuild each receipt from the parsed file and check it by hand.
-    let file = weft_chain::read_file(&path, &pk).unwrap();
-    let gate_events: Vec<_> = file
-        .events
+    // Rebuild each decision from the parsed directory.
+    let (events, _) = weft_chain::read_dir(dir.path(), &pk).unwrap();
+    let gate_events: Vec<_> = events
         .iter()
         .filter(|e| e.kind.starts_with("gate."))
         .collect();
+    assert_eq!(gate_events.len(), 3);
     for ev in &gate_events {
         let r = Receipt::from_event(ev).unwrap();
         assert_eq!(r.chain_seq, Some(ev.seq));
-        r.verify(&pk).unwrap();
     }
-    // A receipt signed by another key fails even on an intact chain.
-    assert!(!verify_receipts(gate_events.iter().copied(), &other).ok);
+    assert!(verify_receipts(gate_events.iter().copied()).ok);
 }
 
 #[test]
 fn tampered_receipts_fail() {
     let dir = tempfile::tempdir().unwrap();
     let chain = open(dir.path());
-    let gate = ChainedGate::new(capability(), chain.clone(), key());
-    let (d, ev) = gate
+    let gate = ChainedGate::new(capability(), chain.clone());
+    let (_, ev) = gate
         .check_recorded("worker", "tool.exec.ls", &json!({"a": 1}))
         .unwrap();
-    let GateDecision::Permit { token } = d else {
-        panic!()
-    };
-    let good = token.receipt.unwrap();
+    let good = decision_receipt(&chain, ev.seq).unwrap();
     let pk = key().verifying_key();
-    good.verify(&pk).unwrap();
+    verify_decision_receipt(&good, &pk).unwrap();
 
+    // Any change to what the decision states breaks the proof.
+    let edit = |f: &dyn Fn(&mut GateRecord)| {
+        let mut r = good.clone();
+        let mut rec: GateRecord = r.to_event().unwrap().decode_payload().unwrap();
+        f(&mut rec);
+        let cbor = weft_chain::to_cbor(&rec).unwrap();
+        r.event.payload_cbor = hex::encode(&cbor);
+        r.event.payload = r.to_event().unwrap().payload_json().unwrap();
+        verify_decision_receipt(&r, &pk)
+    };
+    assert!(edit(&|r| r.agent = "admin".into()).is_err());
+    assert!(edit(&|r| r.action = "tool.exec.rm".into()).is_err());
+    assert!(edit(&|r| r.decision = DecisionKind::Deny).is_err());
+    assert!(edit(&|r| r.context = r#"{"a":2}"#.into()).is_err());
+    assert!(edit(&|r| r.reason = "other".into()).is_err());
     let mut r = good.clone();
-    r.agent = "admin".into();
-    assert!(r.verify(&pk).is_err());
+    r.event.seq += 1;
+    assert!(
+        verify_decision_receipt(&r, &pk).is_err(),
+        "bound to its seq"
+    );
     let mut r = good.clone();
-    r.action = "tool.exec.rm".into();
-    assert!(r.verify(&pk).is_err());
+    r.event.kind = "gate.deny".into();
+    assert!(verify_decision_receipt(&r, &pk).is_err());
     let mut r = good.clone();
-    r.decision = DecisionKind::Deny;
-    assert!(r.verify(&pk).is_err());
-    let mut r = good.clone();
-    r.chain_seq = Some(ev.seq + 1);
-    assert!(r.verify(&pk).is_err(), "receipt bound to its seq");
-    let mut r = good.clone();
-    r.context_hash[0] ^= 1;
-    assert!(r.verify(&pk).is_err());
-    let mut r = good.clone();
-    r.chain_id += 1;
-    assert!(r.verify(&pk).is_err());
-    let mut r = good.clone();
-    if let Some(s) = r.signature.as_mut() {
-        s[10] ^= 1;
-    }
-    assert!(r.verify(&pk).is_err());
-    let mut r = good.clone();
-    r.signature = None;
-    assert!(r.verify(&pk).is_err());
+    r.head.chain_id += 1;
+    assert!(verify_decision_receipt(&r, &pk).is_err());
+    let other = SigningKey::from_bytes(&[12; 32]).verifying_key();
+    assert!(verify_decision_receipt(&good, &other).is_err());
 
-    // A record whose context no longer matches its hash is rejected, as is
-    // one moved to another seq.
-    let mut rec: GateRecord = ev.decode_payload().unwrap();
-    rec.context = r#"{"a":2}"#.into();
-    let mut forged = (*ev).clone();
-    forged.payload = weft_chain::to_cbor(&rec).unwrap();
-    assert!(Receipt::from_event(&forged).is_err());
-    let mut moved = (*ev).clone();
-    moved.seq += 1;
-    assert!(Receipt::from_event(&moved).is_err());
+    // A record whose kind disagrees with its decision, or whose context is
+    // not canonical, is no valid decision even on an intact chain.
     let mut rekind = (*ev).clone();
     rekind.kind = "gate.deny".into();
     assert!(Receipt::from_event(&rekind).is_err());
+    let mut rec: GateRecord = ev.decode_payload().unwrap();
+    rec.context = r#"{ "a": 1 }"#.into();
+    let mut forged = (*ev).clone();
+    forged.payload = weft_chain::to_cbor(&rec).unwrap();
+    assert!(Receipt::from_event(&forged).is_err());
+    // A chain event that is not a decision is no decision receipt.
+    let noise = chain.append_durable("noise", "other.kind", &1).unwrap();
+    assert!(decision_receipt(&chain, noise.seq).is_err());
 }
 
 #[test]
 fn closed_chain_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let chain = open(dir.path());
-    let gate = ChainedGate::new(capability(), chain.clone(), key());
+    let gate = ChainedGate::new(capability(), chain.clone());
     chain.shutdown().unwrap();
     let d = gate.check("worker", "tool.exec.ls", &json!({}));
     assert_eq!(d.kind(), DecisionKind::Deny);
@@ -237,7 +239,7 @@ fn closed_chain_fails_closed() {
 fn concurrent_chained_checks_all_verify() {
     let dir = tempfile::tempdir().unwrap();
     let chain = open(dir.path());
-    let gate = Arc::new(ChainedGate::new(capability(), chain.clone(), key()));
+    let gate = Arc::new(ChainedGate::new(capability(), chain.clone()));
     let hs: Vec<_> = (0..4)
         .map(|t| {
             let g = gate.clone();
@@ -253,79 +255,45 @@ fn concurrent_chained_checks_all_verify() {
     }
     let events: Vec<weft_chain::ChainEvent> =
         chain.range(..).iter().map(|e| (**e).clone()).collect();
-    let r = verify_receipts(&events, &key().verifying_key());
+    let r = verify_receipts(&events);
     assert!(r.ok, "{r:?}");
     assert_eq!(r.receipts, 100);
+    // Every decision is individually provable.
+    let pk = key().verifying_key();
+    chain.sync().unwrap();
+    for ev in events.iter().filter(|e| e.kind.starts_with("gate.")) {
+        verify_decision_receipt(&chain.prove(ev.seq).unwrap(), &pk).unwrap();
+    }
 }
 
 #[test]
-fn repeated_decisions_cite_the_signed_receipt() {
+fn repeated_decisions_are_recorded_and_proven_each_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let chain = open(dir.path());
-    let gate = ChainedGate::new(capability(), chain.clone(), key());
+    let gate = ChainedGate::new(capability(), chain.clone());
     let ctx = json!({"tool": "ls"});
-    let (first, first_ev) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
-    let (again, again_ev) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
-    // A different context, agent or verdict is a new statement: signed.
-    let (_, other_ctx) = gate
-        .check_recorded("worker", "tool.exec.ls", &json!({"tool": "ls", "n": 2}))
-        .unwrap();
-    let (_, denied) = gate.check_recorded("worker", "tool.exec.rm", &ctx).unwrap();
-    let (_, denied_again) = gate.check_recorded("worker", "tool.exec.rm", &ctx).unwrap();
-
-    let rec = |ev: &weft_chain::ChainEvent| ev.decode_payload::<GateRecord>().unwrap();
-    assert_eq!(rec(&first_ev).repeats, None);
-    assert!(!rec(&first_ev).signature.is_empty());
-    assert_eq!(rec(&again_ev).repeats, Some(first_ev.seq));
-    assert!(rec(&again_ev).signature.is_empty());
-    assert_eq!(rec(&other_ctx).repeats, None);
-    assert_eq!(rec(&denied).repeats, None);
-    assert_eq!(rec(&denied_again).repeats, Some(denied.seq));
-    // Both callers hold the same signed receipt.
-    let receipt = |d: GateDecision| match d {
-        GateDecision::Permit { token } => token.receipt.unwrap(),
-        other => panic!("{other:?}"),
-    };
-    let (a, b) = (receipt(first), receipt(again));
-    assert_eq!(a, b);
-    a.verify(&key().verifying_key()).unwrap();
-
-    let events: Vec<_> = (0..chain.len() as u64)
-        .map(|s| chain.get(s).unwrap())
-        .collect();
+    let (_, first) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
+    let (_, again) = gate.check_recorded("worker", "tool.exec.ls", &ctx).unwrap();
+    assert_ne!(first.seq, again.seq);
+    // The same statement, two leaves: each has its own receipt.
     let pk = key().verifying_key();
-    let report = verify_receipts(events.iter().map(|e| &**e), &pk);
-    assert!(report.ok, "{report:?}");
-    assert_eq!((report.receipts, report.cited), (5, 2));
-
-    // A citation is only as good as what it cites.
-    let forge = |ev: &weft_chain::ChainEvent, cite: Option<u64>| {
-        let mut r = rec(ev);
-        r.repeats = cite;
-        r.signature = String::new();
-        let mut f = ev.clone();
-        f.payload = weft_chain::to_cbor(&r).unwrap();
-        let mut all: Vec<weft_chain::ChainEvent> = events.iter().map(|e| (**e).clone()).collect();
-        all[ev.seq as usize] = f;
-        verify_receipts(all.iter(), &pk)
-    };
-    // ... of a different decision (the deny), of itself, of a later seq,
-    // of an event that is no receipt (seq 0 is genesis).
-    for cite in [denied.seq, again_ev.seq, denied_again.seq, 0] {
-        let r = forge(&again_ev, Some(cite));
-        assert!(!r.ok, "citing {cite} passed");
-        assert_eq!(r.first_bad.as_ref().unwrap().0, again_ev.seq);
-    }
-    // Dropping the signature without citing anything fails too.
-    assert!(!forge(&first_ev, None).ok);
-
-    // Opting out: every decision signed.
-    let strict = ChainedGate::new(capability(), chain.clone(), key()).sign_every_decision(true);
-    let (_, s1) = strict
-        .check_recorded("worker", "tool.exec.ls", &ctx)
-        .unwrap();
-    let (_, s2) = strict
-        .check_recorded("worker", "tool.exec.ls", &ctx)
-        .unwrap();
-    assert_eq!((rec(&s1).repeats, rec(&s2).repeats), (None, None));
+    let a = verify_decision_receipt(&decision_receipt(&chain, first.seq).unwrap(), &pk).unwrap();
+    let b = verify_decision_receipt(&decision_receipt(&chain, again.seq).unwrap(), &pk).unwrap();
+    assert_eq!(
+        (a.chain_seq, b.chain_seq),
+        (Some(first.seq), Some(again.seq))
+    );
+    assert_eq!(a.context_hash, b.context_hash);
+    // Records carry no signature and no citation any more.
+    let rec: ciborium::Value = first.decode_payload().unwrap();
+    let keys: Vec<String> = rec
+        .as_map()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.as_text().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        ["v", "decision", "agent", "action", "reason", "context"]
+    );
 }

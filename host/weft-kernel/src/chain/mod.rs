@@ -1,7 +1,8 @@
 //! The chain as the kernel's units see it: a read-only [`ChainView`] for
 //! everyone, the `chain-append` syscall as the [`ChainAppend`] action, and
-//! the control commands ([`control`]: `weaver chain tail | export |
-//! verify`, offline verification of a file).
+//! the control commands ([`control`]: `weaver chain tail | export | verify
+//! | prove | consistency | head`, offline verification of a chain directory
+//! and of receipts).
 
 pub mod control;
 
@@ -12,7 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use weft_chain::{ChainEvent, ChainManager, ChainStatus, Checkpoint, VerifyReport, VerifyingKey};
+use weft_chain::{
+    ChainEvent, ChainManager, ChainStatus, ConsistencyProof, Receipt, SignedHead, VerifyReport,
+    VerifyingKey,
+};
 
 use crate::act::{ActCx, Action, KernelView, Principal};
 use crate::error::{KernelError, KernelResult};
@@ -53,24 +57,42 @@ impl ChainView {
         self.0.path()
     }
 
-    /// The key checkpoints and receipts are signed with.
+    /// The key the tree heads are signed with.
     pub fn public_key(&self) -> VerifyingKey {
         self.0.public_key()
     }
 
-    /// Length, last seq, key, checkpoints.
+    /// Length, key, heads, segments.
     pub fn status(&self) -> ChainStatus {
         self.0.status()
     }
 
-    /// The signed checkpoints so far.
-    pub fn checkpoints(&self) -> Vec<Checkpoint> {
-        self.0.checkpoints()
+    /// The newest durable signed tree head.
+    pub fn durable_head(&self) -> Option<SignedHead> {
+        self.0.durable_head()
     }
 
-    /// Check links, hashes and checkpoint signatures of the whole chain.
+    /// The receipt of event `seq` (event, inclusion proof, durable signed
+    /// head), making it durable first if needed.
+    pub fn prove(&self, seq: u64) -> KernelResult<Receipt> {
+        Ok(self.0.prove_durable(seq)?)
+    }
+
+    /// Proof that the tree of `new` events extends that of `old`.
+    pub fn consistency(&self, old: u64, new: u64) -> KernelResult<ConsistencyProof> {
+        Ok(self.0.consistency(old, new)?)
+    }
+
+    /// Stream every segment up to the durable head: records, leaves,
+    /// signed heads, index (bounded memory).
     pub fn verify_integrity(&self) -> VerifyReport {
         self.0.verify_integrity()
+    }
+
+    /// The underlying chain manager (read paths only are reachable through
+    /// a view; appends go through `Kernel::act`).
+    pub(crate) fn manager(&self) -> &Arc<ChainManager> {
+        &self.0
     }
 
     /// Write every event as JSON lines.
@@ -169,7 +191,7 @@ impl crate::Subsystem for ChainUnit {
     }
 
     fn control_ops(&self) -> &'static [&'static str] {
-        &["tail", "verify"]
+        &["tail", "verify", "prove", "consistency", "head"]
     }
 
     fn control<'a>(
