@@ -27,6 +27,12 @@ const REGISTERED: &[Registration] = &[
         subsystem: || Arc::new(weft_subsystems::health::HealthUnit::default()),
         cli: || vec![weft_subsystems::health::cli()],
     },
+    // After health (its probes run there), before apps (which resume at
+    // boot and start container services through it).
+    Registration {
+        subsystem: || Arc::new(weft_containers::unit::ContainersUnit::new()),
+        cli: || vec![weft_containers::unit::control::cli()],
+    },
     Registration {
         subsystem: || Arc::new(weft_apps::AppsUnit::default()),
         cli: weft_apps::control::cli,

@@ -339,7 +339,7 @@ impl Action for RunHook {
                     Err(f) => (Err(f.to_string()), f.usage),
                 }
             }
-            ComponentKind::Command => match cx
+            ComponentKind::Command | ComponentKind::Preview1 => match cx
                 .runtime()
                 .run_command(&self.component, &limits, &grants)
                 .await

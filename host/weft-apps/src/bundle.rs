@@ -62,8 +62,28 @@ pub fn open_bundle(path: &Path) -> Result<Bundle, BundleError> {
                 limit: MAX_TOTAL_BYTES,
             });
         }
-        Source::Archive(read_archive(path, &name)?)
+        let file = File::open(path).map_err(|e| io(path, e))?;
+        Source::Archive(read_archive(file, path, &name)?)
     };
+    finish(name, source)
+}
+
+/// Open a `.weftapp` archive held in memory; `name` stands for its path in
+/// messages. The same bounds and checks as [`open_bundle`].
+pub fn open_archive_bytes(name: &str, bytes: &[u8]) -> Result<Bundle, BundleError> {
+    if bytes.len() as u64 > MAX_TOTAL_BYTES {
+        return Err(BundleError::TooLarge {
+            bundle: name.to_string(),
+            what: "the archive".into(),
+            limit: MAX_TOTAL_BYTES,
+        });
+    }
+    let files = read_archive(bytes, Path::new(name), name)?;
+    finish(name.to_string(), Source::Archive(files))
+}
+
+/// Read the manifest, lock and signature of an opened source.
+fn finish(name: String, source: Source) -> Result<Bundle, BundleError> {
     let mut b = Bundle {
         name,
         source,
@@ -227,9 +247,13 @@ pub fn path_problem(p: &str) -> Option<&'static str> {
     None
 }
 
-fn read_archive(path: &Path, name: &str) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
-    let file = File::open(path).map_err(|e| io(path, e))?;
-    let mut archive = tar::Archive::new(file);
+/// The files of a tar read from `reader`; `path` names it in I/O errors.
+fn read_archive(
+    reader: impl Read,
+    path: &Path,
+    name: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let mut archive = tar::Archive::new(reader);
     let reject = |entry: &str, reason: &str| BundleError::UnsafeEntry {
         bundle: name.to_string(),
         entry: entry.to_string(),

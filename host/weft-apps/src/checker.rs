@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use weft_model::policy::CheckPolicy;
 use weft_runtime::{Grants, Limits, LoadedComponent, RunError, Runtime, StoreData};
 
 #[allow(missing_docs)]
@@ -76,6 +77,7 @@ pub struct AppsChecker {
     pre: bindings::AppsPre<StoreData<()>>,
     component: LoadedComponent,
     limits: Limits,
+    policy: CheckPolicy,
 }
 
 impl AppsChecker {
@@ -95,7 +97,7 @@ impl AppsChecker {
         let component = rt.load(wasm).map_err(CheckError::Load)?;
         let linker = rt.linker::<()>().map_err(CheckError::Load)?;
         let pre = linker
-            .instantiate_pre(&component.component)
+            .instantiate_pre(component.component().map_err(CheckError::Load)?)
             .map_err(|e| CheckError::Load(invalid(format!("{e:#}"))))?;
         let pre = bindings::AppsPre::new(pre).map_err(|e| {
             CheckError::Load(invalid(format!(
@@ -107,6 +109,7 @@ impl AppsChecker {
             pre,
             component,
             limits: Self::default_limits(),
+            policy: CheckPolicy::default(),
         })
     }
 
@@ -127,6 +130,18 @@ impl AppsChecker {
         self
     }
 
+    /// Check against the kernel's `policy` too (the default checks only
+    /// the manifest's own rules: `weaver app check` without a kernel).
+    pub fn with_policy(mut self, policy: CheckPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The kernel policy it checks against.
+    pub fn policy(&self) -> &CheckPolicy {
+        &self.policy
+    }
+
     /// The checker component.
     pub fn component(&self) -> &LoadedComponent {
         &self.component
@@ -145,11 +160,12 @@ impl AppsChecker {
         self.rt.arm(&mut store, &self.limits);
         let pre = self.pre.clone();
         let (text, name) = (manifest.to_string(), file.to_string());
+        let policy = crate::wit::policy(&self.policy);
         let answer = self
             .rt
             .guard(&mut store, &self.limits, async |s| {
                 let apps = pre.instantiate_async(&mut *s).await?;
-                apps.call_check(&mut *s, &text, &name).await
+                apps.call_check(&mut *s, &text, &name, &policy).await
             })
             .await
             .map_err(failed)?;

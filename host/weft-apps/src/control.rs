@@ -177,6 +177,14 @@ enum AppCmd {
     },
     /// Stop and remove an app.
     Rm { name: String },
+    /// Check a bundle (a directory, its weftapp.toml, or a .weftapp archive)
+    /// as an install would, with file:line:col errors; no kernel, no packing.
+    Check {
+        path: PathBuf,
+        /// Print `{ok, file, app, errors, notes}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the lock (and signature) of a bundle directory; no kernel needed.
     Pack {
         dir: PathBuf,
@@ -227,12 +235,14 @@ pub fn cli() -> Vec<CliCommand> {
             },
             run: |cx, m| Box::pin(trust(cx.state, m)),
         },
+        crate::keys::cli(),
     ]
 }
 
 async fn app(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let (req, json_out) = match AppCmd::from_arg_matches(m)? {
         AppCmd::Pack { dir, key, out } => return pack(&dir, key.as_deref(), out.as_deref()).await,
+        AppCmd::Check { path, json } => return crate::check::run_cli(&path, json).await,
         AppCmd::Ls(f) => return list(state, f.json).await,
         AppCmd::Install { bundle, json } => (
             Request::Install {
@@ -451,37 +461,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn read_key(path: &Path) -> anyhow::Result<crate::SigningKey> {
-    let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let bytes: [u8; 32] = match raw.len() {
-        32 => raw.as_slice().try_into()?,
-        _ => {
-            let text = String::from_utf8_lossy(&raw);
-            let text = text.trim();
-            let mut out = [0u8; 32];
-            if text.len() != 64 || !text.is_ascii() {
-                anyhow::bail!("{}: expected 64 hex characters", path.display());
-            }
-            for (i, b) in out.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                    .with_context(|| format!("{}: not hex", path.display()))?;
-            }
-            out
-        }
-    };
-    Ok(crate::SigningKey::from_bytes(&bytes))
+/// The built-in manifest checker, for commands that need no kernel.
+pub(crate) fn offline_checker(rt: &weft_runtime::Runtime) -> anyhow::Result<crate::AppsChecker> {
+    let path = weft_kernel::components::builtin("apps.wasm");
+    path.bytes()
+        .map_err(crate::checker::CheckError::Load)
+        .and_then(|b| crate::AppsChecker::new(rt, &b))
+        .with_context(|| format!("loading the manifest checker {path}"))
 }
 
 async fn pack(dir: &Path, key: Option<&Path>, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let key = key.map(read_key).transpose()?;
+    let key = key.map(crate::keys::read_key).transpose()?;
     let rt = weft_runtime::Runtime::new(weft_runtime::RuntimeConfig {
         cache_dir: weft_kernel::control::cli::cache_dir(),
         ..Default::default()
     })
     .context("starting the runtime")?;
-    let path = weft_kernel::components::components_dir().join("apps.wasm");
-    let checker = crate::AppsChecker::from_file(&rt, &path)
-        .with_context(|| format!("loading {}", path.display()))?;
+    let checker = offline_checker(&rt)?;
     match crate::pack(&checker, dir, out, key.as_ref()).await {
         Ok(p) => {
             println!(

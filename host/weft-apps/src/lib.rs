@@ -22,10 +22,12 @@
 pub mod actions;
 mod app_error;
 mod bundle;
+mod check;
 mod checker;
 pub mod control;
 pub mod convert;
 mod error;
+pub mod keys;
 mod lock;
 mod manager;
 mod pack;
@@ -39,9 +41,10 @@ mod wit;
 
 pub use app_error::AppError;
 pub use bundle::{
-    open_bundle, path_problem, Bundle, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_META_BYTES,
-    MAX_TOTAL_BYTES,
+    open_archive_bytes, open_bundle, path_problem, Bundle, MAX_ENTRIES, MAX_ENTRY_BYTES,
+    MAX_META_BYTES, MAX_TOTAL_BYTES,
 };
+pub use check::{check, CheckReport};
 pub use checker::{render, render_one, types, AppsChecker, CheckError};
 pub use error::{BundleError, TrustError};
 pub use lock::{digest_hex, Lock, SigFile, LOCK_FILE, MANIFEST_FILE, SIG_DOMAIN, SIG_FILE};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::json;
-use weft_kernel::{ActCx, Kernel, Principal, ProcessState};
+use weft_kernel::{ActCx, ClearReason, Kernel, Principal, ProcessState};
 use weft_model::plan::{InstallPlan, Step};
 
 use crate::app_error::AppError;
@@ -81,6 +81,7 @@ impl AppManager {
         std::fs::create_dir_all(&apps_dir).map_err(|e| AppError::io(&apps_dir, e))?;
         clean_temp_dirs(&apps_dir)?;
         let registry = Registry::load(&apps_dir)?;
+        let checker = checker.with_policy(kernel.check_policy());
         Ok(AppManager {
             kernel,
             checker,
@@ -175,7 +176,9 @@ impl AppManager {
         ) {
             // A Degraded app says so, and how to bring it back.
             let state = match self.live(info).state {
-                AppState::Degraded => "Degraded (an agent has stopped; stop the app first)".into(),
+                AppState::Degraded => {
+                    "Degraded (an agent or service has stopped; stop the app first)".into()
+                }
                 s => s.to_string(),
             };
             return Err(AppError::BadState {
@@ -293,9 +296,19 @@ impl AppManager {
             }
             Err(e) => Some(e.to_string()),
         };
+        // Subsystems drop what outlives a stop (loaded images).
+        let ceiling = None;
+        let problems = crate::steps::clear_app(
+            &self.kernel,
+            &Principal::app(name, ceiling),
+            &info.version,
+            ClearReason::Remove,
+        )
+        .await;
         cx.record_durable(
             "app.remove",
-            &json!({ "name": name, "version": info.version, "hook_error": hook_error }),
+            &json!({ "name": name, "version": info.version, "hook_error": hook_error,
+                     "problems": problems }),
         )?;
         let dir = self.app_dir(name);
         if dir.exists() {
@@ -324,14 +337,15 @@ impl AppManager {
         self.lock_registry().apps.get(name).cloned()
     }
 
-    /// The registry's entry corrected by the process table: a Running app
-    /// with an agent that has stopped since is Degraded, naming the agent
-    /// and why it stopped.
+    /// The registry's entry corrected by the process table and the
+    /// subsystems: a Running app with an agent that has stopped since, or a
+    /// container service that gave up restarting, is Degraded, naming it
+    /// and why.
     fn live(&self, mut info: AppInfo) -> AppInfo {
         if info.state != AppState::Running {
             return info;
         }
-        let down: Vec<String> = info
+        let mut down: Vec<String> = info
             .agents
             .iter()
             .filter_map(|a| {
@@ -347,6 +361,7 @@ impl AppManager {
                 }
             })
             .collect();
+        down.extend(self.kernel.app_problems(&info.name));
         if !down.is_empty() {
             info.state = AppState::Degraded;
             info.error = Some(down.join("; "));
@@ -395,12 +410,22 @@ impl AppManager {
                         "copied".to_string()
                     }
                     Step::Precompile(c) => {
+                        // Compiling a big guest (CPython, SpiderMonkey) takes seconds.
+                        progress(Progress {
+                            step: format!("compiling {c}"),
+                            done,
+                            total,
+                        });
                         v.load(c)?;
                         format!("precompiled {c}")
                     }
                     Step::RunHook(h) => {
                         v.run_hook(h).await?;
                         format!("{} done", h.hook)
+                    }
+                    Step::PrepareImage(s) => {
+                        v.unit_step(step).await?;
+                        format!("image of service `{}` ready", s.name)
                     }
                     other => {
                         return Err(AppError::Unsupported {
@@ -456,16 +481,22 @@ impl AppManager {
 
     /// The start steps of `v`; on failure, what was started is undone.
     async fn bring_up(&self, v: &Version<'_>) -> Result<Started, AppError> {
-        // A crash may have left the subsystems holding things for the app.
-        for name in self.kernel.unit_names() {
-            if let Some(unit) = self.kernel.unit(name) {
-                unit.app_clear(&self.kernel, &v.app)
-                    .await
-                    .map_err(|e| AppError::kernel(v.name, format!("clearing {name}"), e))?;
-            }
+        // A crash may have left the subsystems holding things for the app
+        // (a unit may keep what this start takes over: running containers).
+        let problems = v.clear(ClearReason::Start).await;
+        if !problems.is_empty() {
+            return Err(AppError::kernel(
+                v.name,
+                "clearing what an earlier run left",
+                weft_kernel::KernelError::Failed(problems.join("; ")),
+            ));
         }
         let mut started = Started::default();
-        match v.run(&v.plan.start, &mut started).await {
+        let result = match v.run(&v.plan.start, &mut started).await {
+            Ok(()) => v.started().await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => Ok(started),
             Err(e) => {
                 for p in v.undo(&started).await {

@@ -13,7 +13,9 @@ use serde_json::json;
 use weft_kernel::ipc::service::{AuditLevel, ServiceEndpoint};
 use weft_kernel::ipc::{RegisterService, UnregisterService};
 use weft_kernel::tools::{RegisterTool, ToolEntry, UnregisterTool};
-use weft_kernel::{AppStepCx, Kernel, KernelError, Principal, Spawn, SpawnRequest, Stop};
+use weft_kernel::{
+    AppClearCx, AppStepCx, ClearReason, Kernel, KernelError, Principal, Spawn, SpawnRequest, Stop,
+};
 use weft_model::plan::{HookRun, InstallPlan, ServiceSource, Step};
 use weft_runtime::{Limits, LoadedComponent};
 
@@ -196,10 +198,8 @@ impl Version<'_> {
                 let mut entry = ToolEntry::new(&t.name, self.load(&t.component)?);
                 entry.limits = convert::tool_limits(&t.limits, &Limits::default());
                 entry.grants = convert::tool_grants(t, &self.data_dir);
-                entry.description = format!(
-                    "{} (app {}@{})",
-                    self.plan.manifest.app.description, self.name, self.version
-                );
+                // The description is the tool's own `describe()` (filled in at
+                // registration); the owner column already names the app.
                 k.act(app, RegisterTool(entry)).await.map_err(kernel_err(
                     self.name,
                     format!("registering tool `{}`", t.name),
@@ -260,7 +260,11 @@ impl Version<'_> {
                     Ok(())
                 }
                 ServiceSource::Image(_) | ServiceSource::ImageArchive(_) => {
-                    self.unit_step(step).await
+                    // The containers unit registers it, and takes it down
+                    // when the app stops (its `app_clear`).
+                    self.unit_step(step).await?;
+                    started.services.push(s.name.clone());
+                    Ok(())
                 }
             },
             Step::SpawnAgent(a) => {
@@ -283,27 +287,56 @@ impl Version<'_> {
                 Ok(())
             }
             Step::AddCron(_) => self.unit_step(step).await,
-            Step::VerifyDigests(_) | Step::CopyBundle | Step::Precompile(_) => {
-                Err(AppError::kernel(
-                    self.name,
-                    "carrying out the plan",
-                    KernelError::Invalid(format!("{step:?} is an install step, not a start step")),
-                ))
-            }
+            Step::VerifyDigests(_)
+            | Step::CopyBundle
+            | Step::Precompile(_)
+            | Step::PrepareImage(_) => Err(AppError::kernel(
+                self.name,
+                "carrying out the plan",
+                KernelError::Invalid(format!("{step:?} is an install step, not a start step")),
+            )),
         }
     }
 
     /// A step another subsystem carries out (the one that claims it).
-    async fn unit_step(&self, step: &Step) -> Result<(), AppError> {
+    pub async fn unit_step(&self, step: &Step) -> Result<(), AppError> {
         let k = self.kernel;
         let unit = claimant(k, step).ok_or_else(|| unclaimed(self.name, step))?;
         unit.app_step(AppStepCx {
             kernel: k,
             app: &self.app,
+            version: self.version,
+            dir: &self.dir,
+            data_dir: &self.data_dir,
+            digests: self.digests,
             step,
         })
         .await
         .map_err(kernel_err(self.name, describe(step)))
+    }
+
+    /// Ask every subsystem to let go of what it holds for the app (for
+    /// `reason`); each failure is one line.
+    pub async fn clear(&self, reason: ClearReason) -> Vec<String> {
+        clear_app(self.kernel, &self.app, self.version, reason).await
+    }
+
+    /// Tell every subsystem the start is complete (they sweep what the
+    /// start did not take over).
+    pub async fn started(&self) -> Result<(), AppError> {
+        for unit in self.kernel.units() {
+            let cx = AppClearCx {
+                kernel: self.kernel,
+                app: &self.app,
+                version: self.version,
+                reason: ClearReason::Start,
+            };
+            unit.app_started(cx).await.map_err(kernel_err(
+                self.name,
+                format!("finishing the start ({})", unit.name()),
+            ))?;
+        }
+        Ok(())
     }
 
     /// Take back what `started` holds, last first, then let every
@@ -336,15 +369,32 @@ impl Version<'_> {
                 }
             }
         }
-        for name in k.unit_names() {
-            if let Some(unit) = k.unit(name) {
-                if let Err(e) = unit.app_clear(k, app).await {
-                    problems.push(format!("{name}: {e}"));
-                }
-            }
-        }
+        problems.extend(self.clear(ClearReason::Stop).await);
         problems
     }
+}
+
+/// Ask every subsystem to let go of what it holds for `app` (for
+/// `reason`); each failure is one line.
+pub(crate) async fn clear_app(
+    kernel: &Kernel,
+    app: &Principal,
+    version: &str,
+    reason: ClearReason,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for unit in kernel.units() {
+        let cx = AppClearCx {
+            kernel,
+            app,
+            version,
+            reason,
+        };
+        if let Err(e) = unit.app_clear(cx).await {
+            problems.push(format!("{}: {e}", unit.name()));
+        }
+    }
+    problems
 }
 
 /// The subsystem that carries out `step`, if any is registered.
@@ -362,6 +412,7 @@ pub(crate) fn claimant(
 pub(crate) fn describe(step: &Step) -> String {
     match step {
         Step::RegisterService(s) => format!("service `{}`", s.name),
+        Step::PrepareImage(s) => format!("the image of service `{}`", s.name),
         Step::AddCron(c) => format!("cron job `{}` for `{}`", c.schedule, c.target),
         other => format!("{other:?}"),
     }
@@ -370,7 +421,7 @@ pub(crate) fn describe(step: &Step) -> String {
 /// The error for a step no subsystem of this kernel carries out.
 pub(crate) fn unclaimed(app: &str, step: &Step) -> AppError {
     match step {
-        Step::RegisterService(s) => match &s.source {
+        Step::RegisterService(s) | Step::PrepareImage(s) => match &s.source {
             ServiceSource::Image(image) | ServiceSource::ImageArchive(image) => {
                 AppError::NoContainerEngine {
                     name: app.to_string(),
@@ -397,11 +448,15 @@ pub(crate) fn unclaimed(app: &str, step: &Step) -> AppError {
 /// The start steps this kernel cannot carry out (checked at install).
 pub(crate) fn unsupported(k: &Kernel, plan: &InstallPlan) -> Option<AppError> {
     let name = &plan.manifest.app.name;
-    plan.start.iter().find_map(|s| match s {
-        Step::RegisterService(svc) if svc.source.is_container() => {
-            claimant(k, s).is_none().then(|| unclaimed(name, s))
-        }
-        Step::AddCron(_) => claimant(k, s).is_none().then(|| unclaimed(name, s)),
-        _ => None,
-    })
+    plan.install
+        .iter()
+        .chain(&plan.start)
+        .find_map(|s| match s {
+            Step::PrepareImage(_) => claimant(k, s).is_none().then(|| unclaimed(name, s)),
+            Step::RegisterService(svc) if svc.source.is_container() => {
+                claimant(k, s).is_none().then(|| unclaimed(name, s))
+            }
+            Step::AddCron(_) => claimant(k, s).is_none().then(|| unclaimed(name, s)),
+            _ => None,
+        })
 }

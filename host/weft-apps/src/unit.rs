@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use weft_kernel::components::component_path;
+use weft_kernel::components::component_source;
 use weft_kernel::console::LogLevel;
 use weft_kernel::control::{ControlCx, ControlReply};
 use weft_kernel::{BoxFuture, InitCx, Kernel, KernelError, Principal, Subsystem, SubsystemError};
@@ -91,8 +91,12 @@ impl Subsystem for AppsUnit {
     fn init(&self, cx: &InitCx<'_>) -> Result<(), SubsystemError> {
         let err = |e: KernelError| SubsystemError::new("apps", e);
         let section: AppsSection = cx.section().map_err(err)?;
-        let path = component_path(section.component.as_deref(), cx.config_path(), "apps.wasm");
-        match AppsChecker::from_file(cx.runtime(), &path) {
+        let path = component_source(section.component.as_deref(), cx.config_path(), "apps.wasm");
+        match path
+            .bytes()
+            .map_err(crate::checker::CheckError::Load)
+            .and_then(|b| AppsChecker::new(cx.runtime(), &b))
+        {
             Ok(c) => {
                 // init runs once per kernel.
                 let _first = self.checker.set(c);

@@ -18,6 +18,24 @@ pub(crate) fn plan(p: w::InstallPlan) -> m::InstallPlan {
     }
 }
 
+/// The kernel's policy, as the component takes it.
+pub(crate) fn policy(p: &weft_model::policy::CheckPolicy) -> w::CheckPolicy {
+    use weft_model::policy::ContainerEngine as E;
+    w::CheckPolicy {
+        containers: match &p.containers {
+            E::Unchecked => w::ContainerEngine::Unchecked,
+            E::Absent => w::ContainerEngine::Absent,
+            E::Policy(c) => w::ContainerEngine::Policy(w::ContainerPolicy {
+                host_port_min: c.host_port_min,
+                host_port_max: c.host_port_max,
+                allowed_caps: c.allowed_caps.clone(),
+                max_memory_bytes: c.max_memory_bytes,
+                max_nano_cpus: c.max_nano_cpus,
+            }),
+        },
+    }
+}
+
 /// A diagnostic as the host renders it.
 pub(crate) fn diagnostic(d: w::Diagnostic) -> m::Diagnostic {
     m::Diagnostic {
@@ -76,6 +94,8 @@ fn caps(c: w::Capabilities) -> Capabilities {
         chain_append: c.chain_append,
         spawn: c.spawn,
         cron: c.cron,
+        // The apps component does not carry `ecc` grants yet (see docs/ecc.md).
+        ecc: Default::default(),
     }
 }
 
@@ -231,6 +251,7 @@ fn step(s: w::Step) -> m::Step {
             hook: h.hook,
             component: h.component,
         }),
+        w::Step::PrepareImage(s) => m::Step::PrepareImage(service(s)),
         w::Step::RegisterTool(t) => m::Step::RegisterTool(tool(t)),
         w::Step::RegisterService(s) => m::Step::RegisterService(service(s)),
         w::Step::SpawnAgent(a) => m::Step::SpawnAgent(agent(a)),

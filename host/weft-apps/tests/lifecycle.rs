@@ -277,9 +277,11 @@ async fn manifest_errors_and_containers_are_refused() {
     let apps = manager(&k);
     let image = |s: String| format!("{s}\n[[services]]\nname = \"db\"\nimage = \"postgres:16\"\n");
     let b = bundle(tmp.path(), "1.0.0", image, None).await;
+    // Refused by the checker, with the position of the `image` key.
     let err = apps.install(&b, quiet()).await.unwrap_err();
-    assert_eq!(err.kind(), "unsupported");
+    assert_eq!(err.kind(), "manifest");
     assert!(err.to_string().contains("no container engine"), "{err}");
+    assert!(err.to_string().contains("weftapp.toml:"), "{err}");
     assert!(!state.join("apps/hello").exists());
 
     let dir = tmp.path().join("hello-1.0.0");

@@ -2,6 +2,8 @@
 //! rejected at the exact line and column, naming the key and what was
 //! expected.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{checker, with_agent, APP};

@@ -1,5 +1,7 @@
 //! A good manifest gives the expected plan; a failing checker is an error.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -182,6 +184,8 @@ on_start = "c/boss.wasm"
             Step::Precompile("c/wc.wasm".into()),
             Step::Precompile("c/api.wasm".into()),
             Step::Precompile("c/setup.wasm".into()),
+            // Images are loaded or pulled at install, before any hook runs.
+            Step::PrepareImage(m.services[0].clone()),
             hook("on-install", "c/setup.wasm"),
         ]
     );
@@ -293,13 +297,15 @@ component = "c/api.wasm"
         m.services[1].health.as_ref().map(|h| &h.probe),
         Some(&Probe::Exec(vec!["true".into()]))
     );
-    // The archive is locked (verify-digests) but never compiled.
+    // The archive is locked (verify-digests) but never compiled; each image is prepared once.
     assert_eq!(
         plan.install,
         vec![
             Step::VerifyDigests(vec!["c/api.wasm".into(), "images/web.tar".into()]),
             Step::CopyBundle,
             Step::Precompile("c/api.wasm".into()),
+            Step::PrepareImage(m.services[0].clone()),
+            Step::PrepareImage(m.services[1].clone()),
         ]
     );
     assert_eq!(
@@ -392,6 +398,7 @@ fn strict_caps_with_ceiling_deny() -> weft_apps::types::Capabilities {
         chain_append: false,
         spawn: false,
         cron: false,
+        ecc: Default::default(),
     }
 }
 

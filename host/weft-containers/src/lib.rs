@@ -22,6 +22,9 @@
 //! Every operation is one call returning what a chain record needs (ids,
 //! image digests, names, exit codes). Restarting is the caller's job: the
 //! engine's own restart policy is always `no`.
+//!
+//! [`unit`] is the subsystem built on it: container services of apps,
+//! each engine operation an action through the kernel's chokepoint.
 
 #![deny(missing_docs)]
 
@@ -33,6 +36,7 @@ mod labels;
 mod logs;
 pub mod probe;
 mod spec;
+pub mod unit;
 
 pub use container::{
     AppliedSecurity, ContainerId, ContainerState, ContainerStatus, ContainerSummary, Created,
@@ -46,8 +50,8 @@ pub use labels::{
 };
 pub use logs::{LogLine, LogStream, OutputStream, MAX_LINE};
 pub use probe::{
-    post_json, post_json_limited, probe_exec, probe_http_get, probe_tcp, probe_tcp_with_settle,
-    HttpReply,
+    post_json, post_json_limited, post_json_with, probe_exec, probe_http_get, probe_tcp,
+    probe_tcp_with_settle, HttpReply,
 };
 pub use spec::{
     BoundMount, BoundPort, ContainerSpec, ImageSource, Policy, PortMapping, Protocol, Refusal,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Body;
 use hyper::client::conn::http1;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -159,16 +159,39 @@ pub async fn post_json_limited(
     timeout: Duration,
     max_response: usize,
 ) -> Result<HttpReply, ProbeError> {
+    post_json_with(
+        addr,
+        path,
+        Bytes::copy_from_slice(body),
+        &[],
+        timeout,
+        max_response,
+    )
+    .await
+}
+
+/// [`post_json_limited`] with extra request headers (a service call's
+/// `Weft-Method`, `Weft-Sender`).
+pub async fn post_json_with(
+    addr: SocketAddr,
+    path: &str,
+    body: Bytes,
+    headers: &[(&str, HeaderValue)],
+    timeout: Duration,
+    max_response: usize,
+) -> Result<HttpReply, ProbeError> {
     check_path(path, path)?;
-    let req = hyper::Request::post(path)
+    let mut req = hyper::Request::post(path)
         .header(HOST, addr.to_string())
         .header(CONTENT_TYPE, "application/json")
-        .header(CONNECTION, "close")
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .map_err(|e| ProbeError::Http {
-            addr,
-            message: e.to_string(),
-        })?;
+        .header(CONNECTION, "close");
+    for (k, v) in headers {
+        req = req.header(*k, v.clone());
+    }
+    let req = req.body(Full::new(body)).map_err(|e| ProbeError::Http {
+        addr,
+        message: e.to_string(),
+    })?;
     tokio::time::timeout(timeout, exchange(addr, req, max_response))
         .await
         .map_err(|_| ProbeError::Timeout {

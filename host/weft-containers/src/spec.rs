@@ -450,64 +450,13 @@ impl Policy {
     }
 }
 
-/// Every Linux capability name, without the `CAP_` prefix.
-pub const LINUX_CAPS: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
+/// Every Linux capability name, without the `CAP_` prefix (the model's
+/// list: the manifest checker and the engine layer agree on it).
+pub const LINUX_CAPS: &[&str] = weft_model::plan::LINUX_CAPABILITIES;
 
 /// Capabilities refused whatever the policy says: each is enough to escape
-/// the container or take over the host (module loading, raw I/O, mount and
-/// namespace control, LSM override, eBPF, `open_by_handle_at`).
-pub const NEVER_CAPS: &[&str] = &[
-    "SYS_ADMIN",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_BOOT",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "BPF",
-    "DAC_READ_SEARCH",
-];
+/// the container or take over the host (see the model's list).
+pub const NEVER_CAPS: &[&str] = weft_model::plan::NEVER_CAPABILITIES;
 
 fn normalize_cap(c: &str) -> String {
     let up = c.trim().to_ascii_uppercase();

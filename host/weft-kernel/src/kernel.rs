@@ -155,9 +155,11 @@ impl Kernel {
             &chain_dir,
             ChainConfig {
                 chain_id: config.chain.chain_id,
-                checkpoint_every: config.chain.checkpoint_every,
                 signing_key: Some(key.signing_key().clone()),
                 flush_interval: Duration::from_millis(config.chain.flush_interval_ms),
+                max_segment_bytes: config.chain.segment_mib << 20,
+                keep: config.chain.keep.clone(),
+                archive_dir: config.chain.archive.clone(),
                 ..ChainConfig::default()
             },
         )?;
@@ -177,12 +179,21 @@ impl Kernel {
             BootPhase::Init,
             LogLevel::Info,
             format!(
-                "chain: {} events, {} checkpoints verified; public key {}",
+                "chain: {} events in {} segments, resumed from the signed head of size {} ({} events replayed); public key {}",
                 report.events,
-                report.checkpoints,
+                report.segments,
+                report.resumed_from,
+                report.replayed_events,
                 weft_chain::public_key_hex(&chain.public_key())
             ),
         );
+        if config.chain.checkpoint_every.is_some() || config.chain.sign_every_decision.is_some() {
+            log.push(
+                BootPhase::Init,
+                LogLevel::Warn,
+                "chain: `checkpoint_every` and `sign_every_decision` are ignored since chain format 2 (a signed tree head at every commit proves every event)",
+            );
+        }
 
         let tree = if report.created {
             let t = TreeManager::new(chain.clone());
@@ -191,10 +202,13 @@ impl Kernel {
         } else {
             TreeManager::restore(chain.clone())?
         };
-        // Agents do not survive a restart; drop what a crash left behind.
-        for node in tree.list("/kernel/agents").unwrap_or_default() {
-            if node.path != "/kernel/agents" && tree.get(&node.path).is_some() {
-                tree.remove_recursive(&node.path)?;
+        // Agents and services do not survive a restart (apps register theirs
+        // again as they resume); drop what a crash left behind.
+        for root in ["/kernel/agents", "/kernel/services"] {
+            for node in tree.list(root).unwrap_or_default() {
+                if node.path != root && tree.get(&node.path).is_some() {
+                    tree.remove_recursive(&node.path)?;
+                }
             }
         }
 
@@ -218,8 +232,17 @@ impl Kernel {
             ..RuntimeConfig::default()
         })?;
         let mut linker = runtime.linker()?;
-        bindings::Agent::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| KernelError::Failed(format!("cannot link agent syscalls: {e:#}")))?;
+        // The kernel's own interfaces; subsystems link theirs (e.g. `ecc`) below.
+        {
+            use bindings::weft::kernel::{ipc, kernel as syscalls, types};
+            use wasmtime::component::HasSelf;
+            let failed = |e: wasmtime::Error| {
+                KernelError::Failed(format!("cannot link agent syscalls: {e:#}"))
+            };
+            types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(failed)?;
+            ipc::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(failed)?;
+            syscalls::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(failed)?;
+        }
         for u in units.iter() {
             u.link(&mut linker)?;
         }
@@ -240,12 +263,7 @@ impl Kernel {
         }
         capability.allow("app:*", &app_actions).map_err(bad)?;
         let layered = Arc::new(LayeredGate::new(capability));
-        let chained = ChainedGate::new(
-            layered.clone() as Arc<dyn GateBackend>,
-            chain.clone(),
-            key.signing_key().clone(),
-        )
-        .sign_every_decision(config.chain.sign_every_decision);
+        let chained = ChainedGate::new(layered.clone() as Arc<dyn GateBackend>, chain.clone());
         log.push(
             BootPhase::Services,
             LogLevel::Info,
@@ -299,8 +317,13 @@ impl Kernel {
             .shared
             .note("kernel", "kernel.boot", &json!({ "state_dir": state_dir }))?;
         let units: Vec<_> = kernel.shared.units().iter().cloned().collect();
-        for u in units {
+        for u in &units {
             u.start(&kernel)
+                .await
+                .map_err(|e| KernelError::Failed(format!("subsystem {e}")))?;
+        }
+        for u in &units {
+            u.booted(&kernel)
                 .await
                 .map_err(|e| KernelError::Failed(format!("subsystem {e}")))?;
         }
@@ -329,11 +352,17 @@ impl Kernel {
     /// before parents), record the shutdown, write the final checkpoint and
     /// halt.
     pub async fn shutdown(&self) -> KernelResult<()> {
+        let units: Vec<_> = self.shared.units().iter().cloned().collect();
+        if self.state() == KernelState::Running {
+            // Still Running, so what they take down is gated and recorded.
+            for u in units.iter().rev() {
+                u.shutdown(self).await;
+            }
+        }
         self.transition(KernelState::ShuttingDown)?;
         self.shared
             .log
             .push(BootPhase::Shutdown, LogLevel::Info, "shutting down");
-        let units: Vec<_> = self.shared.units().iter().cloned().collect();
         for u in units.iter().rev() {
             u.stop();
         }
@@ -508,6 +537,33 @@ impl Kernel {
     /// The names of every subsystem, in registration order.
     pub fn unit_names(&self) -> Vec<&'static str> {
         self.shared.units().names()
+    }
+
+    /// Every subsystem, in registration order.
+    pub fn units(&self) -> Vec<Arc<dyn Subsystem>> {
+        self.shared.units().iter().cloned().collect()
+    }
+
+    /// What this kernel allows a manifest: each subsystem adds its part
+    /// (no container engine unless a unit says there is one).
+    pub fn check_policy(&self) -> weft_model::policy::CheckPolicy {
+        let mut p = weft_model::policy::CheckPolicy {
+            containers: weft_model::policy::ContainerEngine::Absent,
+        };
+        for u in self.shared.units().iter() {
+            u.check_policy(&mut p);
+        }
+        p
+    }
+
+    /// What the subsystems find wrong with running app `app` (see
+    /// [`Subsystem::app_problems`]).
+    pub fn app_problems(&self, app: &str) -> Vec<String> {
+        self.shared
+            .units()
+            .iter()
+            .flat_map(|u| u.app_problems(app))
+            .collect()
     }
 
     /// Every gate action any unit asks for, with the unit that asks.

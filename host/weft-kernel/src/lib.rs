@@ -32,6 +32,7 @@ pub mod process;
 mod shared;
 pub mod status;
 pub mod subsystem;
+pub mod suggest;
 pub mod supervisor;
 pub mod tools;
 
@@ -43,7 +44,8 @@ pub use ipc::{KernelMessage, KernelSignal, MessageTarget, Payload, SendOutcome};
 pub use kernel::{default_state_dir, Kernel, KernelState, KernelStats};
 pub use process::{Pid, ProcessInfo, ProcessState};
 pub use subsystem::{
-    AppStepCx, BoxFuture, BuiltinCx, Extensions, InitCx, Subsystem, SubsystemError,
+    AppClearCx, AppStepCx, BoxFuture, BuiltinCx, ClearReason, Extensions, InitCx, Subsystem,
+    SubsystemError,
 };
 pub use supervisor::{Restart, RestartPolicy, Spawn, SpawnRequest, Stop};
 

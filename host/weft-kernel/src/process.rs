@@ -240,6 +240,11 @@ impl ProcessTable {
         self.names.get(name).map(|p| *p)
     }
 
+    /// The names of the live processes.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        self.names.iter().map(|e| e.key().clone()).collect()
+    }
+
     /// The name of `pid`.
     pub fn name_of(&self, pid: Pid) -> Option<Arc<str>> {
         self.entries.get(&pid).map(|e| e.name.clone())

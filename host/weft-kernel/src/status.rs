@@ -47,6 +47,10 @@ pub enum Request {
     Logs {
         /// `debug`, `info`, `warn` or `error`.
         level: Option<String>,
+        /// Only lines from this source: an agent's name, or an app's name
+        /// for all of its agents (`app` matches `app.*`).
+        #[serde(default)]
+        source: Option<String>,
     },
     /// Stop the kernel once this is answered.
     Stop,
@@ -128,13 +132,16 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
                     "len": s.chain.len,
                     "last_seq": s.chain.last_seq,
                     "public_key": s.chain.public_key,
-                    "checkpoints": s.chain.checkpoints,
+                    "heads": s.chain.heads,
+                    "durable_head": s.chain.durable_head,
+                    "segments": s.chain.segments,
+                    "first_seq": s.chain.first_seq,
                 },
                 "units": k.unit_names(),
                 "subsystems": subsystems,
             }))
         }
-        Request::Logs { level } => {
+        Request::Logs { level, source } => {
             cx.query("kernel.logs").await?;
             let min = match level.as_deref() {
                 None | Some("debug") => LogLevel::Debug,
@@ -147,10 +154,19 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
                     )))
                 }
             };
+            let from = |e: &crate::console::BootEvent| match (&source, &e.source) {
+                (None, _) => true,
+                (Some(want), Some(s)) => {
+                    s == want
+                        || s.strip_prefix(want.as_str())
+                            .is_some_and(|r| r.starts_with('.'))
+                }
+                (Some(_), None) => false,
+            };
             to_value(
                 k.logs()
                     .into_iter()
-                    .filter(|e| e.level >= min)
+                    .filter(|e| e.level >= min && from(e))
                     .collect::<Vec<_>>(),
             )
         }
@@ -173,11 +189,15 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
 enum KernelCmd {
     /// State, processes, chain and subsystems.
     Status(JsonFlag),
-    /// The kernel's log.
+    /// The kernel's log: its own lines, and each agent's `log` calls and
+    /// stdout (info) / stderr (warn) lines under the agent's name.
     Logs {
         /// Lowest level shown: debug, info, warn, error.
         #[arg(long)]
         level: Option<String>,
+        /// Only what this agent said (an app's name: all of its agents).
+        #[arg(long, value_name = "AGENT|APP")]
+        source: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -251,16 +271,18 @@ async fn kernel(cx: &CliContext<'_>, m: &clap::ArgMatches) -> anyhow::Result<Exi
                 }
             }))
         }
-        KernelCmd::Logs { level, json } => {
-            let v = crate::ask!(state, "kernel", &Request::Logs { level });
+        KernelCmd::Logs {
+            level,
+            source,
+            json,
+        } => {
+            let v = crate::ask!(state, "kernel", &Request::Logs { level, source });
             Ok(output(json, &v, |v| {
                 for e in items(v) {
-                    println!(
-                        "{:<5} {:<8} {}",
-                        cell(&e["level"]),
-                        cell(&e["phase"]).to_lowercase(),
-                        cell(&e["message"])
-                    );
+                    match serde_json::from_value::<crate::console::BootEvent>(e.clone()) {
+                        Ok(ev) => println!("{}", ev.render()),
+                        Err(_) => println!("{}", cell(&e["message"])),
+                    }
                 }
             }))
         }

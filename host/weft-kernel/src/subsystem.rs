@@ -24,7 +24,7 @@ use weft_runtime::Runtime;
 
 use weft_model::plan::Step;
 
-use crate::act::{AgentPrincipal, Principal};
+use crate::act::{AgentPrincipal, AppPrincipal, Principal};
 use crate::agent::AgentLinker;
 use crate::console::{BootPhase, LogLevel};
 use crate::control::{ControlCx, ControlError, ControlReply};
@@ -81,6 +81,14 @@ pub trait Subsystem: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
+    /// The kernel is about to shut down (still Running, so still
+    /// recording): take down what should not outlive it (containers),
+    /// through the chokepoint. Called last registered first, before
+    /// [`Subsystem::stop`].
+    fn shutdown<'a>(&'a self, _kernel: &'a Kernel) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
     /// The kernel is shutting down: stop drivers.
     fn stop(&self) {}
 
@@ -114,15 +122,42 @@ pub trait Subsystem: Send + Sync + 'static {
         Box::pin(async { Err(KernelError::Invalid("step not claimed".into())) })
     }
 
-    /// Undo whatever this subsystem holds for `app` (its jobs, its
-    /// containers): called when the app stops, and before it starts again
-    /// (a crash may have left things behind). Through the chokepoint.
-    fn app_clear<'a>(
-        &'a self,
-        _kernel: &'a Kernel,
-        _app: &'a Principal,
-    ) -> BoxFuture<'a, KernelResult<()>> {
+    /// Let go of what this subsystem holds for an app (its jobs, its
+    /// containers), as [`AppClearCx::reason`] says: before the app starts
+    /// (a crash may have left things behind; a unit may keep what the
+    /// start will take over), when it stops, when it is removed. Through
+    /// the chokepoint.
+    fn app_clear<'a>(&'a self, _cx: AppClearCx<'a>) -> BoxFuture<'a, KernelResult<()>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Every start step of the app succeeded: drop what a crash left
+    /// behind that this start did not take over.
+    fn app_started<'a>(&'a self, _cx: AppClearCx<'a>) -> BoxFuture<'a, KernelResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// What is wrong with a running app in this subsystem (a container
+    /// that gave up restarting, with its exit code): the app shows as
+    /// Degraded with these.
+    fn app_problems(&self, _app: &str) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Add what this subsystem allows a manifest to the policy the apps
+    /// checker applies (a container engine and its limits).
+    fn check_policy(&self, _policy: &mut weft_model::policy::CheckPolicy) {}
+
+    /// Every subsystem has started (and the apps unit has resumed the
+    /// apps that were running): sweep what no running app owns.
+    fn booted<'a>(&'a self, _kernel: &'a Kernel) -> BoxFuture<'a, Result<(), SubsystemError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Rows this subsystem adds to `weaver ps` (each a JSON object with a
+    /// `kind`, a `name`, a `state` and an `owner`).
+    fn ps_rows(&self) -> Vec<Value> {
+        Vec::new()
     }
 
     /// Per-agent state, put into the agent's store extensions when an
@@ -219,8 +254,61 @@ pub struct AppStepCx<'a> {
     pub kernel: &'a Kernel,
     /// The app, as the principal the step acts as.
     pub app: &'a Principal,
+    /// The app's version the step belongs to.
+    pub version: &'a str,
+    /// Where that version is installed (its bundle files, digest-checked
+    /// at install).
+    pub dir: &'a Path,
+    /// The app's data dir (kept across versions).
+    pub data_dir: &'a Path,
+    /// The BLAKE3 digest of each bundle file, as verified at install (a
+    /// file used later is checked against it again).
+    pub digests: &'a std::collections::BTreeMap<String, String>,
     /// The step.
     pub step: &'a Step,
+}
+
+impl AppStepCx<'_> {
+    /// The app's name.
+    pub fn app_name(&self) -> &str {
+        self.app
+            .as_app()
+            .map(AppPrincipal::name)
+            .unwrap_or_default()
+    }
+}
+
+/// Why [`Subsystem::app_clear`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClearReason {
+    /// The app's `version` is about to start.
+    Start,
+    /// The app is stopping.
+    Stop,
+    /// The app is being removed (after it stopped).
+    Remove,
+}
+
+/// An app a subsystem is asked to let go of (or to sweep after a start).
+pub struct AppClearCx<'a> {
+    /// The kernel.
+    pub kernel: &'a Kernel,
+    /// The app, as the principal it acts as.
+    pub app: &'a Principal,
+    /// Its version (the one starting, running or removed).
+    pub version: &'a str,
+    /// Why.
+    pub reason: ClearReason,
+}
+
+impl AppClearCx<'_> {
+    /// The app's name.
+    pub fn app_name(&self) -> &str {
+        self.app
+            .as_app()
+            .map(AppPrincipal::name)
+            .unwrap_or_default()
+    }
 }
 
 /// A built-in request: who sent it, which agent received it, and the JSON

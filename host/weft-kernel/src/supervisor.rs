@@ -133,6 +133,10 @@ fn gate_actions(caps: &Capabilities) -> Vec<&'static str> {
     if caps.cron {
         a.extend(["cron.add", "cron.remove"]);
     }
+    if !caps.ecc.ops.is_empty() {
+        // Which ops on which namespaces: checked by the `ecc` unit.
+        a.push("ecc.*");
+    }
     a
 }
 
@@ -149,7 +153,7 @@ pub(crate) fn agent_pre(shared: &Shared, c: &LoadedComponent) -> KernelResult<Ag
     let pre = shared
         .agents
         .linker
-        .instantiate_pre(&c.component)
+        .instantiate_pre(c.component().map_err(KernelError::Run)?)
         .map_err(invalid)?;
     let pre = bindings::AgentPre::new(pre).map_err(invalid)?;
     pres.insert(c.digest, pre.clone());

@@ -474,6 +474,10 @@ pub enum Step {
     Precompile(String),
     /// Run a hook component.
     RunHook(HookRun),
+    /// Make this container service's image present on the engine: load
+    /// its `image_archive`, or pull its `image` as its `pull` says. An
+    /// install step, so starting needs no registry.
+    PrepareImage(ServiceSpec),
     /// Register this tool.
     RegisterTool(ToolSpec),
     /// Register (and for a component or image, run) this service.
@@ -490,7 +494,7 @@ pub struct InstallPlan {
     /// The manifest, defaults applied.
     pub manifest: Manifest,
     /// Install and upgrade, in order: `verify-digests`, `copy-bundle`,
-    /// `precompile`*, `run-hook(on-install)`?.
+    /// `precompile`*, `prepare-image`*, `run-hook(on-install)`?.
     pub install: Vec<Step>,
     /// Start, in order: `run-hook(on-start)`?, `register-tool`*,
     /// `register-service`*, `spawn-agent`* (the `auto_start` agents, in

@@ -143,7 +143,7 @@ macro_rules! world {
                     reason: format!("not a {} component: {e:#}", $name),
                 };
                 let linker = rt.linker::<()>()?;
-                let pre = linker.instantiate_pre(&c.component).map_err(bad)?;
+                let pre = linker.instantiate_pre(c.component()?).map_err(bad)?;
                 $pre::new(pre).map_err(bad)
             }
             async fn instantiate(

@@ -1,6 +1,8 @@
 //! The cron component as the kernel's cron service: schedules, delivery to
 //! a real agent, the `cron.add` built-in, persistence, failures.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

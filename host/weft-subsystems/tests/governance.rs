@@ -1,6 +1,8 @@
 //! The governance component behind the gate: decisions, policies, hot swap
 //! under load, failures (all with the real components).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! The health component: thresholds, degraded and down, probes run by the
 //! host when due.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,6 +5,7 @@ use toml::de::{DeTable, DeValue};
 use crate::walk::{as_str, Cx, Tbl, Val};
 use crate::{agents, services};
 use weft_model::plan::{AppMeta, Diagnostic, HookRun, InstallPlan, Manifest, ServiceSource, Step};
+use weft_model::policy::CheckPolicy;
 
 /// Characters allowed in app, tool and service names: `[a-z0-9-]`.
 pub const NAME_CHARS: &str = "abcdefghijklmnopqrstuvwxyz0123456789-";
@@ -25,9 +26,20 @@ const TOP_KEYS: &[&str] = &[
 /// Manifests larger than this are refused before parsing.
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 
-/// Check a manifest. `file` names it in messages about the whole file.
+/// Check a manifest against its own rules only. `file` names it in
+/// messages about the whole file.
 pub fn check(src: &str, file: &str) -> Result<InstallPlan, Vec<Diagnostic>> {
+    check_with(src, file, CheckPolicy::default())
+}
+
+/// Check a manifest against its own rules and the kernel's `policy`.
+pub fn check_with(
+    src: &str,
+    file: &str,
+    policy: CheckPolicy,
+) -> Result<InstallPlan, Vec<Diagnostic>> {
     let mut cx = Cx::new(src);
+    cx.policy = policy;
     if src.len() > MAX_MANIFEST_BYTES {
         cx.err(
             &(0..0),
@@ -259,6 +271,13 @@ pub fn plan(m: Manifest) -> InstallPlan {
     sorted.dedup();
     let mut install = vec![Step::VerifyDigests(sorted), Step::CopyBundle];
     install.extend(components.into_iter().map(Step::Precompile));
+    install.extend(
+        m.services
+            .iter()
+            .filter(|s| s.source.is_container())
+            .cloned()
+            .map(Step::PrepareImage),
+    );
     install.extend(hook("on-install", &h.on_install));
     let start = hook("on-start", &h.on_start)
         .into_iter()

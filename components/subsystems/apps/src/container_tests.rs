@@ -6,7 +6,9 @@ use weft_model::plan::{
     RestartPolicy, ServiceCall, ServiceSource, Step, VolumeMount,
 };
 
-use crate::check::check;
+use weft_model::policy::{CheckPolicy, ContainerEngine, ContainerPolicy};
+
+use crate::check::{check, check_with};
 use crate::containers::{image_ref_problem, memory_bytes};
 
 const APP: &str = "[app]\nname = \"hello\"\nversion = \"1.0.0\"\n";
@@ -591,6 +593,8 @@ fn an_image_archive_is_locked_but_not_compiled() {
             Step::CopyBundle,
             Step::Precompile("c/a.wasm".into()),
             Step::Precompile("c/api.wasm".into()),
+            Step::PrepareImage(m.services[0].clone()),
+            Step::PrepareImage(m.services[1].clone()),
         ]
     );
     assert_eq!(
@@ -627,4 +631,78 @@ fn the_documented_example_checks() {
     assert_eq!(c.pull, PullPolicy::IfNotPresent);
     assert_eq!(c.restart, crate::containers::DEFAULT_RESTART);
     assert!(matches!(s.health.map(|h| h.probe), Some(Probe::Http(_))));
+}
+
+fn with_policy(src: &str, containers: ContainerEngine) -> Vec<String> {
+    match check_with(src, "weftapp.toml", CheckPolicy { containers }) {
+        Ok(p) => panic!("expected errors, got {p:?}\n{src}"),
+        Err(d) => d.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn kernel_policy() -> ContainerEngine {
+    ContainerEngine::Policy(ContainerPolicy {
+        host_port_min: 20000,
+        host_port_max: 20999,
+        allowed_caps: vec!["NET_BIND_SERVICE".into()],
+        max_memory_bytes: Some(256 << 20),
+        max_nano_cpus: Some(1_000_000_000),
+    })
+}
+
+#[test]
+fn a_kernel_without_an_engine_refuses_container_services_at_their_source() {
+    let want = |col: u32, key: &str| {
+        format!(
+            "6:{col}: services[0].{key}: this kernel has no container engine configured; \
+             add `[containers]` to weft.toml (see docs/containers.md)"
+        )
+    };
+    assert_eq!(
+        with_policy(&image(""), ContainerEngine::Absent),
+        [want(9, "image")]
+    );
+    assert_eq!(
+        with_policy(&archive(""), ContainerEngine::Absent),
+        [want(17, "image_archive")]
+    );
+    // Component services need no engine.
+    check_with(
+        &component(""),
+        "weftapp.toml",
+        CheckPolicy {
+            containers: ContainerEngine::Absent,
+        },
+    )
+    .expect("a component service installs without an engine");
+}
+
+#[test]
+fn asking_for_more_than_the_kernel_allows_is_refused_at_the_key() {
+    assert_eq!(
+        with_policy(&image("ports = [\"20000:80\", \"8080:80\"]"), kernel_policy()),
+        ["7:22: services[0].ports[1]: host port 8080 is outside the range this kernel allows \
+          (20000-20999; `[containers] host_ports` in weft.toml)"]
+    );
+    assert_eq!(
+        with_policy(&image("cap_add = [\"NET_BIND_SERVICE\", \"NET_RAW\"]"), kernel_policy()),
+        ["7:32: services[0].cap_add[1]: capability \"NET_RAW\" is not allowed in this kernel's \
+          environment (allowed: NET_BIND_SERVICE; `[containers] allowed_caps` in weft.toml)"]
+    );
+    assert_eq!(
+        with_policy(&image("resources = { memory = \"1g\", cpus = 2 }"), kernel_policy()),
+        [
+            "7:24: services[0].resources.memory: 1073741824 bytes is more than this kernel \
+             allows a container (268435456 bytes; `[containers] max_memory` in weft.toml)",
+            "7:37: services[0].resources.cpus: 2 CPUs is more than this kernel allows a \
+             container (1 CPUs; `[containers] max_cpus` in weft.toml)"
+        ]
+    );
+    // Within the policy: accepted.
+    check_with(
+        &image("ports = [\"20080:80\"]\ncap_add = [\"NET_BIND_SERVICE\"]\nresources = { memory = \"64m\" }"),
+        "weftapp.toml",
+        CheckPolicy { containers: kernel_policy() },
+    )
+    .expect("within the kernel's policy");
 }

@@ -12,6 +12,8 @@ use weft_model::plan::{
     LINUX_CAPABILITIES, MIN_CONTAINER_MEMORY, NEVER_CAPABILITIES,
 };
 
+use weft_model::policy::{ContainerEngine, ContainerPolicy, NO_CONTAINER_ENGINE};
+
 use crate::agents;
 use crate::paths::data_dir_problem;
 use crate::walk::{as_choice, as_int, as_str, join, Cx, Tbl, Val};
@@ -114,6 +116,22 @@ pub fn spec(
         })
     })();
     (spec.filter(|_| cx.diags.len() == before), published)
+}
+
+/// Refuse a container service (at its `image` / `image_archive` key `v`)
+/// when the kernel has no container engine.
+pub fn engine_present(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) {
+    if cx.policy.containers == ContainerEngine::Absent {
+        cx.err(&v.span(), key, NO_CONTAINER_ENGINE.to_string());
+    }
+}
+
+/// The kernel's container policy, when it has one.
+fn policy(cx: &Cx<'_>) -> Option<ContainerPolicy> {
+    match &cx.policy.containers {
+        ContainerEngine::Policy(p) => Some(p.clone()),
+        _ => None,
+    }
 }
 
 /// Why `r` is not an image reference `[registry/]name[:tag][@sha256:<64
@@ -301,7 +319,13 @@ fn ports(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Vec<PortMap>> {
                 );
                 ok = false;
             }
-            Some((host, container)) => out.push(PortMap { host, container }),
+            Some((host, container)) => {
+                if let Some(why) = policy(cx).and_then(|p| p.port_problem(host)) {
+                    cx.err(&item.span(), &ik, why);
+                    ok = false;
+                }
+                out.push(PortMap { host, container })
+            }
         }
     }
     ok.then_some(out)
@@ -454,7 +478,13 @@ fn memory(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<u64> {
         }
     };
     match bytes {
-        Some(b) if (MIN_CONTAINER_MEMORY..=i64::MAX as u64).contains(&b) => Some(b),
+        Some(b) if (MIN_CONTAINER_MEMORY..=i64::MAX as u64).contains(&b) => {
+            if let Some(why) = policy(cx).and_then(|p| p.memory_problem(b)) {
+                cx.err(&v.span(), key, why);
+                return None;
+            }
+            Some(b)
+        }
         _ => {
             cx.err(
                 &v.span(),
@@ -480,7 +510,14 @@ fn cpus(cx: &mut Cx<'_>, v: &Val<'_>, key: &str) -> Option<u64> {
         }
     };
     match n {
-        Some(c) if (MIN_CPUS..=MAX_CPUS).contains(&c) => Some((c * NANO).round() as u64),
+        Some(c) if (MIN_CPUS..=MAX_CPUS).contains(&c) => {
+            let nano = (c * NANO).round() as u64;
+            if let Some(why) = policy(cx).and_then(|p| p.cpus_problem(nano)) {
+                cx.err(&v.span(), key, why);
+                return None;
+            }
+            Some(nano)
+        }
         Some(c) => {
             cx.err(&v.span(), key, format!("expected {what}, found {c}"));
             None
@@ -534,7 +571,7 @@ fn cap_add(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<Vec<String>> {
                 "duplicate capability \"{c}\"; expected each capability once"
             ))
         } else {
-            None
+            policy(cx).and_then(|p| p.cap_problem(&c))
         };
         match problem {
             Some(msg) => {

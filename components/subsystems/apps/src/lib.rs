@@ -32,8 +32,12 @@ use weft_model::plan as m;
 struct Apps;
 
 impl Guest for Apps {
-    fn check(manifest: String, file_name: String) -> Result<w::InstallPlan, Vec<w::Diagnostic>> {
-        match check::check(&manifest, &file_name) {
+    fn check(
+        manifest: String,
+        file_name: String,
+        policy: w::CheckPolicy,
+    ) -> Result<w::InstallPlan, Vec<w::Diagnostic>> {
+        match check::check_with(&manifest, &file_name, policy_m(policy)) {
             Ok(plan) => Ok(w::InstallPlan {
                 manifest: manifest_w(plan.manifest),
                 install: steps_w(plan.install),
@@ -55,6 +59,23 @@ impl Guest for Apps {
 }
 
 export!(Apps);
+
+fn policy_m(p: w::CheckPolicy) -> weft_model::policy::CheckPolicy {
+    use weft_model::policy as pm;
+    pm::CheckPolicy {
+        containers: match p.containers {
+            w::ContainerEngine::Unchecked => pm::ContainerEngine::Unchecked,
+            w::ContainerEngine::Absent => pm::ContainerEngine::Absent,
+            w::ContainerEngine::Policy(c) => pm::ContainerEngine::Policy(pm::ContainerPolicy {
+                host_port_min: c.host_port_min,
+                host_port_max: c.host_port_max,
+                allowed_caps: c.allowed_caps,
+                max_memory_bytes: c.max_memory_bytes,
+                max_nano_cpus: c.max_nano_cpus,
+            }),
+        },
+    }
+}
 
 fn manifest_w(x: m::Manifest) -> w::Manifest {
     w::Manifest {
@@ -263,6 +284,7 @@ fn step_w(s: m::Step) -> w::Step {
             hook: h.hook,
             component: h.component,
         }),
+        m::Step::PrepareImage(s) => w::Step::PrepareImage(service_w(s)),
         m::Step::RegisterTool(t) => w::Step::RegisterTool(tool_w(t)),
         m::Step::RegisterService(s) => w::Step::RegisterService(service_w(s)),
         m::Step::SpawnAgent(a) => w::Step::SpawnAgent(agent_w(a)),

@@ -224,10 +224,14 @@ fn source(cx: &mut Cx<'_>, t: &Tbl<'_, '_>) -> Option<ServiceSource> {
                         );
                         return None;
                     }
+                    containers::engine_present(cx, v, &key);
                     Some(ServiceSource::Image(s))
                 }
-                "image_archive" => bundle_file_path(cx, v, &key, "a `docker save` tarball")
-                    .map(ServiceSource::ImageArchive),
+                "image_archive" => {
+                    let path = bundle_file_path(cx, v, &key, "a `docker save` tarball")?;
+                    containers::engine_present(cx, v, &key);
+                    Some(ServiceSource::ImageArchive(path))
+                }
                 _ => {
                     let s = as_str(cx, v, &key)?;
                     if !url_ok(&s) {

@@ -9,14 +9,19 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use weft_model::plan::Diagnostic;
+use weft_model::policy::CheckPolicy;
 
 /// A TOML value with its byte span in the source.
 pub type Val<'i> = Spanned<DeValue<'i>>;
 
-/// The checking context: the source, for positions, and the diagnostics so far.
+/// The checking context: the source, for positions, the kernel's policy,
+/// and the diagnostics so far.
 pub struct Cx<'s> {
     src: &'s str,
     line_starts: Vec<usize>,
+    /// What the kernel allows (checked where each key is read, so a refusal
+    /// points at the key that asks).
+    pub policy: CheckPolicy,
     /// Every problem found, in the order found.
     pub diags: Vec<Diagnostic>,
 }
@@ -29,6 +34,7 @@ impl<'s> Cx<'s> {
         Cx {
             src,
             line_starts,
+            policy: CheckPolicy::default(),
             diags: Vec::new(),
         }
     }

@@ -13,7 +13,7 @@
 
 // Generated from the WIT, which documents it; private, so none of it is this crate's API.
 mod bindings {
-    wit_bindgen::generate!({ path: "../../../wit", world: "health" });
+    wit_bindgen::generate!({ path: "../../../wit", world: "health", additional_derives: [PartialEq] });
 }
 use bindings::*;
 
@@ -54,19 +54,26 @@ impl Guest for HealthComponent {
                 return Err(format!("probe `{}`: thresholds must be at least 1", p.name));
             }
         }
-        let fresh = probes
-            .into_iter()
-            .map(|spec| Probe {
-                passing: spec.kind == ProbeKind::Liveness,
-                spec,
-                failures: 0,
-                successes: 0,
-                detail: String::new(),
-                last_ns: None,
-                started_ns: None,
-            })
-            .collect();
-        PROBES.with_borrow_mut(|p| *p = fresh);
+        // A probe kept with the same spec keeps its counters and verdict:
+        // adding one probe must not make every other one start over.
+        PROBES.with_borrow_mut(|old| {
+            let fresh = probes
+                .into_iter()
+                .map(|spec| match old.iter().position(|p| p.spec == spec) {
+                    Some(i) => old.swap_remove(i),
+                    None => Probe {
+                        passing: spec.kind == ProbeKind::Liveness,
+                        spec,
+                        failures: 0,
+                        successes: 0,
+                        detail: String::new(),
+                        last_ns: None,
+                        started_ns: None,
+                    },
+                })
+                .collect();
+            *old = fresh;
+        });
         Ok(())
     }
 

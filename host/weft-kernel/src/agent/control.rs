@@ -4,6 +4,7 @@ use std::any::Any;
 
 use clap::{Args, FromArgMatches};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::control::cli::{cell, items, output, table, CliCommand, JsonFlag};
 use crate::control::{to_value, ControlCx, ControlReply};
@@ -46,7 +47,19 @@ impl Subsystem for AgentsUnit {
             match cx.parse::<Request>("agents")? {
                 Request::Ps => {
                     cx.query("agent.list").await?;
-                    to_value(cx.kernel.processes())
+                    let mut rows = match to_value(cx.kernel.processes())? {
+                        Value::Array(rows) => rows,
+                        _ => Vec::new(),
+                    };
+                    for r in &mut rows {
+                        if let Value::Object(o) = r {
+                            o.insert("kind".into(), Value::from("agent"));
+                        }
+                    }
+                    for u in cx.kernel.units() {
+                        rows.extend(u.ps_rows());
+                    }
+                    Ok(Value::Array(rows))
                 }
             }
         })
@@ -74,7 +87,10 @@ pub fn cli() -> CliCommand {
                 let a = PsArgs::from_arg_matches(m)?;
                 let v = crate::ask!(cx.state, "agents", &Request::Ps);
                 Ok(output(a.json.json, &v, |v| {
-                    let rows: Vec<Vec<String>> = items(v)
+                    let all = items(v);
+                    let (agents, others): (Vec<&Value>, Vec<&Value>) =
+                        all.iter().partition(|p| p["kind"] == "agent");
+                    let rows: Vec<Vec<String>> = agents
                         .iter()
                         .map(|p| {
                             let u = &p["usage"];
@@ -109,6 +125,41 @@ pub fn cli() -> CliCommand {
                         ],
                         &rows,
                     );
+                    if !others.is_empty() {
+                        println!();
+                        let rows: Vec<Vec<String>> = others
+                            .iter()
+                            .map(|p| {
+                                vec![
+                                    cell(&p["id"]),
+                                    cell(&p["name"]),
+                                    cell(&p["kind"]),
+                                    cell(&p["state"]),
+                                    cell(&p["health"]),
+                                    cell(&p["owner"]),
+                                    cell(&p["image"]),
+                                    cell(&p["ports"]),
+                                    cell(&p["restarts"]),
+                                    cell(&p["last_failure"]),
+                                ]
+                            })
+                            .collect();
+                        table(
+                            &[
+                                "ID",
+                                "NAME",
+                                "KIND",
+                                "STATE",
+                                "HEALTH",
+                                "OWNER",
+                                "IMAGE",
+                                "PORTS",
+                                "RESTARTS",
+                                "LAST FAILURE",
+                            ],
+                            &rows,
+                        );
+                    }
                 }))
             })
         },

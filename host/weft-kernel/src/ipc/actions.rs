@@ -36,9 +36,27 @@ pub enum SendOutcome {
 enum Resolved {
     Agent { pid: Pid, name: Arc<str> },
     Service { pid: Pid, object: String },
+    Native { entry: NativeEntry, object: String },
     Topic,
     Broadcast,
 }
+
+/// A service the host serves itself (a container), for [`Resolved`].
+struct NativeEntry {
+    name: String,
+    audit: AuditLevel,
+    service: Arc<dyn SystemService>,
+}
+
+impl std::fmt::Debug for NativeEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "native service `{}`", self.name)
+    }
+}
+
+/// How long a host-served service may take to answer a message nobody
+/// waits for (a waiting sender sets its own limit).
+pub const SERVICE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Send a message (`ipc.send`, `ipc.publish` for a topic, `ipc.broadcast`).
 /// With [`SendMessage::wait`], waits for a direct target's reply.
@@ -70,7 +88,8 @@ impl SendMessage {
     fn object(&self) -> Cow<'_, str> {
         match (&self.resolved, &self.to) {
             (Some(Resolved::Agent { name, .. }), _) => Cow::Borrowed(name),
-            (Some(Resolved::Service { object, .. }), _) => Cow::Borrowed(object),
+            (Some(Resolved::Service { object, .. }), _)
+            | (Some(Resolved::Native { object, .. }), _) => Cow::Borrowed(object),
             (_, MessageTarget::Topic(t)) => Cow::Borrowed(t),
             (_, MessageTarget::Named(n)) => Cow::Borrowed(n),
             _ => Cow::Borrowed("*"),
@@ -112,73 +131,93 @@ impl Action for SendMessage {
             }
             Ok(Resolved::Agent { pid, name })
         };
-        self.resolved =
-            Some(match &self.to {
-                MessageTarget::Agent(pid) => {
-                    let name =
-                        k.agents.table.name_of(*pid).ok_or_else(|| {
-                            KernelError::NotFound(format!("no agent with pid {pid}"))
-                        })?;
-                    direct(*pid, name)?
+        self.resolved = Some(match &self.to {
+            MessageTarget::Agent(pid) => {
+                let name = k
+                    .agents
+                    .table
+                    .name_of(*pid)
+                    .ok_or_else(|| KernelError::NotFound(format!("no agent with pid {pid}")))?;
+                direct(*pid, name)?
+            }
+            MessageTarget::Named(n) => {
+                let pid = k.agents.table.pid_of(n).ok_or_else(|| {
+                    // Suggest only names the asker could message.
+                    let names = k.agents.table.names();
+                    let visible = names.iter().filter(|c| match k.agents.table.pid_of(c) {
+                        Some(p) => who.may_message(p, c),
+                        None => false,
+                    });
+                    KernelError::NotFound(format!(
+                        "no agent named `{n}`{}",
+                        crate::suggest::hint(n, visible.map(|c| &**c))
+                    ))
+                })?;
+                direct(pid, Arc::from(n.as_str()))?
+            }
+            MessageTarget::Service(svc) | MessageTarget::ServiceMethod { service: svc, .. } => {
+                let entry = k
+                    .ipc
+                    .services
+                    .get(svc)
+                    .ok_or_else(|| KernelError::NotFound(format!("no service `{svc}`")))?;
+                let allowed = match who {
+                    Principal::Kernel | Principal::Operator => true,
+                    Principal::App(_) => who.owns(&entry.owner),
+                    Principal::Agent(a) => a.caps.ipc.allows_service(svc),
+                };
+                if !allowed {
+                    return Err(scope_denied(who, format!("service `{svc}`")));
                 }
-                MessageTarget::Named(n) => {
-                    let pid =
-                        k.agents.table.pid_of(n).ok_or_else(|| {
-                            KernelError::NotFound(format!("no agent named `{n}`"))
-                        })?;
-                    direct(pid, Arc::from(n.as_str()))?
-                }
-                MessageTarget::Service(svc) | MessageTarget::ServiceMethod { service: svc, .. } => {
-                    let entry = k
-                        .ipc
-                        .services
-                        .get(svc)
-                        .ok_or_else(|| KernelError::NotFound(format!("no service `{svc}`")))?;
-                    let allowed = match who {
-                        Principal::Kernel | Principal::Operator => true,
-                        Principal::App(_) => who.owns(&entry.owner),
-                        Principal::Agent(a) => a.caps.ipc.allows_service(svc),
-                    };
-                    if !allowed {
-                        return Err(scope_denied(who, format!("service `{svc}`")));
-                    }
-                    match entry.endpoint {
-                        ServiceEndpoint::AgentInbox(pid) => Resolved::Service {
-                            pid,
+                match entry.endpoint {
+                    ServiceEndpoint::AgentInbox(pid) => Resolved::Service {
+                        pid,
+                        object: format!("service:{svc}"),
+                    },
+                    _ if entry.native.as_ref().is_some_and(|n| n.takes_calls()) => {
+                        Resolved::Native {
                             object: format!("service:{svc}"),
-                        },
-                        other => {
-                            return Err(KernelError::Invalid(format!(
-                                "service `{svc}` is not served by an agent ({other:?})"
-                            )))
+                            entry: NativeEntry {
+                                name: svc.clone(),
+                                audit: entry.audit_level,
+                                service: entry.native.clone().ok_or_else(|| {
+                                    KernelError::Failed(format!("service `{svc}` vanished"))
+                                })?,
+                            },
                         }
                     }
-                }
-                MessageTarget::Topic(topic) => {
-                    if self.wait.is_some() {
-                        return Err(KernelError::Invalid(
-                            "cannot wait for a reply from a topic".into(),
-                        ));
+                    other => {
+                        return Err(KernelError::Invalid(format!(
+                            "service `{svc}` is not served by an agent ({other:?})"
+                        )))
                     }
-                    let allowed = match who {
-                        Principal::Kernel | Principal::Operator => true,
-                        Principal::App(a) => a.owns_name(topic),
-                        Principal::Agent(a) => a.caps.ipc.allows_topic(topic),
-                    };
-                    if !allowed {
-                        return Err(scope_denied(who, format!("topic `{topic}`")));
-                    }
-                    Resolved::Topic
                 }
-                MessageTarget::Broadcast => {
-                    if self.wait.is_some() {
-                        return Err(KernelError::Invalid(
-                            "cannot wait for a reply from a broadcast".into(),
-                        ));
-                    }
-                    Resolved::Broadcast
+            }
+            MessageTarget::Topic(topic) => {
+                if self.wait.is_some() {
+                    return Err(KernelError::Invalid(
+                        "cannot wait for a reply from a topic".into(),
+                    ));
                 }
-            });
+                let allowed = match who {
+                    Principal::Kernel | Principal::Operator => true,
+                    Principal::App(a) => a.owns_name(topic),
+                    Principal::Agent(a) => a.caps.ipc.allows_topic(topic),
+                };
+                if !allowed {
+                    return Err(scope_denied(who, format!("topic `{topic}`")));
+                }
+                Resolved::Topic
+            }
+            MessageTarget::Broadcast => {
+                if self.wait.is_some() {
+                    return Err(KernelError::Invalid(
+                        "cannot wait for a reply from a broadcast".into(),
+                    ));
+                }
+                Resolved::Broadcast
+            }
+        });
         Ok(())
     }
 
@@ -189,6 +228,9 @@ impl Action for SendMessage {
         let mut msg = message(&k, &who, self.to, self.payload);
         let pid = match self.resolved {
             Some(Resolved::Agent { pid, .. }) | Some(Resolved::Service { pid, .. }) => pid,
+            Some(Resolved::Native { entry, .. }) => {
+                return call_native(cx, entry, msg, who, self.wait).await;
+            }
             Some(Resolved::Topic) => {
                 let topic = match &msg.to {
                     MessageTarget::Topic(t) => t.clone(),
@@ -278,6 +320,63 @@ impl Action for SendMessage {
             _ => Ok(SendOutcome::Sent(id)),
         }
     }
+}
+
+/// A message to a service the host serves: recorded like any send, then
+/// handed to the service; with [`AuditLevel::Full`] its answer is recorded
+/// too (its size and outcome, never its body).
+async fn call_native(
+    cx: &mut ActCx<'_>,
+    entry: NativeEntry,
+    mut msg: KernelMessage,
+    who: Principal,
+    wait: Option<Duration>,
+) -> KernelResult<SendOutcome> {
+    let method = match &msg.to {
+        MessageTarget::ServiceMethod { method, .. } => Some(method.clone()),
+        _ => None,
+    };
+    msg.method = method.clone();
+    if wait.is_some() {
+        msg.correlation_id = Some(msg.id);
+    }
+    record_send(cx, &msg, None, 1)?;
+    let timeout = wait.unwrap_or(SERVICE_CALL_TIMEOUT);
+    let started = std::time::Instant::now();
+    let call = entry.service.call(super::service::ServiceRequest {
+        service: entry.name.clone(),
+        method,
+        payload: msg.payload,
+        sender: who.gate_name().to_string(),
+        message_id: msg.id,
+        timeout,
+    });
+    let answer = match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r.map_err(KernelError::Failed),
+        Err(_) => Err(KernelError::Timeout(format!(
+            "service `{}` did not answer within {} ms",
+            entry.name,
+            timeout.as_millis()
+        ))),
+    };
+    if entry.audit == AuditLevel::Full {
+        cx.record(
+            "ipc.service_reply",
+            &json!({
+                "id": msg.id,
+                "service": entry.name,
+                "ok": answer.is_ok(),
+                "len": answer.as_ref().map(Payload::len).ok(),
+                "error": answer.as_ref().err().map(ToString::to_string),
+                "elapsed_us": started.elapsed().as_micros() as u64,
+            }),
+        )?;
+    }
+    let reply = answer?;
+    Ok(match wait {
+        Some(_) => SendOutcome::Replied(reply),
+        None => SendOutcome::Sent(msg.id),
+    })
 }
 
 fn count_sent(who: &Principal) -> KernelResult<()> {

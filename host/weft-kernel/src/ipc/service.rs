@@ -1,12 +1,15 @@
 //! The service registry: named endpoints that messages can be addressed to.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use serde::Serialize;
 
 use crate::error::{KernelError, KernelResult};
+use crate::ipc::Payload;
 use crate::process::Pid;
+use crate::subsystem::BoxFuture;
 
 /// Where a service's requests go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -19,7 +22,8 @@ pub enum ServiceEndpoint {
         /// Where it is.
         url: String,
     },
-    /// A container run by the containers subsystem; messages cannot be sent to it.
+    /// A container run by the containers subsystem; messages to it are
+    /// served by its [`SystemService::call`].
     Container {
         /// The container's id.
         id: String,
@@ -49,6 +53,36 @@ pub trait SystemService: Send + Sync {
     }
     /// `Ok` when healthy, else why not (`weaver health`).
     fn health_check(&self) -> Result<(), String>;
+
+    /// Whether `Service` and `ServiceMethod` messages to it are served by
+    /// [`SystemService::call`].
+    fn takes_calls(&self) -> bool {
+        false
+    }
+
+    /// Serve one message (after the gate permitted the send and the chain
+    /// recorded it): its reply, or why there is none.
+    fn call(&self, req: ServiceRequest) -> BoxFuture<'static, Result<Payload, String>> {
+        let name = req.service;
+        Box::pin(async move { Err(format!("service `{name}` takes no messages")) })
+    }
+}
+
+/// A message to a service the host serves itself.
+#[derive(Debug)]
+pub struct ServiceRequest {
+    /// The service's name.
+    pub service: String,
+    /// The method of a `ServiceMethod` message.
+    pub method: Option<String>,
+    /// The body.
+    pub payload: Payload,
+    /// Who sent it (its gate name: an agent, `app:<name>`, `operator`).
+    pub sender: String,
+    /// The message's id (as recorded on the chain).
+    pub message_id: u64,
+    /// How long the service may take.
+    pub timeout: Duration,
 }
 
 /// A registered service.

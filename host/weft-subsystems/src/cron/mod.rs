@@ -28,15 +28,16 @@ use weft_kernel::console::LogLevel;
 use weft_kernel::control::{ControlCx, ControlReply};
 use weft_kernel::ipc::SendMessage;
 use weft_kernel::{
-    ActCx, Action, AppStepCx, BoxFuture, BuiltinCx, InitCx, Kernel, KernelError, KernelResult,
-    KernelState, KernelView, MessageTarget, Note, Payload, Principal, Subsystem, SubsystemError,
+    ActCx, Action, AppClearCx, AppStepCx, BoxFuture, BuiltinCx, InitCx, Kernel, KernelError,
+    KernelResult, KernelState, KernelView, MessageTarget, Note, Payload, Principal, Subsystem,
+    SubsystemError,
 };
 use weft_model::plan::Step;
 
 pub use component::{default_limits, ComponentCron, CronJob, CronJobSpec, Rejected, STATE_FILE};
 pub use control::cli;
 
-use weft_kernel::components::component_path;
+use weft_kernel::components::component_source;
 
 /// Longest the driver sleeps without looking again (clock jumps).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -177,10 +178,9 @@ impl Subsystem for CronUnit {
             cx.log(LogLevel::Info, "disabled");
             return Ok(());
         }
-        let path = component_path(section.component.as_deref(), cx.config_path(), "cron.wasm");
-        let built = cx
-            .runtime()
-            .load_file(&path)
+        let source = component_source(section.component.as_deref(), cx.config_path(), "cron.wasm");
+        let built = source
+            .load(cx.runtime())
             .map_err(crate::ComponentError::from)
             .and_then(|c| {
                 ComponentCron::new(cx.runtime(), c, Some(cx.state_dir()), default_limits())
@@ -262,12 +262,10 @@ impl Subsystem for CronUnit {
         })
     }
 
-    /// Remove every job the app owns.
-    fn app_clear<'a>(
-        &'a self,
-        kernel: &'a Kernel,
-        app: &'a Principal,
-    ) -> BoxFuture<'a, KernelResult<()>> {
+    /// Remove every job the app owns (whatever the reason: a start adds
+    /// them again from its plan).
+    fn app_clear<'a>(&'a self, cx: AppClearCx<'a>) -> BoxFuture<'a, KernelResult<()>> {
+        let (kernel, app) = (cx.kernel, cx.app);
         Box::pin(async move {
             let Some(cron) = self.cron.get().cloned() else {
                 return Ok(());

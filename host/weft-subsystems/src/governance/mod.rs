@@ -32,7 +32,7 @@ pub use component::{
 };
 pub use control::cli;
 
-use weft_kernel::components::{component_path, resolve};
+use weft_kernel::components::{component_source, resolve};
 
 /// `[governance]` in `weft.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -109,10 +109,9 @@ impl Subsystem for GovernanceUnit {
         let env = cx.environment().to_string();
         let config = cx.config_path();
         let built = (|| {
-            let path = component_path(section.component.as_deref(), config, "governance.wasm");
-            let c = cx
-                .runtime()
-                .load_file(&path)
+            let source = component_source(section.component.as_deref(), config, "governance.wasm");
+            let c = source
+                .load(cx.runtime())
                 .map_err(crate::ComponentError::from)?;
             let policy = match &section.policy {
                 Some(p) => {

@@ -40,11 +40,19 @@ pub fn default_limits() -> Limits {
     }
 }
 
+/// Told when a probe's verdict changes (after its threshold).
+pub type ChangeFn = Arc<dyn Fn(&ProbeStatus) + Send + Sync>;
+
 struct Inner {
     guest: Guest<Health>,
     instance: Mutex<Option<Instance<Health>>>,
     specs: Mutex<Vec<ProbeSpec>>,
     probes: Mutex<HashMap<String, ProbeFn>>,
+    /// Serializes changes of the probe set (add and remove merge into it).
+    edit: Mutex<()>,
+    /// The last verdict seen of each probe, to notice changes.
+    verdicts: Mutex<HashMap<String, bool>>,
+    watchers: Mutex<Vec<ChangeFn>>,
 }
 
 /// The health service. Cheap to clone.
@@ -68,6 +76,9 @@ impl ComponentHealth {
                 instance: Mutex::new(Some(inst)),
                 specs: Mutex::default(),
                 probes: Mutex::default(),
+                edit: Mutex::default(),
+                verdicts: Mutex::default(),
+                watchers: Mutex::default(),
             }),
         })
     }
@@ -98,12 +109,53 @@ impl ComponentHealth {
 
     /// Replace the probe set: each spec with the function that runs it.
     pub fn configure(&self, probes: Vec<(ProbeSpec, ProbeFn)>) -> Result<(), ComponentError> {
+        let _edit = lock(&self.inner.edit);
+        self.set(probes)
+    }
+
+    fn set(&self, probes: Vec<(ProbeSpec, ProbeFn)>) -> Result<(), ComponentError> {
         let specs: Vec<ProbeSpec> = probes.iter().map(|(s, _)| s.clone()).collect();
         self.with(async |w, s| w.call_configure(s, &specs).await)?
             .map_err(ComponentError::Component)?;
+        lock(&self.inner.verdicts).retain(|name, _| specs.iter().any(|s| &s.name == name));
         *lock(&self.inner.specs) = specs;
         *lock(&self.inner.probes) = probes.into_iter().map(|(s, f)| (s.name, f)).collect();
         Ok(())
+    }
+
+    /// Add probes (replacing any of the same name); the others keep their
+    /// counters.
+    pub fn add_probes(&self, add: Vec<(ProbeSpec, ProbeFn)>) -> Result<(), ComponentError> {
+        let _edit = lock(&self.inner.edit);
+        let mut all = self.current();
+        all.retain(|(s, _)| !add.iter().any(|(a, _)| a.name == s.name));
+        all.extend(add);
+        self.set(all)
+    }
+
+    /// Remove the probes whose names start with `prefix`.
+    pub fn remove_probes(&self, prefix: &str) -> Result<(), ComponentError> {
+        let _edit = lock(&self.inner.edit);
+        let mut all = self.current();
+        let before = all.len();
+        all.retain(|(s, _)| !s.name.starts_with(prefix));
+        if all.len() == before {
+            return Ok(());
+        }
+        self.set(all)
+    }
+
+    /// Be told of every change of a probe's verdict.
+    pub fn watch(&self, f: ChangeFn) {
+        lock(&self.inner.watchers).push(f);
+    }
+
+    fn current(&self) -> Vec<(ProbeSpec, ProbeFn)> {
+        let probes = lock(&self.inner.probes);
+        lock(&self.inner.specs)
+            .iter()
+            .filter_map(|s| probes.get(&s.name).map(|f| (s.clone(), f.clone())))
+            .collect()
     }
 
     /// Report one probe result (the driver does this; tests may too).
@@ -134,7 +186,31 @@ impl ComponentHealth {
             };
             self.report(name, ok, &detail)?;
         }
+        if !due.is_empty() && !lock(&self.inner.watchers).is_empty() {
+            self.tell_changes(&due)?;
+        }
         Ok(due)
+    }
+
+    /// Tell the watchers which of the probes just run changed verdict.
+    fn tell_changes(&self, ran: &[String]) -> Result<(), ComponentError> {
+        let report = self.status()?;
+        let changed: Vec<ProbeStatus> = {
+            let mut seen = lock(&self.inner.verdicts);
+            report
+                .probes
+                .into_iter()
+                .filter(|p| ran.contains(&p.name))
+                .filter(|p| seen.insert(p.name.clone(), p.passing) != Some(p.passing))
+                .collect()
+        };
+        let watchers = lock(&self.inner.watchers).clone();
+        for p in &changed {
+            for w in &watchers {
+                w(p);
+            }
+        }
+        Ok(())
     }
 
     /// Start the driver: runs due probes every `every` until the kernel

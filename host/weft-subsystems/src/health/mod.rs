@@ -22,12 +22,12 @@ use weft_kernel::control::{ControlCx, ControlReply};
 use weft_kernel::{BoxFuture, InitCx, Kernel, KernelError, Subsystem, SubsystemError};
 
 pub use component::{
-    agent_probe, default_limits, kernel_probe, services_probe, ComponentHealth, DegradedItem,
-    HealthReport, Overall, ProbeFn, ProbeKind, ProbeSpec, ProbeStatus,
+    agent_probe, default_limits, kernel_probe, services_probe, ChangeFn, ComponentHealth,
+    DegradedItem, HealthReport, Overall, ProbeFn, ProbeKind, ProbeSpec, ProbeStatus,
 };
 pub use control::cli;
 
-use weft_kernel::components::component_path;
+use weft_kernel::components::component_source;
 
 /// `[health]` in `weft.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -72,14 +72,13 @@ impl Subsystem for HealthUnit {
         let _first = self.poll.set(Duration::from_millis(
             section.poll_ms.unwrap_or(500).max(10),
         ));
-        let path = component_path(
+        let source = component_source(
             section.component.as_deref(),
             cx.config_path(),
             "health.wasm",
         );
-        let built = cx
-            .runtime()
-            .load_file(&path)
+        let built = source
+            .load(cx.runtime())
             .map_err(crate::ComponentError::from)
             .and_then(|c| ComponentHealth::new(cx.runtime(), c, default_limits()));
         match built {
