@@ -147,3 +147,37 @@ fn reads_run_in_parallel_under_a_rwlock() {
         assert_eq!(h.join().unwrap(), Key::Num(t as u64));
     }
 }
+
+#[test]
+fn vectors_are_numbers_in_json_and_bytes_in_cbor() {
+    let op = EccOp::Insert {
+        ns: ns("a"),
+        entries: vec![VectorEntry::new(7, vec![1.5, -2.0])],
+    };
+    let j = serde_json::to_value(&op).unwrap();
+    assert_eq!(j["entries"][0]["vector"], serde_json::json!([1.5, -2.0]));
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&op, &mut cbor).unwrap();
+    let v: ciborium::Value = ciborium::from_reader(&cbor[..]).unwrap();
+    let entries = v
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("entries"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let entry = entries.as_array().unwrap()[0].as_map().unwrap().clone();
+    let vector = entry
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("vector"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let mut want = 1.5f32.to_le_bytes().to_vec();
+    want.extend_from_slice(&(-2.0f32).to_le_bytes());
+    assert_eq!(vector.as_bytes(), Some(&want));
+    let back: EccOp = ciborium::from_reader(&cbor[..]).unwrap();
+    assert_eq!(back, op);
+    // A byte string that is not whole f32s is refused.
+    let bad = serde_json::json!({"op": "insert", "ns": "a", "entries": [{"key": {"num": 1}, "vector": "x"}]});
+    assert!(serde_json::from_value::<EccOp>(bad).is_err());
+}

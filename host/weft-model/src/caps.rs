@@ -26,6 +26,93 @@ pub struct Capabilities {
     /// May schedule cron jobs (each one a later message to an agent it may
     /// message anyway).
     pub cron: bool,
+    /// ECC operations and namespaces (`weft:kernel/ecc`). Left out of the
+    /// serialised form when empty, so records of agents without it keep
+    /// their shape.
+    #[serde(skip_serializing_if = "EccCaps::is_empty")]
+    pub ecc: EccCaps,
+}
+
+/// Every ECC operation an [`EccCaps::ops`] entry can name. Reads:
+/// `search`, `get`, `stats`, `graph` (edges, traversal, paths, DOT), `refs`,
+/// `pending`; the rest change state and are recorded on the chain. `clock`
+/// (read or merge the hybrid logical clock) names no namespace.
+pub const ECC_OPS: &[&str] = &[
+    "create_index",
+    "drop_index",
+    "insert",
+    "delete",
+    "compact",
+    "search",
+    "get",
+    "stats",
+    "add_node",
+    "remove_node",
+    "link",
+    "unlink",
+    "graph",
+    "add_ref",
+    "remove_ref",
+    "refs",
+    "emit",
+    "drain",
+    "pending",
+    "clock",
+];
+
+/// What an agent may do with ECC: which operations (names from [`ECC_OPS`]
+/// or name patterns such as `*`) on which namespaces (name patterns:
+/// `notes` or `notes/*`). Nothing by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EccCaps {
+    /// Operation patterns.
+    pub ops: Vec<String>,
+    /// Namespace patterns.
+    pub namespaces: Vec<String>,
+}
+
+impl EccCaps {
+    /// Grants nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.namespaces.is_empty()
+    }
+
+    /// May its holder perform `op` (one of [`ECC_OPS`])?
+    pub fn allows_op(&self, op: &str) -> bool {
+        self.ops.iter().any(|p| name_matches(p, op))
+    }
+
+    /// May its holder use namespace `ns`?
+    pub fn allows_namespace(&self, ns: &str) -> bool {
+        self.namespaces.iter().any(|p| name_matches(p, ns))
+    }
+
+    /// Pushes to `out` every op or namespace pattern `ceiling` does not cover.
+    fn within(&self, ceiling: &EccCaps, out: &mut Vec<Excess>) {
+        for (list, c, kind, what) in [
+            (&self.ops, &ceiling.ops, "ops", "operation "),
+            (
+                &self.namespaces,
+                &ceiling.namespaces,
+                "namespaces",
+                "namespace ",
+            ),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                if let Err(why) = covers(c, &[], p) {
+                    let field = format!("ecc.{kind}[{i}]");
+                    out.push(Excess::pattern(field, p, what, &format!("ecc.{kind}"), why));
+                }
+            }
+        }
+    }
+}
+
+/// The namespaces app `app` owns: `app` itself and everything under
+/// `app/`. Its agents use others' only where the operator shares them.
+pub fn app_namespaces(app: &str) -> [String; 2] {
+    [app.to_string(), format!("{app}/*")]
 }
 
 /// Tools by name pattern. Deny wins over allow; nothing allowed by default.
@@ -138,7 +225,8 @@ pub enum SandboxPolicy {
 pub struct Excess {
     /// The offending field, dotted as in `weftapp.toml`: `tools.allow[0]`,
     /// `ipc` (a wider kind of scope), `ipc.named[0]`, `ipc.topics[0]`,
-    /// `sandbox`, `chain_append`, `spawn`, `cron`.
+    /// `sandbox`, `chain_append`, `spawn`, `cron`, `ecc.ops[0]`,
+    /// `ecc.namespaces[0]`.
     pub field: String,
     /// What is wrong, for a person.
     pub message: String,
@@ -201,6 +289,7 @@ impl Capabilities {
                 excess(field, "true but the ceiling's is false");
             }
         }
+        self.ecc.within(&ceiling.ecc, &mut out);
         if out.is_empty() {
             Ok(())
         } else {
@@ -220,7 +309,8 @@ impl Capabilities {
     }
 
     /// Everything: every tool, every IPC target, chain appends, children,
-    /// cron jobs (the capabilities of a trusted agent started by hand).
+    /// cron jobs, every ECC operation on every namespace (the capabilities
+    /// of a trusted agent started by hand).
     pub fn trusted() -> Capabilities {
         Capabilities {
             tools: ToolPermissions {
@@ -232,6 +322,10 @@ impl Capabilities {
             chain_append: true,
             spawn: true,
             cron: true,
+            ecc: EccCaps {
+                ops: vec!["*".into()],
+                namespaces: vec!["*".into()],
+            },
         }
     }
 }
@@ -276,6 +370,20 @@ mod tests {
                 "sandbox": "strict", "chain_append": false, "spawn": false, "cron": false})
         );
         let back: Capabilities = serde_json::from_value(serde_json::json!({"ipc": "all"})).unwrap();
+        assert!(back.ecc.is_empty());
+        let with_ecc = Capabilities {
+            ecc: EccCaps {
+                ops: vec!["search".into()],
+                namespaces: vec!["notes/*".into()],
+            },
+            ..Capabilities::default()
+        };
+        let j = serde_json::to_value(&with_ecc).unwrap();
+        assert_eq!(
+            j["ecc"],
+            serde_json::json!({"ops": ["search"], "namespaces": ["notes/*"]})
+        );
+        assert_eq!(serde_json::from_value::<Capabilities>(j).unwrap(), with_ecc);
         assert_eq!(back.ipc, IpcScope::All);
         assert!(serde_json::from_value::<Capabilities>(serde_json::json!({"bogus": 1})).is_err());
     }
@@ -318,5 +426,40 @@ mod tests {
             Capabilities::trusted().within(&Capabilities::trusted()),
             Ok(())
         );
+    }
+
+    #[test]
+    fn ecc_ops_and_namespaces_are_patterns_within_the_ceiling() {
+        let ecc = |ops: &[&str], ns: &[&str]| Capabilities {
+            ecc: EccCaps {
+                ops: ops.iter().map(|s| s.to_string()).collect(),
+                namespaces: ns.iter().map(|s| s.to_string()).collect(),
+            },
+            ..Capabilities::default()
+        };
+        let ceiling = ecc(&["search", "insert", "stats"], &["notes/*"]);
+        let agent = ecc(&["search", "*"], &["notes/a", "notes", "other/x"]);
+        let ex = agent.within(&ceiling).unwrap_err();
+        let fields: Vec<&str> = ex.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["ecc.ops[1]", "ecc.namespaces[1]", "ecc.namespaces[2]"]
+        );
+        assert_eq!(
+            ex[2].message,
+            "\"other/x\" matches namespace \"other/x\", which the ceiling's ecc.namespaces does not"
+        );
+        assert_eq!(ecc(&["search"], &["notes/a/*"]).within(&ceiling), Ok(()));
+        let a = &agent.ecc;
+        assert!(
+            a.allows_op("link") && a.allows_namespace("notes/a") && !a.allows_namespace("notes/b")
+        );
+        assert!(!EccCaps::default().allows_op("search"));
+        assert!(Capabilities::trusted()
+            .ecc
+            .allows_namespace("anything/at/all"));
+        let [own, under] = app_namespaces("notes");
+        assert!(name_matches(&own, "notes") && name_matches(&under, "notes/x/y"));
+        assert!(!name_matches(&under, "notes2/x"));
     }
 }

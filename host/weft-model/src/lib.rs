@@ -10,7 +10,9 @@
 //! * [`caps`]: an agent's capabilities and the app ceiling they must stay in;
 //! * [`limits`]: default per-agent limits;
 //! * [`effect`]: the governance effect dimensions;
-//! * [`plan`]: a checked `weftapp.toml` and its install plan.
+//! * [`plan`]: a checked `weftapp.toml` and its install plan;
+//! * [`policy`]: what the kernel allows a manifest (container engine,
+//!   ports, capabilities), applied by the checker.
 
 pub mod caps;
 mod cover;
@@ -18,6 +20,7 @@ pub mod effect;
 pub mod glob;
 pub mod limits;
 pub mod plan;
+pub mod policy;
 
-pub use caps::{Capabilities, Excess, IpcScope, SandboxPolicy, ToolPermissions};
+pub use caps::{Capabilities, EccCaps, Excess, IpcScope, SandboxPolicy, ToolPermissions};
 pub use limits::AgentLimits;

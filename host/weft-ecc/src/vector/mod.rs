@@ -147,8 +147,67 @@ impl IndexConfig {
 pub struct VectorEntry {
     /// The caller-chosen key; inserting an existing key replaces its vector.
     pub key: Key,
-    /// The vector, `dimension` finite values.
+    /// The vector, `dimension` finite values. A list of numbers in JSON; in CBOR (chain
+    /// records) a byte string of little-endian f32, a fifth smaller and copied rather
+    /// than parsed.
+    #[serde(with = "f32s")]
     pub vector: Vec<f32>,
+}
+
+/// Serde for vectors: numbers for people, little-endian bytes for machines.
+mod f32s {
+    use std::fmt;
+
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_seq(v)
+        } else {
+            let mut bytes = Vec::with_capacity(v.len() * 4);
+            for x in v {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+            s.serialize_bytes(&bytes)
+        }
+    }
+
+    struct F32s;
+
+    impl<'de> Visitor<'de> for F32s {
+        type Value = Vec<f32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of numbers or a byte string of little-endian f32")
+        }
+
+        fn visit_bytes<E: Error>(self, b: &[u8]) -> Result<Vec<f32>, E> {
+            if !b.len().is_multiple_of(4) {
+                return Err(E::custom(format!(
+                    "vector of {} bytes is not a whole number of f32",
+                    b.len()
+                )));
+            }
+            Ok(b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f32>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(x) = seq.next_element::<f32>()? {
+                out.push(x);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Either shape, whatever the format: inside an internally tagged enum (`EccOp`) serde
+    /// buffers the value and no longer says which format it came from.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        d.deserialize_any(F32s)
+    }
 }
 
 impl VectorEntry {
