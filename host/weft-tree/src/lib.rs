@@ -146,9 +146,13 @@ pub struct TreeStats {
     pub nodes: usize,
     /// Deepest node's segment count.
     pub depth: usize,
-    /// Entries in the mutation log.
+    /// Mutations since the tree was created (the log keeps the newest
+    /// [`MUTATION_WINDOW`]).
     pub mutations: usize,
 }
+
+/// Mutation log entries kept in memory (the chain holds them all).
+pub const MUTATION_WINDOW: usize = 4096;
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -161,7 +165,9 @@ struct Node {
 #[derive(Debug)]
 struct State {
     nodes: BTreeMap<String, Node>,
-    mutations: Vec<MutationEvent>,
+    mutations: std::collections::VecDeque<MutationEvent>,
+    /// Mutations ever logged (the next entry's seq).
+    total_mutations: u64,
 }
 
 /// Chain payloads (CBOR on the chain, documented in docs/chain-format.md).
@@ -218,7 +224,8 @@ impl State {
         );
         State {
             nodes,
-            mutations: Vec::new(),
+            mutations: Default::default(),
+            total_mutations: 0,
         }
     }
 
@@ -302,8 +309,12 @@ impl State {
         affected: Vec<String>,
         ev: &ChainEvent,
     ) {
-        let seq = self.mutations.len() as u64;
-        self.mutations.push(MutationEvent {
+        let seq = self.total_mutations;
+        self.total_mutations += 1;
+        if self.mutations.len() == MUTATION_WINDOW {
+            self.mutations.pop_front();
+        }
+        self.mutations.push_back(MutationEvent {
             seq,
             op,
             path: p.to_string(),
@@ -393,11 +404,16 @@ impl TreeManager {
         }
     }
 
-    /// Rebuilds the tree by replaying every `tree.*` event on the chain, so
+    /// Rebuilds the tree by replaying the `tree.*` events of the chain,
+    /// found through the chain's kind index (not by reading the log), so
     /// the tree survives restarts without a separate snapshot.
     pub fn restore(chain: Arc<ChainManager>) -> Result<Self, TreeError> {
         let mut state = State::new();
-        for ev in chain.range(..) {
+        for seq in chain.indexed_seqs("tree.")? {
+            let ev = chain.read(seq)?.ok_or_else(|| TreeError::Replay {
+                seq,
+                reason: "event is gone (removed by retention?)".into(),
+            })?;
             state.replay(&ev).map_err(|reason| TreeError::Replay {
                 seq: ev.seq,
                 reason,
@@ -553,13 +569,13 @@ impl TreeManager {
         TreeStats {
             nodes: st.nodes.len(),
             depth: st.nodes.keys().map(|k| path::depth(k)).max().unwrap_or(0),
-            mutations: st.mutations.len(),
+            mutations: st.total_mutations as usize,
         }
     }
 
-    /// The whole mutation log, oldest first.
+    /// The newest [`MUTATION_WINDOW`] mutations, oldest first.
     pub fn mutations(&self) -> Vec<MutationEvent> {
-        self.read().mutations.clone()
+        self.read().mutations.iter().cloned().collect()
     }
 
     /// The chain this tree records to.
