@@ -22,9 +22,35 @@ components:
 polyglot *LANGS:
     bash components/polyglot/build.sh {{LANGS}}
 
-# Build the host and the weaver CLI.
+# Build the host and the weaver CLI (the subsystem components are built into it).
 build: components
     cargo build -p weaver --locked
+
+# The official WebAssembly/wasi-testsuite (its prebuilt wasm32-wasip1 programs, vendored in
+# tests/wasi-testsuite/) run as core modules by `weaver tool run`; every test must pass.
+test-wasi: build
+    cargo test --locked -p weft-e2e --test wasi_testsuite -- --nocapture
+
+# A release tarball, target/dist/weaver-VERSION-TARGET.tar.gz: the weaver binary (with its
+# subsystem components and the WIT built in), README, LICENSE, the getting-started guide,
+# shell completions and man pages. It runs from any directory, with nothing else installed.
+dist: components
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release --locked -p weaver
+    w=target/release/weaver
+    version=$($w --version | awk '{print $2}')
+    name="weaver-$version-$(rustc -vV | sed -n 's/^host: //p')"
+    out="target/dist/$name"
+    rm -rf "$out" "$out.tar.gz"
+    mkdir -p "$out/completions" "$out/man"
+    cp "$w" README.md LICENSE docs/getting-started.md "$out/"
+    $w completions bash > "$out/completions/weaver.bash"
+    $w completions zsh > "$out/completions/_weaver"
+    $w completions fish > "$out/completions/weaver.fish"
+    $w man "$out/man"
+    tar -C target/dist -czf "$out.tar.gz" "$name"
+    echo "wrote $out.tar.gz ($(du -h "$out.tar.gz" | cut -f1))"
 
 # The Debian packages the tests need for the real services they start:
 # a Docker engine and a static busybox (the container tests build their own
@@ -113,5 +139,5 @@ _kernel-demo:
     say weaver kernel stop
     $w --state "$state" kernel stop
     pub=$(sed -n 's/.*public key \([0-9a-f]*\).*/\1/p' "$tmp/kernel.log" | head -1)
-    say weaver chain verify state/chain/chain.log --key "$pub"
-    $w chain verify "$state/chain/chain.log" --key "$pub"
+    say weaver chain verify state/chain --key "$pub"
+    $w chain verify "$state/chain" --key "$pub"

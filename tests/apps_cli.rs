@@ -278,7 +278,7 @@ fn upgrade_rolls_back_and_apps_survive_a_kill_9() {
         );
     }
     ok(&s, &["kernel", "stop"]);
-    let file = s.join("chain/chain.log");
+    let file = s.join("chain");
     let r = weaver(
         &[
             "chain",

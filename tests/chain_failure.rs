@@ -102,11 +102,16 @@ fn a_full_disk_fails_actions_instead_of_losing_their_records() {
         .expect("chain.key")
         .signing_key()
         .verifying_key();
-    let copy = tmp.path().join("chain.log");
-    std::fs::copy(state.join("chain/chain.log"), &copy).unwrap();
-    let file = weft_chain::read_file(&copy, &key).expect("the chain reads back");
-    let sends = file
-        .events
+    let copy = tmp.path().join("chain-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(state.join("chain")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let (events, _report) = weft_chain::read_dir(&copy, &key).expect("the chain reads back");
+    let sends = events
         .iter()
         .filter(|e| e.kind == "ipc.send" && e.source == "operator")
         .count();

@@ -739,6 +739,9 @@ async fn every_control_command_and_syscall_reaches_the_gate() {
         ),
         ("chain", json!({ "op": "tail", "n": 1 })),
         ("chain", json!({ "op": "verify" })),
+        ("chain", json!({ "op": "head" })),
+        ("chain", json!({ "op": "prove", "seq": 1 })),
+        ("chain", json!({ "op": "consistency", "old": 1, "new": 2 })),
         ("governance", json!({ "op": "rules" })),
         (
             "governance",

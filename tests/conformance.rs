@@ -1,6 +1,8 @@
 //! One conformance suite for the `tool` world, run against the same tool
 //! (`wordcount`) written in Rust, C, Python and JavaScript.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

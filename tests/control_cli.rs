@@ -1,6 +1,8 @@
 //! The control socket and the `weaver` commands that talk to a running
 //! kernel, driven as a user would: one background `weaver run`, then the CLI.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,8 +29,9 @@ fn ok(state: &Path, args: &[&str]) -> Run {
 
 fn assert_no_kernel(r: &Run, state: &Path) {
     assert_eq!(r.code, 2, "{}", r.stderr);
+    // Commands may add a hint after the state dir (e.g. how to read the chain offline).
     let want = format!(
-        "weaver: no kernel is running on {} (start one with: weaver run --state {})",
+        "no kernel is running on {} (start one with: weaver run --state {}",
         state.display(),
         state.display()
     );
@@ -108,18 +111,55 @@ fn commands_drive_a_running_kernel() {
     assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
     assert!(r.stdout.contains("ipc.send"), "{}", r.stdout);
     assert!(ok(s, &["chain", "verify"]).stdout.starts_with("ok:"));
-    // The live verify checks receipts too; a repeated identical tool run
-    // cites the first one's signed receipt.
+    // The live verify checks gate records too; each decision, repeated or
+    // not, is its own leaf with its own receipt.
     for _ in 0..2 {
         ok(s, &["tool", "run", "calc", "--", r#"{"expr": "7"}"#]);
     }
     let v = ok(s, &["chain", "verify", "--json"]).json();
     assert_eq!(v["receipts"]["ok"], true, "{v}");
-    let (n, cited) = (
-        v["receipts"]["receipts"].as_u64().unwrap(),
-        v["receipts"]["cited"].as_u64().unwrap(),
+    assert!(v["receipts"]["receipts"].as_u64().unwrap() >= 2, "{v}");
+    let key = v["public_key"].as_str().unwrap().to_string();
+    let permit = ok(s, &["chain", "tail", "-n", "40"])
+        .stdout
+        .lines()
+        .rfind(|l| l.contains("gate.permit"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .expect("a gate.permit among the last events");
+    let receipt = s.join("receipt.json");
+    ok(
+        s,
+        &["chain", "prove", &permit, "-o", receipt.to_str().unwrap()],
     );
-    assert!(cited >= 1 && n > cited, "{v}");
+    let r = ok(
+        s,
+        &[
+            "chain",
+            "verify-receipt",
+            receipt.to_str().unwrap(),
+            "--key",
+            &key,
+        ],
+    );
+    assert!(r.stdout.starts_with("ok: event"), "{}", r.stdout);
+    assert!(r.stdout.contains("gate decision: permit"), "{}", r.stdout);
+    let mut bytes = std::fs::read(&receipt).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&receipt, &bytes).unwrap();
+    let r = w(
+        s,
+        &[
+            "chain",
+            "verify-receipt",
+            receipt.to_str().unwrap(),
+            "--key",
+            &key,
+        ],
+    );
+    assert_eq!(r.code, 2, "a flipped receipt passed: {}", r.stdout);
+    let c = ok(s, &["chain", "consistency", "1", "5"]);
+    assert!(c.stderr.starts_with("ok:"), "{}", c.stderr);
     let export = ok(s, &["chain", "export"]);
     assert!(export.stdout.lines().count() > 10);
     let r = weaver(

@@ -45,7 +45,7 @@ fn run_boots_spawns_and_the_chain_verifies_offline() {
     // Boot again on the same state: the chain continues and still verifies.
     let (key2, _) = boot_once(dir.path());
     assert_eq!(key, key2, "the signing key persists");
-    let file = dir.path().join("chain/chain.log");
+    let file = dir.path().join("chain");
     let r = weaver(
         &["chain", "verify", file.to_str().unwrap(), "--key", &key],
         b"",
@@ -114,7 +114,7 @@ fn run_boots_spawns_and_the_chain_verifies_offline() {
 fn a_tampered_or_wrongly_keyed_chain_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = boot_once(dir.path());
-    let file = dir.path().join("chain/chain.log");
+    let file = dir.path().join("chain/00000000000000000000.seg");
     let mut bytes = std::fs::read(&file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;

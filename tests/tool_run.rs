@@ -1,5 +1,7 @@
 //! `weaver tool run FILE.wasm`: tools and WASI commands with no kernel.
 
+#![allow(clippy::unwrap_used)]
+
 use weft_e2e::{guest, weaver, Run};
 
 fn path(name: &str) -> String {

@@ -9,8 +9,16 @@
 //! trap, invalid component, no kernel running, ...), 64 bad usage. A WASI
 //! command run by `weaver tool run` exits with its own code.
 
+mod docs;
+mod doctor;
 mod run;
 mod units;
+
+/// The subsystem components, embedded at build time (see `build.rs`).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+    include!(concat!(env!("OUT_DIR"), "/wit.rs"));
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,7 +43,20 @@ fn cli(commands: &[weft_kernel::control::cli::CliCommand]) -> Command {
         )
         .subcommand(run::RunArgs::augment_args(Command::new("run").about(
             "Boot a kernel in the foreground until Ctrl-C or `weaver kernel stop`",
-        )));
+        )))
+        .subcommand(docs::completions_command())
+        .subcommand(docs::wit_command())
+        .subcommand(docs::man_command())
+        .subcommand(
+            Command::new("doctor")
+                .about("What this machine has and lacks for Weft, each with its fix")
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .help("Print the checks as JSON"),
+                ),
+        );
     for cmd in commands {
         c = c.subcommand((cmd.command)());
     }
@@ -45,11 +66,16 @@ fn cli(commands: &[weft_kernel::control::cli::CliCommand]) -> Command {
 use clap::Args as _;
 
 fn main() -> ExitCode {
+    weft_kernel::components::embed(embedded::EMBEDDED);
+    // Colour only for a person at a terminal, and never under NO_COLOR.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     let commands = units::commands();
@@ -92,6 +118,15 @@ fn main() -> ExitCode {
         eprintln!("weaver: no state dir: pass --state DIR");
         return ExitCode::from(exit::USAGE);
     };
+    if name == "wit" {
+        return docs::write_wit(sub, embedded::WIT);
+    }
+    if name == "completions" || name == "man" {
+        return docs::run(name, sub, cli(&commands));
+    }
+    if name == "doctor" {
+        return rt.block_on(doctor::run(&state, sub.get_flag("json")));
+    }
     let Some(cmd) = commands.iter().find(|c| (c.command)().get_name() == name) else {
         eprintln!("weaver: unknown command `{name}`");
         return ExitCode::from(exit::USAGE);

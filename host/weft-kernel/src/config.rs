@@ -108,14 +108,29 @@ pub struct RuntimeSection {
 pub struct ChainSection {
     /// The chain's id; an existing chain with another id is refused.
     pub chain_id: u32,
-    /// A signed checkpoint after this many events (and at shutdown).
-    pub checkpoint_every: u64,
-    /// Longest time a buffered event waits before reaching the OS, in ms.
+    /// Longest time a buffered event waits before reaching the OS (with a
+    /// signed tree head), in ms.
     pub flush_interval_ms: u64,
-    /// Sign every gate decision, even one identical (verdict, agent,
-    /// action, context) to an earlier signed one; by default such a
-    /// decision's record cites the earlier receipt instead.
-    pub sign_every_decision: bool,
+    /// A segment file is sealed and a new one begun past this size, in MiB.
+    pub segment_mib: u64,
+    /// Retention: `"30d"` (an age) or `"50GB"` (a size) of sealed segments
+    /// to keep; none keeps everything.
+    #[serde(deserialize_with = "de_keep")]
+    pub keep: Option<weft_chain::Keep>,
+    /// Where retention moves removed segments (relative to this file);
+    /// none deletes them.
+    pub archive: Option<PathBuf>,
+    /// Format 1 only (a checkpoint every N events); ignored, with a
+    /// warning: format 2 signs a tree head at every commit.
+    pub checkpoint_every: Option<u64>,
+    /// Format 1 only (sign each gate decision); ignored, with a warning:
+    /// format 2 proves every decision with its tree head.
+    pub sign_every_decision: Option<bool>,
+}
+
+fn de_keep<'de, D: Deserializer<'de>>(d: D) -> Result<Option<weft_chain::Keep>, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 /// `[ipc]`.
@@ -158,9 +173,12 @@ impl Default for ChainSection {
     fn default() -> Self {
         ChainSection {
             chain_id: 0,
-            checkpoint_every: 1000,
             flush_interval_ms: 10,
-            sign_every_decision: false,
+            segment_mib: 64,
+            keep: None,
+            archive: None,
+            checkpoint_every: None,
+            sign_every_decision: None,
         }
     }
 }
@@ -188,7 +206,11 @@ impl KernelConfig {
         let mut config: KernelConfig =
             toml::from_str(text).map_err(|e| config_error(text, path, &e))?;
         if let Some(base) = path.parent() {
-            for p in [&mut config.kernel.state_dir, &mut config.kernel.cache_dir] {
+            for p in [
+                &mut config.kernel.state_dir,
+                &mut config.kernel.cache_dir,
+                &mut config.chain.archive,
+            ] {
                 if let Some(dir) = p.as_mut().filter(|d| d.is_relative()) {
                     *dir = base.join(&*dir);
                 }
@@ -273,6 +295,9 @@ impl KernelConfig {
         }
         if self.runtime.epoch_tick_ms == 0 {
             return bad("runtime.epoch_tick_ms", "must be at least 1");
+        }
+        if !(1..=2048).contains(&self.chain.segment_mib) {
+            return bad("chain.segment_mib", "must be between 1 and 2048");
         }
         if self.ipc.inbox_capacity == 0 {
             return bad("ipc.inbox_capacity", "must be at least 1");

@@ -3,6 +3,8 @@
 //! `components/polyglot/build.sh py`) in a real kernel: config, syscalls,
 //! capabilities, and a trap followed by a restart.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

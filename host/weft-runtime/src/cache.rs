@@ -20,7 +20,9 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt}
 use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
-use wasmtime::Engine;
+use wasmtime::{Engine, Module};
+
+use crate::runtime::Code;
 
 /// The digest that identifies a component's bytes everywhere in Weft
 /// (cache keys, bundle manifests, chain events).
@@ -314,7 +316,7 @@ impl ArtifactCache {
     /// Load a cached artifact, or `None` if absent or unusable. A stale,
     /// damaged or untrusted entry is removed so it is rebuilt: one bad
     /// entry costs a recompile, not the whole runtime.
-    pub fn load(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
+    pub fn load(&self, engine: &Engine, digest: &Digest, is_module: bool) -> Option<Code> {
         let path = self.path(digest);
         let file = match self.open_entry(&path) {
             Ok(Some(f)) => f,
@@ -337,8 +339,13 @@ impl ArtifactCache {
         // `secure_dir` and `open_entry`); entries are written only by
         // `store` below (atomically, via rename), from
         // `Component::serialize` of the same engine configuration, which the
-        // fingerprint in the name pins. wasmtime still checks the header.
-        let loaded = unsafe { Component::deserialize_file(engine, source) };
+        // fingerprint in the name pins. wasmtime still checks the header
+        // (including that a module's artifact is not loaded as a component).
+        let loaded = if is_module {
+            unsafe { Module::deserialize_file(engine, source) }.map(Code::Module)
+        } else {
+            unsafe { Component::deserialize_file(engine, source) }.map(Code::Component)
+        };
         drop(file);
         match loaded {
             Ok(c) => Some(c),
@@ -378,10 +385,14 @@ impl ArtifactCache {
 
     /// Store a compiled artifact (mode 0600). Failures only cost a
     /// recompile later, so they are logged, not returned.
-    pub fn store(&self, digest: &Digest, component: &Component) {
+    pub fn store(&self, digest: &Digest, code: &Code) {
         let path = self.path(digest);
         let write = || -> Result<(), String> {
-            let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+            let bytes = match code {
+                Code::Component(c) => c.serialize(),
+                Code::Module(m) => m.serialize(),
+            }
+            .map_err(|e| format!("{e:#}"))?;
             let (tmp, mut file) = tempfile_in(&self.dir).map_err(|e| e.to_string())?;
             let done = file
                 .write_all(&bytes)

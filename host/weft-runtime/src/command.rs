@@ -1,4 +1,5 @@
-//! Running plain WASI 0.2 command components (`wasi:cli/run`).
+//! Running plain WASI programs: 0.2 command components (`wasi:cli/run`)
+//! and preview1 core modules (`_start`).
 
 use std::time::Instant;
 
@@ -21,14 +22,18 @@ pub struct CommandOutcome {
 }
 
 impl Runtime {
-    /// Run a command component to completion with `grants.args` as argv and
-    /// `grants.stdin` as its standard input.
+    /// Run a command component or a preview1 core module to completion with
+    /// `grants.args` as argv and `grants.stdin` as its standard input. The
+    /// exit code is the one the program passed to `exit` (preserved, e.g. 33).
     pub async fn run_command(
         &self,
         c: &LoadedComponent,
         limits: &Limits,
         grants: &Grants,
     ) -> Result<CommandOutcome, Failure> {
+        if c.kind == crate::ComponentKind::Preview1 {
+            return self.run_preview1(c, limits, grants).await;
+        }
         let pre = self.command_pre(c).map_err(Failure::before_start)?;
         let start = Instant::now();
         let mut store = self
@@ -48,14 +53,52 @@ impl Runtime {
                 }
             })
             .await;
-        let usage = self.usage(&store, limits, start);
-        let exit_code = exit_code.map_err(|error| Failure { error, usage })?;
-        let data = store.data();
-        Ok(CommandOutcome {
-            exit_code,
-            stdout: data.stdout().take(),
-            stderr: data.stderr().take(),
-            usage,
-        })
+        finish(self, &store, limits, start, exit_code)
     }
+
+    async fn run_preview1(
+        &self,
+        c: &LoadedComponent,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<CommandOutcome, Failure> {
+        let pre = self.preview1_pre(c).map_err(Failure::before_start)?;
+        let start = Instant::now();
+        let mut store = self
+            .new_store(limits, grants, ())
+            .map_err(Failure::before_start)?;
+        let exit_code = self
+            .guard(&mut store, limits, async |s| {
+                let instance = pre.instantiate_async(&mut *s).await?;
+                let main = instance.get_typed_func::<(), ()>(&mut *s, "_start")?;
+                match main.call_async(&mut *s, ()).await {
+                    Ok(()) => Ok(0),
+                    // `proc_exit(n)` unwinds as an error carrying the code.
+                    Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                        Some(exit) => Ok(exit.0),
+                        None => Err(e),
+                    },
+                }
+            })
+            .await;
+        finish(self, &store, limits, start, exit_code)
+    }
+}
+
+fn finish(
+    rt: &Runtime,
+    store: &wasmtime::Store<crate::StoreData<()>>,
+    limits: &Limits,
+    start: Instant,
+    exit_code: Result<i32, crate::RunError>,
+) -> Result<CommandOutcome, Failure> {
+    let usage = rt.usage(store, limits, start);
+    let exit_code = exit_code.map_err(|error| Failure { error, usage })?;
+    let data = store.data();
+    Ok(CommandOutcome {
+        exit_code,
+        stdout: data.stdout().take(),
+        stderr: data.stderr().take(),
+        usage,
+    })
 }

@@ -113,12 +113,16 @@ impl RunError {
 
 /// What a call consumed, reported whether it succeeded or not (the chain
 /// records fuel for failed tool runs too).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Fuel consumed.
     pub fuel_used: u64,
     /// Wall-clock time of the call (serialized as `wall_us`).
-    #[serde(rename = "wall_us", serialize_with = "ser_micros")]
+    #[serde(
+        rename = "wall_us",
+        serialize_with = "ser_micros",
+        deserialize_with = "de_micros"
+    )]
     pub wall: Duration,
     /// Largest linear memory the guest grew to, in bytes.
     pub peak_memory: usize,
@@ -126,6 +130,10 @@ pub struct Usage {
 
 fn ser_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_micros().try_into().unwrap_or(u64::MAX))
+}
+
+fn de_micros<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_micros)
 }
 
 /// A failed run: the [`RunError`] plus what the guest consumed before it.

@@ -2,7 +2,8 @@
 //!
 //! One [`Runtime`] owns one wasmtime [`wasmtime::Engine`] configured for the
 //! component model, async calls, fuel, epoch deadlines and the pooling
-//! allocator. Everything a guest may consume is bounded by [`Limits`];
+//! allocator. It runs components and, as they are, WASI preview1 core
+//! modules ([`ComponentKind::Preview1`]) under the same limits and grants. Everything a guest may consume is bounded by [`Limits`];
 //! everything it may touch is granted explicitly by [`Grants`]. Failures are
 //! typed ([`RunError`]) and never take the runtime down.
 //!
@@ -11,8 +12,11 @@
 //! use weft_runtime::{Grants, Limits, Runtime, RuntimeConfig};
 //! let rt = Runtime::new(RuntimeConfig::default())?;
 //! let calc = rt.load_file("calc.wasm".as_ref())?;
-//! let out = rt.run_tool(&calc, r#"{"expr":"1+2"}"#, &Limits::default(), &Grants::default()).await?;
-//! println!("{:?} using {} fuel", out.result, out.fuel_used);
+//! let out = rt
+//!     .run_tool(&calc, r#"{"expr":"1+2"}"#, &Limits::default(), &Grants::default())
+//!     .await
+//!     .map_err(|f| f.error)?;
+//! println!("{:?} using {} fuel", out.result, out.usage.fuel_used);
 //! # Ok(()) }
 //! ```
 
@@ -32,7 +36,7 @@ pub use command::CommandOutcome;
 pub use config::{Limits, PoolConfig, RuntimeConfig};
 pub use error::{Failure, GuestDetail, RunError, Usage};
 pub use output::BoundedOutput;
-pub use runtime::{ComponentKind, LoadedComponent, Runtime};
+pub use runtime::{Code, ComponentKind, LoadedComponent, Runtime};
 pub use sandbox::{DirGrant, Grants, StoreData};
 pub use tool::{ToolFailure, ToolInfo, ToolOutcome};
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use wasmtime::{InstancePre, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::cache::Digest;
@@ -17,12 +18,14 @@ use crate::RunError;
 pub(crate) struct PreCache {
     tools: Mutex<HashMap<Digest, ToolPre<StoreData<()>>>>,
     commands: Mutex<HashMap<Digest, CommandPre<StoreData<()>>>>,
+    modules: Mutex<HashMap<Digest, InstancePre<StoreData<()>>>>,
 }
 
 impl PreCache {
     pub fn evict(&self, digest: &Digest) {
         lock(&self.tools).remove(digest);
         lock(&self.commands).remove(digest);
+        lock(&self.modules).remove(digest);
     }
 }
 
@@ -40,7 +43,7 @@ impl Runtime {
         }
         let linker = self.linker::<()>()?;
         let pre = linker
-            .instantiate_pre(&c.component)
+            .instantiate_pre(c.component()?)
             .map_err(RunError::invalid)?;
         let pre = ToolPre::new(pre).map_err(RunError::invalid)?;
         lock(&self.pres().tools).insert(c.digest, pre.clone());
@@ -60,7 +63,7 @@ impl Runtime {
         }
         let linker = self.linker::<()>()?;
         let pre = linker
-            .instantiate_pre(&c.component)
+            .instantiate_pre(c.component()?)
             .map_err(RunError::invalid)?;
         let pre = CommandPre::new(pre).map_err(RunError::invalid)?;
         lock(&self.pres().commands).insert(c.digest, pre.clone());
@@ -68,7 +71,60 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The pre-instantiated preview1 core module for `c`, created on first
+    /// use. Its imports must all be `wasi_snapshot_preview1` functions.
+    pub fn preview1_pre(
+        &self,
+        c: &LoadedComponent,
+    ) -> Result<InstancePre<StoreData<()>>, RunError> {
+        if let Some(p) = lock(&self.pres().modules).get(&c.digest) {
+            return Ok(p.clone());
+        }
+        let crate::runtime::Code::Module(module) = &c.code else {
+            return Err(wrong_world(c, "a WASI preview1 core module"));
+        };
+        if c.kind != ComponentKind::Preview1 {
+            return Err(wrong_world(c, "a WASI preview1 command (exports `_start`)"));
+        }
+        if let Some(i) = module
+            .imports()
+            .find(|i| i.module() != "wasi_snapshot_preview1")
+        {
+            return Err(RunError::invalid(format!(
+                "the module imports `{}::{}`; a preview1 program may import only \
+                 `wasi_snapshot_preview1` functions",
+                i.module(),
+                i.name()
+            )));
+        }
+        let mut linker: Linker<StoreData<()>> = Linker::new(self.engine());
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s.p1())
+            .map_err(|e| RunError::Host(format!("cannot link WASI preview1: {e:#}")))?;
+        let pre = linker.instantiate_pre(module).map_err(RunError::invalid)?;
+        lock(&self.pres().modules).insert(c.digest, pre.clone());
+        Ok(pre)
+    }
+}
+
 fn wrong_world(c: &LoadedComponent, wanted: &str) -> RunError {
+    if let crate::runtime::Code::Module(_) = c.code {
+        // Say what it is rather than list a module's exports as a world's.
+        if c.kind == ComponentKind::Preview1 {
+            if let Err(e) = c.component() {
+                return e;
+            }
+        }
+        return RunError::invalid(format!(
+            "this is a core wasm module that exports {}; a WASI preview1 program must \
+             export `_start`, anything else must be a component (build for wasm32-wasip2)",
+            if c.exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                c.exports.join(", ")
+            }
+        ));
+    }
     let exports = if c.exports.is_empty() {
         "nothing".to_string()
     } else {

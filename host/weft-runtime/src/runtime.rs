@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 
 use crate::cache::{ArtifactCache, Digest, LoadSource};
@@ -26,24 +27,60 @@ pub enum ComponentKind {
     Tool,
     /// Exports `wasi:cli/run`: a plain WASI 0.2 command program.
     Command,
+    /// A WASI preview1 core module exporting `_start` (what
+    /// `wasm32-wasip1` toolchains emit): run as it is, through wasmtime-wasi's
+    /// preview1 implementation, under the same limits and grants.
+    Preview1,
     /// Exports something else (agents and subsystems have their own worlds,
     /// checked when they are instantiated).
     Other,
 }
 
-/// A compiled component plus what we know about it.
+impl ComponentKind {
+    /// Runs as a program (`wasi:cli/run` or preview1 `_start`) rather than
+    /// through the tool world.
+    pub fn is_command(self) -> bool {
+        matches!(self, ComponentKind::Command | ComponentKind::Preview1)
+    }
+}
+
+/// Compiled code: a component, or a preview1 core module.
+#[derive(Clone)]
+pub enum Code {
+    /// A WebAssembly component.
+    Component(Component),
+    /// A core module (WASI preview1).
+    Module(Module),
+}
+
+/// A compiled component (or preview1 core module) plus what we know about it.
 #[derive(Clone)]
 pub struct LoadedComponent {
     /// BLAKE3 of the component's bytes.
     pub digest: Digest,
-    /// The compiled component.
-    pub component: Component,
+    /// The compiled code.
+    pub code: Code,
     /// Which world it exports, as far as running it is concerned.
     pub kind: ComponentKind,
     /// Names of the component's exports, for error messages.
     pub exports: Vec<String>,
     /// Where the compiled code came from (memory, disk cache, fresh compile).
     pub source: LoadSource,
+}
+
+impl LoadedComponent {
+    /// The compiled component; a core module is refused with
+    /// [`RunError::InvalidComponent`] saying what it is.
+    pub fn component(&self) -> Result<&Component, RunError> {
+        match &self.code {
+            Code::Component(c) => Ok(c),
+            Code::Module(_) => Err(RunError::invalid(
+                "this is a WASI preview1 core module, which runs only as a command (a tool or \
+                 hook, or `weaver tool run`); build for wasm32-wasip2, or wrap it with \
+                 `wasm-tools component new`, to use it here",
+            )),
+        }
+    }
 }
 
 impl std::fmt::Debug for LoadedComponent {
@@ -141,36 +178,56 @@ impl Runtime {
             return Ok(c);
         }
         let engine = &self.inner.engine;
-        let (component, source) = match self
+        let is_module = check_header(bytes)?;
+        let (code, source) = match self
             .inner
             .cache
             .as_ref()
-            .and_then(|c| c.load(engine, &digest))
+            .and_then(|c| c.load(engine, &digest, is_module))
         {
             Some(c) => (c, LoadSource::DiskCache),
             None => {
-                let c = compile(engine, bytes)?;
+                let c = compile(engine, bytes, is_module)?;
                 if let Some(cache) = &self.inner.cache {
                     cache.store(&digest, &c);
                 }
                 (c, LoadSource::Compiled)
             }
         };
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let kind = if exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2")) {
-            ComponentKind::Command
-        } else if exports.iter().any(|e| e == "invoke") && exports.iter().any(|e| e == "describe") {
-            ComponentKind::Tool
-        } else {
-            ComponentKind::Other
+        let (kind, exports) = match &code {
+            Code::Component(component) => {
+                let exports: Vec<String> = component
+                    .component_type()
+                    .exports(engine)
+                    .map(|(name, _)| name.to_string())
+                    .collect();
+                let kind = if exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2")) {
+                    ComponentKind::Command
+                } else if exports.iter().any(|e| e == "invoke")
+                    && exports.iter().any(|e| e == "describe")
+                {
+                    ComponentKind::Tool
+                } else {
+                    ComponentKind::Other
+                };
+                (kind, exports)
+            }
+            Code::Module(module) => {
+                let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
+                let start = module
+                    .get_export("_start")
+                    .is_some_and(|t| matches!(t, wasmtime::ExternType::Func(_)));
+                let kind = if start {
+                    ComponentKind::Preview1
+                } else {
+                    ComponentKind::Other
+                };
+                (kind, exports)
+            }
         };
         let loaded = LoadedComponent {
             digest,
-            component,
+            code,
             kind,
             exports,
             source,
@@ -315,18 +372,25 @@ fn ticks_for(d: Duration, tick: Duration) -> u64 {
     (d.as_nanos().div_ceil(tick.as_nanos().max(1)) + 1).min(u32::MAX as u128) as u64
 }
 
-fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, RunError> {
+/// `Ok(true)` for a core module, `Ok(false)` for a component.
+fn check_header(bytes: &[u8]) -> Result<bool, RunError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(RunError::invalid("not a WebAssembly binary (bad magic)"));
     }
     // A core module has layer 0 / version 1; a component has layer 1.
-    if bytes[6..8] == [0, 0] {
-        return Err(RunError::invalid(
-            "this is a core wasm module, not a component; build for wasm32-wasip2 \
-             or wrap it with `wasm-tools component new`",
-        ));
+    Ok(bytes[6..8] == [0, 0])
+}
+
+fn compile(engine: &Engine, bytes: &[u8], is_module: bool) -> Result<Code, RunError> {
+    if is_module {
+        Module::new(engine, bytes)
+            .map(Code::Module)
+            .map_err(RunError::invalid)
+    } else {
+        Component::new(engine, bytes)
+            .map(Code::Component)
+            .map_err(RunError::invalid)
     }
-    Component::new(engine, bytes).map_err(RunError::invalid)
 }
 
 fn engine_config(rc: &RuntimeConfig) -> Result<Config, RunError> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
@@ -62,8 +62,9 @@ impl DirGrant {
 /// Store data for every guest: WASI state plus the embedder's own `T`
 /// (the kernel keeps an agent's syscall state there).
 pub struct StoreData<T> {
-    wasi: WasiCtx,
-    table: ResourceTable,
+    /// WASI state: the preview1 context wraps the 0.2 one (and its resource
+    /// table), so one store serves components and preview1 core modules.
+    wasi: WasiP1Ctx,
     pub(crate) limiter: Limiter,
     pub(crate) stdout: BoundedOutput,
     pub(crate) stderr: BoundedOutput,
@@ -96,8 +97,7 @@ impl<T> StoreData<T> {
             })?;
         }
         Ok(StoreData {
-            wasi: b.build(),
-            table: ResourceTable::new(),
+            wasi: b.build_p1(),
             limiter: Limiter::new(limits),
             stdout,
             stderr,
@@ -122,12 +122,16 @@ impl<T> StoreData<T> {
     }
 }
 
+impl<T> StoreData<T> {
+    /// The preview1 view of the WASI state, for core modules.
+    pub(crate) fn p1(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+}
+
 impl<T: Send> WasiView for StoreData<T> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        self.wasi.ctx()
     }
 }
 

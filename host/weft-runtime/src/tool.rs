@@ -113,3 +113,55 @@ impl Runtime {
         })
     }
 }
+
+impl Runtime {
+    /// Run `c` as a tool, whatever it is: a tool-world component gets
+    /// `input` through `invoke`; a WASI command (a 0.2 component or a
+    /// preview1 core module) gets it on stdin (argv is just `tool`) and
+    /// answers on stdout, as JSON (anything else is taken as a JSON string);
+    /// a non-zero exit is a `failed` tool error carrying its stderr.
+    pub async fn invoke(
+        &self,
+        c: &LoadedComponent,
+        input: &str,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<ToolOutcome, Failure> {
+        if c.kind == crate::ComponentKind::Tool {
+            return self.run_tool(c, input, limits, grants).await;
+        }
+        if !c.kind.is_command() {
+            return Err(Failure::before_start(RunError::invalid(format!(
+                "neither a weft:kernel tool (exports `describe`, `invoke`) nor a WASI command; \
+                 it exports: {}",
+                if c.exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    c.exports.join(", ")
+                }
+            ))));
+        }
+        let mut g = grants.clone();
+        g.args = vec!["tool".into()];
+        g.stdin = input.as_bytes().to_vec();
+        let out = self.run_command(c, limits, &g).await?;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let result = if out.exit_code == 0 {
+            let text = String::from_utf8_lossy(&out.stdout);
+            Ok(serde_json::from_str(text.trim())
+                .unwrap_or_else(|_| serde_json::Value::String(text.trim_end().to_string())))
+        } else {
+            let why = stderr.trim();
+            Err(ToolFailure::Failed(if why.is_empty() {
+                format!("exited with code {}", out.exit_code)
+            } else {
+                format!("exited with code {}: {why}", out.exit_code)
+            }))
+        };
+        Ok(ToolOutcome {
+            result,
+            usage: out.usage,
+            stderr,
+        })
+    }
+}

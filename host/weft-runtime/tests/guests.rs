@@ -214,10 +214,16 @@ async fn invalid_components_are_named() {
     assert_eq!(e.kind(), "invalid component");
     assert!(e.to_string().contains("bad magic"));
 
-    // A core module (version 1, layer 0).
-    let core = b"\0asm\x01\0\0\0";
-    let e = rt.load(core).unwrap_err();
+    // A core module (version 1, layer 0) loads, but one without `_start`
+    // is no program: running it says what it is.
+    let core = rt.load(b"\0asm\x01\0\0\0").unwrap();
+    assert_eq!(core.kind, ComponentKind::Other);
+    let e = rt
+        .run_command(&core, &limits(), &Grants::default())
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("core wasm module"), "{e}");
+    assert!(e.to_string().contains("`_start`"), "{e}");
 
     // A truncated component.
     let bytes = std::fs::read(guest("calc")).unwrap();

@@ -59,6 +59,18 @@ pub struct AgentCtx {
     pub(crate) permits: PermitCache,
     /// State subsystems attached in [`crate::Subsystem::prepare`].
     pub extensions: Extensions,
+    /// The message the guest is handling, while it handles one.
+    pub(crate) handling: Option<Handling>,
+}
+
+/// The message an agent is handling, as its host functions see it (the
+/// `ecc` unit merges its timestamp into the hybrid logical clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handling {
+    /// The message id.
+    pub id: u64,
+    /// When it was sent, ns since the UNIX epoch.
+    pub timestamp_ns: u64,
 }
 
 impl AgentCtx {
@@ -75,7 +87,13 @@ impl AgentCtx {
             limits,
             permits: PermitCache::new(),
             extensions,
+            handling: None,
         }
+    }
+
+    /// The message being handled, if the guest is in `handle`.
+    pub fn handling(&self) -> Option<Handling> {
+        self.handling
     }
 
     /// The agent this store belongs to.

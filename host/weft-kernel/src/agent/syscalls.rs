@@ -14,6 +14,7 @@ use super::bindings::weft::kernel::{ipc, kernel, types};
 use super::AgentCtx;
 use crate::act::Query;
 use crate::chain::ChainAppend;
+use crate::console::{BootPhase, LogLevel};
 use crate::error::KernelError;
 use crate::ipc::{MessageTarget, Payload, SendMessage, SendOutcome, Subscribe, Unsubscribe};
 use crate::tools::InvokeTool;
@@ -154,14 +155,18 @@ impl kernel::Host for StoreData<AgentCtx> {
         if self.data.act(Query("kernel.log")).await.is_err() {
             return;
         }
-        let name = self.data.me.gate_name();
-        match lvl {
-            ipc::Level::Trace => tracing::trace!(agent = %name, "{msg}"),
-            ipc::Level::Debug => tracing::debug!(agent = %name, "{msg}"),
-            ipc::Level::Info => tracing::info!(agent = %name, "{msg}"),
-            ipc::Level::Warn => tracing::warn!(agent = %name, "{msg}"),
-            ipc::Level::Error => tracing::error!(agent = %name, "{msg}"),
-        }
+        // Into the kernel log (`weaver kernel logs`), under the agent's name.
+        let level = match lvl {
+            ipc::Level::Trace | ipc::Level::Debug => LogLevel::Debug,
+            ipc::Level::Info => LogLevel::Info,
+            ipc::Level::Warn => LogLevel::Warn,
+            ipc::Level::Error => LogLevel::Error,
+        };
+        let source = self.data.me.gate_name().to_string();
+        self.data
+            .shared
+            .log
+            .push_from(BootPhase::Runtime, level, Some(source), msg);
     }
 
     async fn now(&mut self) -> u64 {

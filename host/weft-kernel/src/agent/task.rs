@@ -100,11 +100,20 @@ pub(crate) async fn start(shared: &Arc<Shared>, spec: &AgentSpec) -> Result<Live
         })
         .await;
     account(spec, rt.usage(&store, &limits, started));
+    drain_output(shared, spec, &store);
     match r {
         Ok((agent, Ok(()))) => Ok(Live { store, agent }),
         Ok((_, Err(msg))) => Err(Failure::Init(msg)),
         Err(e) => Err(Failure::Run(e)),
     }
+}
+
+/// What the guest printed during its last call goes to the kernel log
+/// (`weaver kernel logs`), under its name; the buffers start empty again.
+fn drain_output(shared: &Shared, spec: &AgentSpec, store: &Store<StoreData<AgentCtx>>) {
+    let d = store.data();
+    let (out, err) = (d.stdout().take(), d.stderr().take());
+    shared.log.guest_output(&spec.me.name, &out, &err);
 }
 
 fn account(spec: &AgentSpec, u: weft_runtime::Usage) {
@@ -315,6 +324,10 @@ async fn handle(
     let limits = runtime_limits(&spec.limits);
     let wmsg = to_wit(msg);
     let Live { store, agent } = live;
+    store.data_mut().data.handling = Some(super::Handling {
+        id: msg.id,
+        timestamp_ns: msg.timestamp_ns,
+    });
     rt.arm(store, &limits);
     let started = Instant::now();
     spec.me.usage.in_call.store(true, Ordering::Relaxed);
@@ -324,7 +337,9 @@ async fn handle(
         })
         .await;
     spec.me.usage.in_call.store(false, Ordering::Relaxed);
+    store.data_mut().data.handling = None;
     account(spec, rt.usage(store, &limits, started));
+    drain_output(shared, spec, store);
     match r {
         Ok(Ok(out)) => {
             if let Some(tx) = reply {

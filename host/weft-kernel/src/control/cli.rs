@@ -50,6 +50,15 @@ pub async fn ask_with_progress<R: Serialize>(
                 s.display(),
                 s.display()
             );
+            if unit == "chain" {
+                // The chain is readable without a kernel: say how.
+                eprintln!(
+                    "weaver: or read its chain offline: weaver chain verify {} --key KEY \
+                     (likewise `chain tail` and `chain export`); KEY is {}",
+                    s.display(),
+                    chain_key_hint(s.as_path())
+                );
+            }
             Err(ExitCode::from(exit::GUEST))
         }
         Err(CallError::Command(e)) => {
@@ -130,6 +139,50 @@ pub struct JsonFlag {
     /// Print the raw JSON result.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the chain's public key comes from, for hints that must work with
+/// no kernel: printed by `weaver run` at boot, and derived here from the
+/// state dir's own signing key when it is readable.
+pub fn chain_key_hint(dir: &Path) -> String {
+    let candidates = [
+        dir.join("chain").join(weft_chain::KEY_FILE),
+        dir.join(weft_chain::KEY_FILE),
+        dir.parent()
+            .map(|p| p.join(weft_chain::KEY_FILE))
+            .unwrap_or_default(),
+    ];
+    let derived = candidates
+        .iter()
+        .filter(|p| p.is_file())
+        .find_map(|p| weft_chain::SigningKeyFile::load(p).ok());
+    match derived {
+        Some(k) => format!(
+            "the public key `weaver run` printed at boot; this state dir's own key is {} \
+             (derived from {}: for an audit, use the key you noted at boot)",
+            weft_chain::public_key_hex(&k.verifying_key()),
+            k.path().display()
+        ),
+        None => "the public key `weaver run` printed at boot (`public key ...`)".into(),
+    }
+}
+
+/// Whether progress lines go to stderr: when it is a terminal, or when
+/// `WEFT_PROGRESS=1` asks for them anyway (scripts and tests).
+pub fn progress_enabled() -> bool {
+    use std::io::IsTerminal;
+    match std::env::var("WEFT_PROGRESS").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => std::io::stderr().is_terminal(),
+    }
+}
+
+/// One progress line on stderr (`weaver: MESSAGE…`), if enabled.
+pub fn progress(message: &str) {
+    if progress_enabled() {
+        eprintln!("weaver: {message}…");
+    }
 }
 
 /// Where compiled components are cached between runs of `weaver tool run

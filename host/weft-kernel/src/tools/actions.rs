@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use weft_runtime::{ToolFailure, Usage};
 
 use super::registry::ToolEntry;
 use crate::act::{ActCx, Action, KernelView, Principal};
@@ -82,15 +84,31 @@ impl Action for InvokeTool {
                 )));
             }
         }
-        self.entry = Some(
-            k.tools
-                .get(&self.name)
-                .ok_or_else(|| KernelError::NotFound(format!("no tool `{}`", self.name)))?,
-        );
+        self.entry = Some(k.tools.get(&self.name).ok_or_else(|| {
+            let names: Vec<String> = k.tools.list().into_iter().map(|t| t.name).collect();
+            KernelError::NotFound(format!(
+                "no tool `{}`{}",
+                self.name,
+                crate::suggest::hint(&self.name, names.iter().map(String::as_str))
+            ))
+        })?);
         Ok(())
     }
 
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<Value> {
+        let report = self.run(cx).await?;
+        match (report.result, report.error) {
+            (Some(v), None) => Ok(v),
+            (_, Some(e)) => Err(KernelError::Failed(e.to_string())),
+            (None, None) => Ok(Value::Null),
+        }
+    }
+}
+
+impl InvokeTool {
+    /// Run the tool (already authorized) and record `tool.exec`; a run that
+    /// happened is `Ok` whatever its outcome, with what it consumed.
+    async fn run(self, cx: &mut ActCx<'_>) -> KernelResult<ToolReport> {
         let Some(entry) = self.entry else {
             return Err(KernelError::NotFound(format!("no tool `{}`", self.name)));
         };
@@ -100,25 +118,27 @@ impl Action for InvokeTool {
         let r = cx
             .shared
             .runtime
-            .run_tool(&entry.component, &self.input, &entry.limits, &entry.grants)
+            .invoke(&entry.component, &self.input, &entry.limits, &entry.grants)
             .await;
-        let (outcome, usage, result) = match r {
-            Ok(o) => {
-                let usage = o.usage;
-                match o.result {
-                    Ok(v) => ("ok".to_string(), usage, Ok(v)),
-                    Err(e) => (
-                        format!("tool error: {e}"),
-                        usage,
-                        Err(KernelError::Failed(e.to_string())),
-                    ),
-                }
-            }
+        let (result, error, usage) = match r {
+            Ok(o) => match o.result {
+                Ok(v) => (Some(v), None, o.usage),
+                Err(e) => (None, Some(ToolRunError::from(&e)), o.usage),
+            },
             Err(f) => (
-                f.kind().to_string(),
+                None,
+                Some(ToolRunError {
+                    kind: f.kind().to_string(),
+                    message: f.to_string(),
+                    guest: true,
+                }),
                 f.usage,
-                Err(KernelError::Failed(f.to_string())),
             ),
+        };
+        let outcome = match &error {
+            None => "ok".to_string(),
+            Some(e) if e.guest => e.kind.clone(),
+            Some(e) => format!("tool error: {}", e.message_with_kind()),
         };
         cx.record(
             "tool.exec",
@@ -131,7 +151,100 @@ impl Action for InvokeTool {
                 "wall_us": usage.wall.as_micros() as u64,
             }),
         )?;
-        result
+        Ok(ToolReport {
+            tool: self.name,
+            result,
+            error,
+            usage,
+        })
+    }
+}
+
+/// What one run of a registered tool gave, whatever the outcome: the
+/// `--json` report of `weaver tool run NAME`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolReport {
+    /// The tool's name.
+    pub tool: String,
+    /// Its JSON answer, when it gave one.
+    pub result: Option<Value>,
+    /// Why it did not.
+    pub error: Option<ToolRunError>,
+    /// Fuel, wall time and peak memory of the run.
+    pub usage: Usage,
+}
+
+/// Why a tool run gave no answer: the tool's own error result
+/// (`invalid-input`, `failed`) or the host stopping the guest (`out of
+/// fuel`, `timeout`, `trap`, ...; then `guest` is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolRunError {
+    /// `invalid-input` or `failed` for the tool's own error; else the
+    /// runtime's error kind.
+    pub kind: String,
+    /// What went wrong.
+    pub message: String,
+    /// Set when the guest failed rather than answered with an error.
+    pub guest: bool,
+}
+
+impl ToolRunError {
+    /// `invalid input: why` for a tool error; the message as it is for a
+    /// guest failure (it starts with its kind already).
+    pub fn message_with_kind(&self) -> String {
+        if self.guest {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.kind.replace('-', " "), self.message)
+        }
+    }
+}
+
+impl std::fmt::Display for ToolRunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message_with_kind())
+    }
+}
+
+impl From<&ToolFailure> for ToolRunError {
+    fn from(e: &ToolFailure) -> Self {
+        let (kind, message) = match e {
+            ToolFailure::InvalidInput(m) => ("invalid-input", m),
+            ToolFailure::Failed(m) => ("failed", m),
+        };
+        ToolRunError {
+            kind: kind.into(),
+            message: message.clone(),
+            guest: false,
+        }
+    }
+}
+
+/// [`InvokeTool`] for the operator's `weaver tool run NAME`: the same
+/// checks, gate action and record, answered with the whole [`ToolReport`].
+pub struct InvokeToolReport(pub InvokeTool);
+
+impl Action for InvokeToolReport {
+    type Output = ToolReport;
+
+    fn gate_action(&self) -> Cow<'static, str> {
+        self.0.gate_action()
+    }
+
+    fn gate_context(&self) -> Value {
+        self.0.gate_context()
+    }
+
+    fn also_needs(&self) -> Option<&Principal> {
+        self.0.also_needs()
+    }
+
+    fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
+        self.0.authorize(who, k)
+    }
+
+    async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<ToolReport> {
+        self.0.run(cx).await
     }
 }
 
@@ -179,6 +292,11 @@ impl Action for RegisterTool {
 
     async fn perform(mut self, cx: &mut ActCx<'_>) -> KernelResult<u64> {
         self.0.owner = cx.who().gate_name().to_string();
+        // What `tool ls` shows is the tool's own `describe()` unless the
+        // registrant gave a description.
+        if self.0.description.is_empty() {
+            self.0.description = describe(cx, &self.0).await;
+        }
         let seq = cx.record(
             "tool.register",
             &json!({ "name": self.0.name, "digest": self.0.component.digest.to_hex(),
@@ -229,5 +347,27 @@ impl Action for UnregisterTool {
         cx.record("tool.unregister", &json!({ "name": self.name }))?;
         cx.shared.tools.remove(&self.name);
         Ok(())
+    }
+}
+
+/// The description a tool gives of itself: its `describe()` text, or what a
+/// program is (a command has no `describe`).
+async fn describe(cx: &ActCx<'_>, e: &ToolEntry) -> String {
+    use weft_runtime::ComponentKind as K;
+    match e.component.kind {
+        K::Tool => match cx
+            .shared
+            .runtime
+            .describe_tool(&e.component, &e.limits)
+            .await
+        {
+            Ok(info) => info.description,
+            Err(err) => format!("(describe() failed: {err})"),
+        },
+        K::Command => "a WASI 0.2 command: JSON input on stdin, its stdout is the answer".into(),
+        K::Preview1 => {
+            "a WASI preview1 program: JSON input on stdin, its stdout is the answer".into()
+        }
+        K::Other => String::new(),
     }
 }

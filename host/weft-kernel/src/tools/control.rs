@@ -1,7 +1,12 @@
-//! `weaver tool ...`: run a tool or WASI command component directly, with
-//! no kernel (`tool run FILE.wasm`), or an installed tool through the
-//! running kernel (`tool run NAME`, `tool ls`), and the server side of
-//! the latter.
+//! `weaver tool ...`: run a tool, a WASI command component or a WASI
+//! preview1 program directly, with no kernel (`tool run FILE.wasm`, `tool
+//! run --file PATH`), or an installed tool through the running kernel
+//! (`tool run NAME`, `tool ls`), and the server side of the latter.
+//!
+//! Which is which is decided by the argument alone, never by what happens
+//! to be in the current directory: `--file PATH` is a file; an argument
+//! with a `/` or ending in `.wasm` is a file; anything else is the name of
+//! an installed tool.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,13 +18,16 @@ use clap::{Args, FromArgMatches, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use weft_runtime::{
-    ComponentKind, DirGrant, Failure, Grants, Limits, RunError, Runtime, RuntimeConfig,
+    ComponentKind, DirGrant, Failure, Grants, Limits, LoadedComponent, RunError, Runtime,
+    RuntimeConfig, Usage,
 };
 
+use super::actions::{InvokeToolReport, ToolReport, ToolRunError};
 use super::InvokeTool;
 use crate::control::cli::{cell, table, CliCommand, CliContext, JsonFlag};
+use crate::control::client::{call, CallError};
 use crate::control::protocol::{exit, kind};
-use crate::control::{to_value, ControlCx, ControlError, ControlReply};
+use crate::control::{to_value, ControlCx, ControlReply};
 
 /// The tools unit's control requests.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,37 +52,41 @@ pub async fn serve(cx: ControlCx<'_>) -> ControlReply {
             to_value(cx.kernel.tools())
         }
         Request::Run { name, input } => {
+            // A run that happened is answered with its whole report (result
+            // or error, and usage); refusals and unknown tools are errors.
             let input = input.unwrap_or_else(|| "{}".into());
-            cx.kernel
-                .act(cx.who, InvokeTool::new(name, input))
-                .await
-                .map_err(|e| {
-                    // A tool that ran and returned an error is a failure, not a crash.
-                    let w = ControlError::from(e);
-                    if w.kind == kind::FAILED {
-                        ControlError::new(kind::TOOL, w.message)
-                    } else {
-                        w
-                    }
-                })
+            let report = cx
+                .kernel
+                .act(cx.who, InvokeToolReport(InvokeTool::new(name, input)))
+                .await?;
+            to_value(report)
         }
     }
 }
 
 #[derive(Subcommand)]
 enum ToolCmd {
-    /// Run a component file: a `weft:kernel` tool (the first ARG is its JSON
-    /// input, or stdin if none) or a WASI 0.2 command (ARGS are its argv).
+    /// Run a tool: an installed tool by NAME (through the running kernel:
+    /// gate, limits and chain apply), or a component file with no kernel —
+    /// a `weft:kernel` tool (the first ARG is its JSON input, else stdin), a
+    /// WASI 0.2 command or a WASI preview1 program (ARGS are its argv).
+    /// NAME with a `/` or ending in `.wasm` is a file; `--file` forces one.
     Run(RunArgs),
     /// List the tools installed in the running kernel.
     Ls(JsonFlag),
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["target", "file"])))]
 struct RunArgs {
-    /// The component (.wasm) to run with no kernel, or the NAME of a tool
-    /// installed in the running kernel (gate, limits and chain apply).
-    file: PathBuf,
+    /// An installed tool's NAME, or a FILE.wasm (a path: contains `/` or
+    /// ends in `.wasm`).
+    #[arg(value_name = "NAME|FILE.wasm")]
+    target: Option<String>,
+    /// Run this component or preview1 module file with no kernel, whatever
+    /// its name.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
     /// Fuel budget (roughly wasm instructions).
     #[arg(long)]
     fuel: Option<u64>,
@@ -90,12 +102,36 @@ struct RunArgs {
     /// Set an environment variable in the guest.
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     env: Vec<(String, String)>,
-    /// Print a JSON report (result, fuel used, wall time, error kind).
+    /// Print a JSON report (result or error, and usage: fuel, wall time,
+    /// peak memory).
     #[arg(long)]
     json: bool,
     /// Arguments: the JSON input of a tool, or a command's argv.
     #[arg(last = true)]
     args: Vec<String>,
+}
+
+/// What `tool run` runs.
+enum Target {
+    File(PathBuf),
+    Installed(String),
+}
+
+impl RunArgs {
+    fn target(&self) -> Target {
+        match (&self.file, &self.target) {
+            (Some(f), _) => Target::File(f.clone()),
+            (None, Some(t)) if looks_like_file(t) => Target::File(PathBuf::from(t)),
+            (None, Some(t)) => Target::Installed(t.clone()),
+            // clap's group requires one of them.
+            (None, None) => Target::Installed(String::new()),
+        }
+    }
+}
+
+/// The one rule: a path has a `/` or ends in `.wasm`.
+fn looks_like_file(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".wasm")
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -121,12 +157,10 @@ pub fn cli() -> CliCommand {
 
 async fn run(cx: &CliContext<'_>, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     match ToolCmd::from_arg_matches(m)? {
-        // A path that exists or names a .wasm file runs locally; anything
-        // else is a tool name for the kernel.
-        ToolCmd::Run(a) if a.file.exists() || a.file.extension().is_some_and(|e| e == "wasm") => {
-            run_file(a).await
-        }
-        ToolCmd::Run(a) => run_installed(cx.state, a).await,
+        ToolCmd::Run(a) => match a.target() {
+            Target::File(f) => run_file(&f, a).await,
+            Target::Installed(name) => run_installed(cx.state, &name, a).await,
+        },
         ToolCmd::Ls(f) => list(cx.state, f.json).await,
     }
 }
@@ -157,7 +191,28 @@ async fn list(state: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_installed(state: &Path, a: RunArgs) -> anyhow::Result<ExitCode> {
+/// A tool's JSON input: the one argument after `--`, else stdin, else `{}`.
+fn tool_input(a: &RunArgs) -> anyhow::Result<Result<String, ExitCode>> {
+    let input = match a.args.as_slice() {
+        [] => String::from_utf8(stdin_bytes()?).context("stdin is not UTF-8")?,
+        [one] => one.clone(),
+        more => {
+            eprintln!(
+                "weaver: a tool takes one JSON input after `--`, got {} arguments",
+                more.len()
+            );
+            return Ok(Err(ExitCode::from(exit::USAGE)));
+        }
+    };
+    let input = input.trim();
+    Ok(Ok(if input.is_empty() {
+        "{}".to_string()
+    } else {
+        input.to_string()
+    }))
+}
+
+async fn run_installed(state: &Path, name: &str, a: RunArgs) -> anyhow::Result<ExitCode> {
     if a.fuel.is_some()
         || a.timeout_ms.is_some()
         || a.max_memory.is_some()
@@ -170,40 +225,108 @@ async fn run_installed(state: &Path, a: RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(exit::USAGE));
     }
-    let input = match a.args.as_slice() {
-        [] => String::from_utf8(stdin_bytes()?).context("stdin is not UTF-8")?,
-        [one] => one.clone(),
-        more => {
+    let input = match tool_input(&a)? {
+        Ok(i) => i,
+        Err(code) => return Ok(code),
+    };
+    let req = Request::Run {
+        name: name.to_string(),
+        input: Some(input),
+    };
+    // A local file or directory of that name is never run silently; say how.
+    let local = Path::new(name).exists().then(|| {
+        format!(
+            "(`{name}` here is a file or directory, not an installed tool: to run a component \
+             file use `weaver tool run --file {name}` or `./{name}`)"
+        )
+    });
+    let v = match call(state, "tools", &req, |_| {}).await {
+        Ok(v) => v,
+        Err(CallError::NoKernel(s)) => {
             eprintln!(
-                "weaver: a tool takes one JSON input after `--`, got {} arguments",
-                more.len()
+                "weaver: `{name}` names an installed tool, and no kernel is running on {} \
+                 (start one with: weaver run --state {}; to run a component file with no \
+                 kernel: weaver tool run --file PATH)",
+                s.display(),
+                s.display()
             );
-            return Ok(ExitCode::from(exit::USAGE));
+            if let Some(l) = &local {
+                eprintln!("weaver: {l}");
+            }
+            return Ok(ExitCode::from(exit::GUEST));
+        }
+        Err(CallError::Command(e)) => {
+            eprintln!("weaver: {}", e.message);
+            if e.kind == kind::NOT_FOUND {
+                if let Some(l) = &local {
+                    eprintln!("weaver: {l}");
+                }
+            }
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+        Err(CallError::Transport(e)) => {
+            eprintln!("weaver: {e}");
+            return Ok(ExitCode::from(exit::GUEST));
         }
     };
-    let input = if input.trim().is_empty() {
-        "{}".to_string()
-    } else {
-        input.trim().to_string()
-    };
-    let name = a.file.to_string_lossy().into_owned();
-    let v: Value = crate::ask!(
-        state,
-        "tools",
-        &Request::Run {
-            name,
-            input: Some(input)
-        }
-    );
-    if a.json {
-        println!("{}", json!({ "kind": "tool", "ok": true, "result": v }));
-    } else {
-        println!("{v}");
-    }
-    Ok(ExitCode::SUCCESS)
+    let report: ToolReport =
+        serde_json::from_value(v).context("the kernel's tool report is malformed")?;
+    Ok(print_tool_report(
+        a.json,
+        Some(&report.tool),
+        report.result.as_ref(),
+        report.error.as_ref(),
+        &report.usage,
+        "",
+    ))
 }
 
-async fn run_file(a: RunArgs) -> anyhow::Result<ExitCode> {
+/// The one way a tool's outcome is shown, local or through the kernel:
+/// the result on stdout; `weaver: tool error: <kind>: <message>` (exit 1)
+/// or `weaver: <guest failure>` (exit 2) on stderr; or, with `--json`, a
+/// report `{kind, tool, ok, result, error: {kind, message}, usage}`.
+fn print_tool_report(
+    json_out: bool,
+    tool: Option<&str>,
+    result: Option<&Value>,
+    error: Option<&ToolRunError>,
+    usage: &Usage,
+    stderr: &str,
+) -> ExitCode {
+    if json_out {
+        let mut report = json!({
+            "kind": "tool",
+            "ok": error.is_none(),
+            "result": result,
+            "error": error.map(|e| json!({"kind": e.kind, "message": e.message})),
+            "usage": usage,
+        });
+        if let Some(t) = tool {
+            report["tool"] = json!(t);
+        }
+        if !stderr.is_empty() {
+            report["stderr"] = json!(stderr);
+        }
+        println!("{report}");
+    } else {
+        if !stderr.is_empty() {
+            eprint!("{stderr}");
+        }
+        match (result, error) {
+            (_, Some(e)) if e.guest => eprintln!("weaver: {}", e.message),
+            (_, Some(e)) => eprintln!("weaver: tool error: {}", e.message_with_kind()),
+            (Some(v), None) => println!("{v}"),
+            (None, None) => println!("null"),
+        }
+    }
+    ExitCode::from(match error {
+        None => 0,
+        Some(e) if e.guest => exit::GUEST,
+        Some(_) => exit::FAILED,
+    })
+}
+
+async fn run_file(file: &Path, a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut limits = Limits::default();
     if let Some(f) = a.fuel {
         limits.fuel = f;
@@ -219,21 +342,33 @@ async fn run_file(a: RunArgs) -> anyhow::Result<ExitCode> {
         ..RuntimeConfig::default()
     };
     let runtime = Runtime::new(config).context("starting the runtime")?;
-    let bytes =
-        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let component = match runtime.load(&bytes) {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+            anyhow::bail!(
+                "{} is a directory, not a component file (build it first; the .wasm is usually \
+                 under target/)",
+                file.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    let component = match load_with_progress(&runtime, bytes, file).await {
         Ok(c) => c,
-        Err(e) => return Ok(guest_failed(&a, &Failure::before_start(e))),
+        Err(e) => return Ok(guest_failed(&a, None, &Failure::before_start(e))),
     };
     match component.kind {
         ComponentKind::Tool => run_tool(&runtime, &component, &a, &limits).await,
-        ComponentKind::Command => run_command(&runtime, &component, &a, &limits).await,
+        ComponentKind::Command | ComponentKind::Preview1 => {
+            run_command(&runtime, &component, file, &a, &limits).await
+        }
         ComponentKind::Other => {
             let e = RunError::InvalidComponent {
                 reason: format!(
-                    "{} is neither a weft:kernel tool (exports `describe`, `invoke`) nor a WASI \
-                     command (exports `wasi:cli/run`); it exports: {}",
-                    a.file.display(),
+                    "{} is neither a weft:kernel tool (exports `describe`, `invoke`), a WASI \
+                     command (exports `wasi:cli/run`) nor a WASI preview1 program (exports \
+                     `_start`); it exports: {}",
+                    file.display(),
                     if component.exports.is_empty() {
                         "nothing".into()
                     } else {
@@ -241,9 +376,33 @@ async fn run_file(a: RunArgs) -> anyhow::Result<ExitCode> {
                     }
                 ),
             };
-            Ok(guest_failed(&a, &Failure::before_start(e)))
+            Ok(guest_failed(&a, None, &Failure::before_start(e)))
         }
     }
+}
+
+/// Compile (or fetch from the cache) off the async threads, saying what is
+/// going on when it takes long enough for a person to wonder.
+pub async fn load_with_progress(
+    runtime: &Runtime,
+    bytes: Vec<u8>,
+    file: &Path,
+) -> Result<LoadedComponent, RunError> {
+    let size = bytes.len();
+    let rt = runtime.clone();
+    let mut task = tokio::task::spawn_blocking(move || rt.load(&bytes));
+    let joined = tokio::select! {
+        r = &mut task => r,
+        () = tokio::time::sleep(Duration::from_millis(400)) => {
+            crate::control::cli::progress(&format!(
+                "compiling {} ({:.1} MB) to native code; later runs load it from the cache",
+                file.display(),
+                size as f64 / 1e6
+            ));
+            task.await
+        }
+    };
+    joined.map_err(|e| RunError::Host(format!("compiling: {e}")))?
 }
 
 fn stdin_bytes() -> anyhow::Result<Vec<u8>> {
@@ -270,69 +429,45 @@ fn grants(a: &RunArgs, args: Vec<String>, stdin: Vec<u8>) -> Grants {
 
 async fn run_tool(
     rt: &Runtime,
-    c: &weft_runtime::LoadedComponent,
+    c: &LoadedComponent,
     a: &RunArgs,
     limits: &Limits,
 ) -> anyhow::Result<ExitCode> {
-    let input = match a.args.as_slice() {
-        [] => String::from_utf8(stdin_bytes()?).context("stdin is not UTF-8")?,
-        [one] => one.clone(),
-        more => {
-            eprintln!(
-                "weaver: a tool takes one JSON input after `--`, got {} arguments",
-                more.len()
-            );
-            return Ok(ExitCode::from(exit::USAGE));
-        }
+    let input = match tool_input(a)? {
+        Ok(i) => i,
+        Err(code) => return Ok(code),
     };
     let g = grants(a, Vec::new(), Vec::new());
-    let out = match rt.run_tool(c, input.trim(), limits, &g).await {
+    let out = match rt.run_tool(c, &input, limits, &g).await {
         Ok(o) => o,
-        Err(e) => return Ok(guest_failed(a, &e)),
+        Err(e) => return Ok(guest_failed(a, Some("tool"), &e)),
     };
-    if a.json {
-        let report = json!({
-            "kind": "tool",
-            "ok": out.result.is_ok(),
-            "result": out.result.as_ref().ok(),
-            "error": out.result.as_ref().err().map(|e| json!({"kind": "tool error", "message": e.to_string()})),
-            "usage": out.usage,
-        });
-        println!("{report}");
-    } else {
-        if !out.stderr.is_empty() {
-            eprint!("{}", out.stderr);
-        }
-        match &out.result {
-            Ok(v) => println!("{v}"),
-            Err(e) => eprintln!("weaver: tool error: {e}"),
-        }
-    }
-    Ok(ExitCode::from(if out.result.is_ok() {
-        0
-    } else {
-        exit::FAILED
-    }))
+    let error = out.result.as_ref().err().map(ToolRunError::from);
+    Ok(print_tool_report(
+        a.json,
+        None,
+        out.result.as_ref().ok(),
+        error.as_ref(),
+        &out.usage,
+        &out.stderr,
+    ))
 }
 
 async fn run_command(
     rt: &Runtime,
-    c: &weft_runtime::LoadedComponent,
+    c: &LoadedComponent,
+    file: &Path,
     a: &RunArgs,
     limits: &Limits,
 ) -> anyhow::Result<ExitCode> {
-    let name = a
-        .file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "command".into());
-    let argv = std::iter::once(name)
+    // argv[0] is the file as given, as a shell (and wasmtime) would pass it.
+    let argv = std::iter::once(file.display().to_string())
         .chain(a.args.iter().cloned())
         .collect();
     let g = grants(a, argv, stdin_bytes()?);
     let out = match rt.run_command(c, limits, &g).await {
         Ok(o) => o,
-        Err(e) => return Ok(guest_failed(a, &e)),
+        Err(e) => return Ok(guest_failed(a, Some("command"), &e)),
     };
     if a.json {
         let report = json!({
@@ -353,9 +488,10 @@ async fn run_command(
 }
 
 /// Report a guest failure: one line on stderr (or a JSON report) and exit 2.
-fn guest_failed(a: &RunArgs, f: &Failure) -> ExitCode {
+fn guest_failed(a: &RunArgs, what: Option<&str>, f: &Failure) -> ExitCode {
     if a.json {
         let report = json!({
+            "kind": what,
             "ok": false,
             "error": {"kind": f.kind(), "message": f.to_string()},
             "usage": f.usage,
