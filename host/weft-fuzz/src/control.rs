@@ -53,15 +53,26 @@ fn bundle() -> PathBuf {
     if dir.join("weftapp.toml").exists() {
         return dir;
     }
-    let src = weft_testkit::repo_root().join("apps/hello");
+    // The lock is written here, not copied: apps/hello's own is made by
+    // `just run` and is not in a clean checkout.
+    let manifest = std::fs::read(weft_testkit::repo_root().join("apps/hello/weftapp.toml"))
+        .expect("apps/hello/weftapp.toml");
     std::fs::create_dir_all(dir.join("components")).expect("bundle dir");
-    for f in ["weftapp.toml", "weftapp.lock"] {
-        std::fs::copy(src.join(f), dir.join(f)).expect("copy the bundle");
-    }
+    let mut lock = weft_apps::Lock {
+        version: 1,
+        manifest: weft_apps::digest_hex(&manifest),
+        components: Default::default(),
+    };
     for c in ["probe", "calc"] {
-        let to = dir.join(format!("components/{c}.wasm"));
-        std::fs::copy(weft_testkit::guest(c), to).expect("copy a component");
+        let path = format!("components/{c}.wasm");
+        let bytes = std::fs::read(weft_testkit::guest(c)).expect("a built guest");
+        std::fs::write(dir.join(&path), &bytes).expect("copy a component");
+        lock.components.insert(path, weft_apps::digest_hex(&bytes));
     }
+    let lock = serde_json::to_vec_pretty(&lock).expect("lock as JSON");
+    std::fs::write(dir.join(weft_apps::LOCK_FILE), lock).expect("write the lock");
+    // Last: its presence marks the bundle complete.
+    std::fs::write(dir.join("weftapp.toml"), manifest).expect("write the manifest");
     dir
 }
 
