@@ -121,8 +121,10 @@ impl Service {
     /// Its `weaver ps` row.
     pub fn ps_row(&self) -> Value {
         let l = self.live();
+        let running = matches!(l.state, ContainerState::Running);
         let health = match (&self.health, l.healthy) {
             (None, _) => "-".to_string(),
+            _ if !running => "-".to_string(),
             (Some(_), None) => "starting".to_string(),
             (Some(_), Some(true)) => "healthy".to_string(),
             (Some(_), Some(false)) => "unhealthy".to_string(),

@@ -67,7 +67,8 @@ pub fn spawn(kernel: Kernel, engine: Engine, svc: Arc<Service>) -> tokio::task::
                     ContainerState::Failed
                 };
                 l.last_exit = Some(code);
-                l.healthy = None;
+                // Health stays the health component's last verdict: it
+                // reports changes only, and a quick restart may change none.
                 if ran >= RESET_AFTER {
                     l.restarts = 0;
                 }
