@@ -76,6 +76,21 @@ pub enum AppError {
         /// The suffix naming the current owner, e.g. `` by `app:other` ``; empty if unknown.
         by: String,
     },
+    /// An upgrade failed and the installed version was kept (and runs again
+    /// if it was running).
+    #[error("app `{name}`: upgrade to {to} failed, kept {from}{again}: {source}")]
+    RolledBack {
+        /// The app.
+        name: String,
+        /// The version kept.
+        from: String,
+        /// The version that failed.
+        to: String,
+        /// `, running again` or why the kept version did not start again.
+        again: String,
+        /// Why the upgrade failed.
+        source: Box<AppError>,
+    },
     /// A lifecycle hook failed; the operation was undone.
     #[error("app `{name}`: hook {hook} (`{component}`) failed: {reason}")]
     Hook {
@@ -148,6 +163,7 @@ impl AppError {
     /// A short, stable name for the kind of failure.
     pub fn kind(&self) -> &'static str {
         match self {
+            AppError::RolledBack { source, .. } => source.kind(),
             AppError::NotFound(_) => "not-found",
             AppError::AlreadyInstalled(_) => "already-installed",
             AppError::BadState { .. } => "bad-state",

@@ -268,14 +268,25 @@ impl AppManager {
                     "app.rollback",
                     &json!({ "name": name, "from": old.version, "to": p.version(), "error": why }),
                 )?;
+                let mut again = String::new();
                 if was_running {
                     // The old version keeps its entry and runs again; if
                     // that fails too, its entry says so.
-                    if let Err(again) = self.start_locked(cx, name).await {
-                        tracing::warn!("app {name}: the old version did not restart: {again}");
-                    }
+                    again = match self.start_locked(cx, name).await {
+                        Ok(_) => ", running again".into(),
+                        Err(e2) => {
+                            tracing::warn!("app {name}: the old version did not restart: {e2}");
+                            format!(" (which did not start again: {e2})")
+                        }
+                    };
                 }
-                Err(e)
+                Err(AppError::RolledBack {
+                    name: name.to_string(),
+                    from: old.version.clone(),
+                    to: p.version().to_string(),
+                    again,
+                    source: Box::new(e),
+                })
             }
         }
     }
