@@ -91,8 +91,18 @@ pub fn run(name: &str, m: &ArgMatches, mut cli: Command) -> ExitCode {
         let Some(shell) = m.get_one::<Shell>("shell").copied() else {
             return ExitCode::from(exit::USAGE);
         };
-        clap_complete::generate(shell, &mut cli, "weaver", &mut std::io::stdout());
-        return ExitCode::SUCCESS;
+        // Generated into memory: clap_complete panics when its writer fails,
+        // and `weaver completions bash | head` closes the pipe early.
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut cli, "weaver", &mut out);
+        return match std::io::Write::write_all(&mut std::io::stdout().lock(), &out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weaver: writing completions: {e}");
+                ExitCode::from(exit::FAILED)
+            }
+        };
     }
     let Some(dir) = m.get_one::<PathBuf>("dir") else {
         return ExitCode::from(exit::USAGE);
