@@ -47,21 +47,23 @@ fn rig() -> &'static Mutex<Option<Rig>> {
     R.get_or_init(|| Mutex::new(None))
 }
 
-/// `apps/hello` without its signature (it installs in `dev`).
-fn bundle() -> PathBuf {
+/// `apps/hello`, packed here without a signature (it installs in `dev`).
+/// Its lock is written by packing: the repository holds only the manifest.
+async fn bundle() -> PathBuf {
     let dir = scratch().join("bundle");
-    if dir.join("weftapp.toml").exists() {
+    if dir.join("weftapp.lock").exists() {
         return dir;
     }
     let src = weft_testkit::repo_root().join("apps/hello");
     std::fs::create_dir_all(dir.join("components")).expect("bundle dir");
-    for f in ["weftapp.toml", "weftapp.lock"] {
-        std::fs::copy(src.join(f), dir.join(f)).expect("copy the bundle");
-    }
+    std::fs::copy(src.join("weftapp.toml"), dir.join("weftapp.toml")).expect("copy the manifest");
     for c in ["probe", "calc"] {
         let to = dir.join(format!("components/{c}.wasm"));
         std::fs::copy(weft_testkit::guest(c), to).expect("copy a component");
     }
+    weft_apps::pack(crate::manifest::checker(), &dir, None, None)
+        .await
+        .expect("pack apps/hello");
     dir
 }
 
@@ -106,7 +108,7 @@ async fn boot(generation: u32) -> Rig {
         _server: server,
         serving,
         state,
-        bundle: bundle(),
+        bundle: bundle().await,
         generation,
     }
 }
