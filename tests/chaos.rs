@@ -375,11 +375,15 @@ fn kill_9_anywhere_in_the_app_lifecycle_leaves_a_consistent_kernel() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // The command's own duration (not the kill's), to aim the next kills.
+        let waiter = std::thread::spawn(move || {
+            let out = child.wait_with_output().unwrap();
+            (out, started.elapsed())
+        });
         std::thread::sleep(delay);
         kernel.0.kill().unwrap();
         kernel.0.wait().unwrap();
-        let out = child.wait_with_output().unwrap();
-        let took = started.elapsed();
+        let (out, took) = waiter.join().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let after = effect(&model, op);
         // Success must hold; an expected refusal changes what it says;
