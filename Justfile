@@ -74,6 +74,52 @@ test: build test-deps
     if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-fail-fast; else cargo test --workspace --locked --no-fail-fast; fi
     cd components && cargo test --workspace --locked
 
+# Coverage-guided fuzzing (cargo-fuzz + libFuzzer, nightly): every target in fuzz/ for
+# SECONDS each, starting from the committed seeds in fuzz/corpus/<target>/. What it learns
+# stays in fuzz/target/corpus/ (not committed); a crash is saved in fuzz/artifacts/<target>/
+# and the recipe fails at the end, naming it. Installs nightly and cargo-fuzz when missing;
+# `just test` needs neither (it replays fuzz/corpus/ on stable). See docs/reliability.md.
+fuzz SECONDS="600" *TARGETS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    cd fuzz
+    cargo +nightly fuzz build
+    targets="{{TARGETS}}"; [ -n "$targets" ] || targets=$(cargo +nightly fuzz list)
+    failed=()
+    printf '| target | seconds | execs | execs/s | corpus (new) | peak RSS MiB |\n|---|---|---|---|---|---|\n' > target/fuzz-summary.md
+    for t in $targets; do
+        echo "== fuzz $t for {{SECONDS}} s"
+        mkdir -p target/corpus/$t
+        dict=(); [ -f dict/$t.dict ] && dict=(-dict=dict/$t.dict)
+        if ! cargo +nightly fuzz run $t target/corpus/$t corpus/$t -- -max_total_time={{SECONDS}} \
+            -timeout=60 -print_final_stats=1 "${dict[@]}" > target/fuzz-$t.log 2>&1; then
+            failed+=("$t")
+            grep -E 'ERROR|SUMMARY|panicked|Test unit written' target/fuzz-$t.log | head -20 || true
+        fi
+        s() { sed -n "s/^stat::$1: *//p" target/fuzz-$t.log | tail -1; }
+        printf '| %s | %s | %s | %s | %s (%s) | %s |\n' "$t" "{{SECONDS}}" "$(s number_of_executed_units)" \
+            "$(s average_exec_per_sec)" "$(ls target/corpus/$t | wc -l)" "$(s new_units_added)" "$(s peak_rss_mb)" \
+            | tee -a target/fuzz-summary.md
+    done
+    echo; cat target/fuzz-summary.md; echo "(fuzz/target/fuzz-summary.md, logs in fuzz/target/fuzz-TARGET.log)"
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "crashes in: ${failed[*]} (inputs in fuzz/artifacts/; commit each as fuzz/corpus/TARGET/regress-NAME)" >&2
+        exit 1
+    fi
+
+# Load and soak at full size, printing their figures (docs/reliability.md): 1,000
+# concurrent control clients, 10,000 senders at one full inbox, looping and hostile guests,
+# 1,000,000 governed calls with resident memory sampled. `just test` runs them smaller.
+load: build
+    WEFT_LOAD=full cargo test --locked -p weft-e2e --test load --test soak -- --nocapture --test-threads 1
+
+# Chaos: kill -9 the kernel at RUNS random points of the app lifecycle (seeded; set
+# WEFT_CHAOS_SEED to replay one), checking the state after every reboot.
+chaos RUNS="100": build
+    WEFT_CHAOS_RUNS={{RUNS}} cargo test --locked -p weft-e2e --test chaos -- --nocapture
+
 # Benchmarks: each prints a markdown table with its goals (release builds).
 bench: components
     cargo bench --locked -p weft-runtime --bench runtime

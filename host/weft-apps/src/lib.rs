@@ -27,6 +27,7 @@ mod checker;
 pub mod control;
 pub mod convert;
 mod error;
+mod intent;
 pub mod keys;
 mod lock;
 mod manager;
@@ -47,6 +48,7 @@ pub use bundle::{
 pub use check::{check, CheckReport};
 pub use checker::{render, render_one, types, AppsChecker, CheckError};
 pub use error::{BundleError, TrustError};
+pub use intent::INTENT_FILE;
 pub use lock::{digest_hex, Lock, SigFile, LOCK_FILE, MANIFEST_FILE, SIG_DOMAIN, SIG_FILE};
 pub use manager::{AppManager, Prepared};
 pub use pack::{pack, plan_components, Packed};

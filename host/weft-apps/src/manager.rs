@@ -18,6 +18,7 @@ use weft_model::plan::{InstallPlan, Step};
 use crate::app_error::AppError;
 use crate::bundle::{open_bundle, Bundle};
 use crate::checker::AppsChecker;
+use crate::intent::{self, Intent};
 use crate::lock::{digest_hex, MANIFEST_FILE};
 use crate::registry::{AgentRef, AppInfo, AppState, Progress, Registry};
 use crate::steps::{copy_bundle, unsupported, Started, Version};
@@ -67,11 +68,14 @@ pub struct AppManager {
     running: Mutex<HashMap<String, Started>>,
     /// Serializes lifecycle operations.
     op: tokio::sync::Mutex<()>,
+    /// What boot recovery did to an operation a crash cut off (for the chain).
+    recovered: Mutex<Option<serde_json::Value>>,
 }
 
 impl AppManager {
-    /// Load the registry under `<state>/apps` (nothing is started: see
-    /// [`AppManager::to_resume`]).
+    /// Load the registry under `<state>/apps`, finishing or undoing an
+    /// operation a crash cut off (see [`crate::intent`]); nothing is
+    /// started: see [`AppManager::to_resume`].
     pub fn open(
         kernel: Kernel,
         checker: AppsChecker,
@@ -80,7 +84,8 @@ impl AppManager {
         let apps_dir = kernel.state_dir().join("apps");
         std::fs::create_dir_all(&apps_dir).map_err(|e| AppError::io(&apps_dir, e))?;
         clean_temp_dirs(&apps_dir)?;
-        let registry = Registry::load(&apps_dir)?;
+        let mut registry = Registry::load(&apps_dir)?;
+        let recovered = intent::recover(&kernel, &apps_dir, &mut registry)?;
         let checker = checker.with_policy(kernel.check_policy());
         Ok(AppManager {
             kernel,
@@ -90,7 +95,36 @@ impl AppManager {
             registry: Mutex::new(registry),
             running: Mutex::default(),
             op: tokio::sync::Mutex::new(()),
+            recovered: Mutex::new(recovered),
         })
+    }
+
+    /// What boot recovery did, once (the unit records it as `app.recovered`).
+    pub fn take_recovered(&self) -> Option<serde_json::Value> {
+        self.recovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Run `op` under the journal entry `intent`: once it is over, the
+    /// entry goes, unless its record was committed and the registry could
+    /// not be updated: then it is finished now, or at the next boot.
+    async fn journaled<T>(
+        &self,
+        intent: Intent,
+        op: impl std::future::Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        intent.begin(&self.apps_dir)?;
+        let r = op.await;
+        match &r {
+            Ok(_) => intent::end(&self.apps_dir)?,
+            Err(_) => {
+                let mut reg = self.lock_registry();
+                intent::settle(&self.kernel, &self.apps_dir, &mut reg, &intent)?;
+            }
+        }
+        r
     }
 
     /// The apps recorded as Running (or caught mid-start) by the last boot:
@@ -150,6 +184,27 @@ impl AppManager {
         if self.stored(&name).is_some() {
             return Err(AppError::AlreadyInstalled(name));
         }
+        let intent = Intent {
+            kind: "app.install".into(),
+            name: name.clone(),
+            version: p.version().to_string(),
+            from_seq: self.kernel.chain().len(),
+            after: Some(self.info_for(&p, 0)),
+            drop_on_commit: Vec::new(),
+            drop_on_abort: vec![self.app_dir(&name)],
+            restore_state: None,
+        };
+        self.journaled(intent, self.install_journaled(cx, p, progress))
+            .await
+    }
+
+    async fn install_journaled(
+        &self,
+        cx: &mut ActCx<'_>,
+        p: Prepared,
+        progress: ProgressFn<'_>,
+    ) -> Result<AppInfo, AppError> {
+        let name = p.name().to_string();
         self.stage(&p, false, progress).await?;
         let recorded = self.record_install(cx, &p, "app.install", "install");
         let seq = match recorded {
@@ -160,10 +215,11 @@ impl AppManager {
             }
         };
         let info = self.info_for(&p, seq);
+        // A registry that cannot be written keeps the journal entry: the
+        // install is finished from it (see `journaled`).
         self.with_registry(|r| {
             r.apps.insert(name.clone(), info.clone());
-        })
-        .inspect_err(|_| remove_dir(&self.app_dir(&name)))?;
+        })?;
         Ok(info)
     }
 
@@ -230,6 +286,34 @@ impl AppManager {
                 version: old.version,
             });
         }
+        let was_running = old.state == AppState::Running;
+        let mut after = self.info_for(&p, 0);
+        if was_running {
+            // Started again at boot (see `to_resume`).
+            after.state = AppState::Running;
+        }
+        let intent = Intent {
+            kind: "app.upgrade".into(),
+            name: name.to_string(),
+            version: p.version().to_string(),
+            from_seq: self.kernel.chain().len(),
+            after: Some(after),
+            drop_on_commit: vec![self.version_dir(name, &old.version)],
+            drop_on_abort: vec![self.version_dir(name, p.version())],
+            restore_state: was_running.then_some(AppState::Running),
+        };
+        self.journaled(intent, self.upgrade_journaled(cx, name, p, old, progress))
+            .await
+    }
+
+    async fn upgrade_journaled(
+        &self,
+        cx: &mut ActCx<'_>,
+        name: &str,
+        p: Prepared,
+        old: AppInfo,
+        progress: ProgressFn<'_>,
+    ) -> Result<AppInfo, AppError> {
         self.stage(&p, true, progress).await?;
         let new_dir = self.version_dir(name, p.version());
         let was_running = old.state == AppState::Running;
@@ -294,6 +378,26 @@ impl AppManager {
     pub(crate) async fn remove(&self, cx: &mut ActCx<'_>, name: &str) -> Result<(), AppError> {
         let _op = self.op.lock().await;
         let info = self.require(name)?;
+        let intent = Intent {
+            kind: "app.remove".into(),
+            name: name.to_string(),
+            version: info.version.clone(),
+            from_seq: self.kernel.chain().len(),
+            after: None,
+            drop_on_commit: vec![self.app_dir(name)],
+            drop_on_abort: Vec::new(),
+            restore_state: (info.state == AppState::Running).then_some(AppState::Running),
+        };
+        self.journaled(intent, self.remove_journaled(cx, name, info))
+            .await
+    }
+
+    async fn remove_journaled(
+        &self,
+        cx: &mut ActCx<'_>,
+        name: &str,
+        info: AppInfo,
+    ) -> Result<(), AppError> {
         if info.state == AppState::Running {
             self.stop_locked(cx, name).await?;
         }
@@ -748,13 +852,17 @@ fn remove_dir(dir: &Path) {
     }
 }
 
-/// Remove `.tmp-*` staging dirs a crash left behind.
+/// Remove `.tmp-*` staging dirs and `*.json.tmp` files (of an atomic
+/// write) a crash left behind.
 fn clean_temp_dirs(apps_dir: &Path) -> Result<(), AppError> {
     let rd = std::fs::read_dir(apps_dir).map_err(|e| AppError::io(apps_dir, e))?;
     for e in rd {
         let e = e.map_err(|e| AppError::io(apps_dir, e))?;
-        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") {
             std::fs::remove_dir_all(e.path()).map_err(|err| AppError::io(e.path(), err))?;
+        } else if name.ends_with(".json.tmp") {
+            std::fs::remove_file(e.path()).map_err(|err| AppError::io(e.path(), err))?;
         }
     }
     Ok(())

@@ -135,10 +135,15 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))?;
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| AppError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| AppError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| AppError::io(&tmp, e))?;
-    drop(f);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A full disk leaves no half-written temp file behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(AppError::io(&tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| AppError::io(path, e))?;
     sync_dir(dir)
 }

@@ -129,6 +129,17 @@ impl Subsystem for AppsUnit {
             let m = Arc::new(
                 AppManager::open(kernel.clone(), checker.clone(), environment).map_err(err)?,
             );
+            if let Some(what) = m.take_recovered() {
+                kernel.log(
+                    LogLevel::Warn,
+                    format!("apps: an operation cut off by a crash was recovered: {what}"),
+                );
+                let note = weft_kernel::Note::new("apps", "app.recovered", what).durable();
+                kernel
+                    .act(&Principal::Kernel, note)
+                    .await
+                    .map_err(|e| SubsystemError::new("apps", e))?;
+            }
             let resume = m.to_resume().map_err(err)?;
             // Set once: start runs once per kernel.
             let _first = self.manager.set(m);

@@ -503,3 +503,127 @@ async fn an_agent_that_gives_up_degrades_its_app() {
     assert_eq!(apps.get("hello").unwrap().state, AppState::Running);
     k.shutdown().await.unwrap();
 }
+
+/// The `app.recovered` records on the chain, as JSON.
+fn recovered(k: &Kernel) -> Vec<serde_json::Value> {
+    k.chain()
+        .range(0..k.chain().len())
+        .into_iter()
+        .filter(|e| e.kind == "app.recovered")
+        .map(|e| e.payload_json().unwrap())
+        .collect()
+}
+
+fn registry(state: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(state.join("apps/registry.json")).unwrap()).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// What a kernel killed in mid-upgrade leaves: the journal, the staged
+/// version; with the record not yet on the chain, boot undoes the upgrade
+/// (and starts the app it had stopped); with it, boot finishes it.
+#[tokio::test]
+async fn an_upgrade_cut_off_by_a_crash_is_undone_or_finished_at_boot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let v1 = bundle(tmp.path(), "1.0.0", same, None).await;
+    let v2 = bundle(tmp.path(), "2.0.0", same, None).await;
+    let apps_dir = state.join("apps");
+
+    // Not committed: staged 2.0.0, app stopped for the upgrade, no record.
+    let from_seq = {
+        let k = boot(&state).await;
+        let apps = manager(&k);
+        apps.install(&v1, quiet()).await.expect("install");
+        apps.start("hello").await.expect("start");
+        apps.stop("hello").await.expect("stop");
+        let n = k.chain().len();
+        k.shutdown().await.unwrap();
+        n
+    };
+    copy_dir(&apps_dir.join("hello/1.0.0"), &apps_dir.join("hello/2.0.0"));
+    let mut after = registry(&state)["apps"]["hello"].clone();
+    after["version"] = json!("2.0.0");
+    after["state"] = json!("Running");
+    let intent = json!({
+        "kind": "app.upgrade", "name": "hello", "version": "2.0.0", "from_seq": from_seq,
+        "after": after, "drop_on_commit": [apps_dir.join("hello/1.0.0")],
+        "drop_on_abort": [apps_dir.join("hello/2.0.0")], "restore_state": "Running",
+    });
+    std::fs::write(apps_dir.join(weft_apps::INTENT_FILE), intent.to_string()).unwrap();
+    {
+        let k = boot(&state).await;
+        let apps = manager(&k);
+        let info = apps.get("hello").unwrap();
+        assert_eq!(
+            (info.version.as_str(), info.state),
+            ("1.0.0", AppState::Running),
+            "{:?}",
+            info.error
+        );
+        assert!(greet(&k).await.is_ok());
+        assert!(
+            !apps_dir.join("hello/2.0.0").exists(),
+            "the staged version is left"
+        );
+        assert!(!apps_dir.join(weft_apps::INTENT_FILE).exists());
+        let r = recovered(&k);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(
+            (&r[0]["outcome"], &r[0]["record"]),
+            (&json!("undone"), &json!(null))
+        );
+
+        // Committed: a real upgrade, then the registry and the old version
+        // put back as a kill right after the record would have left them.
+        let before = std::fs::read(apps_dir.join("registry.json")).unwrap();
+        copy_dir(&apps_dir.join("hello/1.0.0"), &tmp.path().join("old"));
+        let from_seq = k.chain().len();
+        apps.upgrade("hello", &v2, quiet()).await.expect("upgrade");
+        let mut after = registry(&state)["apps"]["hello"].clone();
+        let seq = after["install_seq"].as_u64().unwrap();
+        after["install_seq"] = json!(0);
+        k.shutdown().await.unwrap();
+        std::fs::write(apps_dir.join("registry.json"), before).unwrap();
+        copy_dir(&tmp.path().join("old"), &apps_dir.join("hello/1.0.0"));
+        let intent = json!({
+            "kind": "app.upgrade", "name": "hello", "version": "2.0.0", "from_seq": from_seq,
+            "after": after, "drop_on_commit": [apps_dir.join("hello/1.0.0")],
+            "drop_on_abort": [apps_dir.join("hello/2.0.0")], "restore_state": "Running",
+        });
+        std::fs::write(apps_dir.join(weft_apps::INTENT_FILE), intent.to_string()).unwrap();
+        let k = boot(&state).await;
+        let apps = manager(&k);
+        let info = apps.get("hello").unwrap();
+        assert_eq!(
+            (info.version.as_str(), info.state, info.install_seq),
+            ("2.0.0", AppState::Running, seq),
+            "{:?}",
+            info.error
+        );
+        assert!(greet(&k).await.is_ok());
+        assert!(
+            !apps_dir.join("hello/1.0.0").exists(),
+            "the replaced version is left"
+        );
+        let r = recovered(&k);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(
+            (&r[1]["outcome"], &r[1]["record"]),
+            (&json!("finished"), &json!(seq))
+        );
+        assert!(k.chain().verify_integrity().ok);
+        k.shutdown().await.unwrap();
+    }
+}

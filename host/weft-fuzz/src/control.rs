@@ -47,32 +47,23 @@ fn rig() -> &'static Mutex<Option<Rig>> {
     R.get_or_init(|| Mutex::new(None))
 }
 
-/// `apps/hello` without its signature (it installs in `dev`).
-fn bundle() -> PathBuf {
+/// `apps/hello`, packed here without a signature (it installs in `dev`).
+/// Its lock is written by packing: the repository holds only the manifest.
+async fn bundle() -> PathBuf {
     let dir = scratch().join("bundle");
-    if dir.join("weftapp.toml").exists() {
+    if dir.join("weftapp.lock").exists() {
         return dir;
     }
-    // The lock is written here, not copied: apps/hello's own is made by
-    // `just run` and is not in a clean checkout.
-    let manifest = std::fs::read(weft_testkit::repo_root().join("apps/hello/weftapp.toml"))
-        .expect("apps/hello/weftapp.toml");
+    let src = weft_testkit::repo_root().join("apps/hello");
     std::fs::create_dir_all(dir.join("components")).expect("bundle dir");
-    let mut lock = weft_apps::Lock {
-        version: 1,
-        manifest: weft_apps::digest_hex(&manifest),
-        components: Default::default(),
-    };
+    std::fs::copy(src.join("weftapp.toml"), dir.join("weftapp.toml")).expect("copy the manifest");
     for c in ["probe", "calc"] {
-        let path = format!("components/{c}.wasm");
-        let bytes = std::fs::read(weft_testkit::guest(c)).expect("a built guest");
-        std::fs::write(dir.join(&path), &bytes).expect("copy a component");
-        lock.components.insert(path, weft_apps::digest_hex(&bytes));
+        let to = dir.join(format!("components/{c}.wasm"));
+        std::fs::copy(weft_testkit::guest(c), to).expect("copy a component");
     }
-    let lock = serde_json::to_vec_pretty(&lock).expect("lock as JSON");
-    std::fs::write(dir.join(weft_apps::LOCK_FILE), lock).expect("write the lock");
-    // Last: its presence marks the bundle complete.
-    std::fs::write(dir.join("weftapp.toml"), manifest).expect("write the manifest");
+    weft_apps::pack(crate::manifest::checker(), &dir, None, None)
+        .await
+        .expect("pack apps/hello");
     dir
 }
 
@@ -117,7 +108,7 @@ async fn boot(generation: u32) -> Rig {
         _server: server,
         serving,
         state,
-        bundle: bundle(),
+        bundle: bundle().await,
         generation,
     }
 }

@@ -18,7 +18,7 @@ use crate::support::block_on;
 /// The file name the checker is told, as in `weaver app install`.
 pub const FILE: &str = "weftapp.toml";
 
-fn checker() -> &'static AppsChecker {
+pub(crate) fn checker() -> &'static AppsChecker {
     static C: OnceLock<AppsChecker> = OnceLock::new();
     C.get_or_init(|| {
         let rt = Runtime::new(RuntimeConfig {

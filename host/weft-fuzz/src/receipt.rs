@@ -148,12 +148,17 @@ fn honest(c: &mut Cursor<'_>) {
     }
     chain.shutdown().expect("shutdown");
     let i = usize::from(c.u8()) % texts.len();
+    let original: Receipt = serde_json::from_str(&texts[i]).expect("its own JSON");
     let mut b = texts[i].clone().into_bytes();
     let at = usize::from(c.u16()) % b.len();
     b[at] ^= c.u8() | 1;
     if let Ok(text) = std::str::from_utf8(&b) {
+        // A change that means nothing (whitespace between tokens, the case
+        // of a hex digit) reads back as the same receipt and may verify;
+        // any other must not.
+        let same = serde_json::from_str::<Receipt>(text).is_ok_and(|r| r == original);
         assert!(
-            api::check_receipt(text, &k).is_err(),
+            same || api::check_receipt(text, &k).is_err(),
             "a receipt with byte {at} changed still verified"
         );
     }

@@ -143,6 +143,9 @@ pub struct IpcSection {
     pub send_timeout_ms: u64,
     /// Cap on `request` timeouts, in ms.
     pub max_request_timeout_ms: u64,
+    /// Largest message body (and reply) anyone may send, in bytes; a larger
+    /// one fails with `invalid` before it is queued.
+    pub max_payload_bytes: usize,
 }
 
 impl Default for KernelSection {
@@ -189,6 +192,7 @@ impl Default for IpcSection {
             inbox_capacity: 1024,
             send_timeout_ms: 5_000,
             max_request_timeout_ms: 60_000,
+            max_payload_bytes: 4 << 20,
         }
     }
 }
@@ -301,6 +305,9 @@ impl KernelConfig {
         }
         if self.ipc.inbox_capacity == 0 {
             return bad("ipc.inbox_capacity", "must be at least 1");
+        }
+        if self.ipc.max_payload_bytes == 0 {
+            return bad("ipc.max_payload_bytes", "must be at least 1");
         }
         if self.runtime.pool_instances < 16 {
             return bad("runtime.pool_instances", "must be at least 16");

@@ -343,8 +343,15 @@ async fn handle(
     match r {
         Ok(Ok(out)) => {
             if let Some(tx) = reply {
+                let max = shared.config.ipc.max_payload_bytes;
                 let p = match out {
-                    Some(p) => payload_from_wit(p).map_err(|e| format!("bad reply: {e:?}")),
+                    Some(p) => payload_from_wit(p)
+                        .map_err(|e| format!("bad reply: {e:?}"))
+                        .and_then(|p| {
+                            crate::ipc::actions::check_payload(&p, max)
+                                .map(|()| p)
+                                .map_err(|e| format!("bad reply: {e}"))
+                        }),
                     None => Ok(Payload::Text(String::new())),
                 };
                 // The requester may have given up waiting.

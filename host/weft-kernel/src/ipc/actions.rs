@@ -97,6 +97,44 @@ impl SendMessage {
     }
 }
 
+/// Longest agent, service, method or topic name a message may name, in
+/// bytes (longer ones are refused before anything is looked up or recorded).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// `p` is within `max` bytes (`[ipc] max_payload_bytes`).
+pub(crate) fn check_payload(p: &Payload, max: usize) -> KernelResult<()> {
+    let n = p.len();
+    if n > max {
+        return Err(KernelError::Invalid(format!(
+            "payload of {n} bytes exceeds the limit of {max} ([ipc] max_payload_bytes)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_name(what: &str, name: &str) -> KernelResult<()> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(KernelError::Invalid(format!(
+            "{what} name of {} bytes exceeds the limit of {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_target(to: &MessageTarget) -> KernelResult<()> {
+    match to {
+        MessageTarget::Named(n) => check_name("agent", n),
+        MessageTarget::Service(s) => check_name("service", s),
+        MessageTarget::ServiceMethod { service, method } => {
+            check_name("service", service)?;
+            check_name("method", method)
+        }
+        MessageTarget::Topic(t) => check_name("topic", t),
+        MessageTarget::Agent(_) | MessageTarget::Broadcast => Ok(()),
+    }
+}
+
 fn scope_denied(who: &Principal, what: String) -> KernelError {
     KernelError::Denied(format!(
         "ipc scope of `{}` does not allow {what}",
@@ -125,6 +163,8 @@ impl Action for SendMessage {
 
     fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
         let k = k.shared();
+        check_target(&self.to)?;
+        check_payload(&self.payload, k.config.ipc.max_payload_bytes)?;
         let direct = |pid: Pid, name: Arc<str>| -> KernelResult<Resolved> {
             if !who.may_message(pid, &name) {
                 return Err(scope_denied(who, format!("sending to `{name}`")));
@@ -468,6 +508,7 @@ impl Action for Subscribe {
         if self.topic.is_empty() {
             return Err(KernelError::Invalid("empty topic".into()));
         }
+        check_name("topic", &self.topic)?;
         match who {
             Principal::Agent(a) if a.caps.ipc.allows_topic(&self.topic) => Ok(()),
             Principal::Agent(_) => Err(scope_denied(who, format!("topic `{}`", self.topic))),
@@ -509,6 +550,7 @@ impl Action for Unsubscribe {
 
     fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
         let k = k.shared();
+        check_name("topic", &self.topic)?;
         if !k.ipc.topics.subscribers(&self.topic).contains(&who.pid()) || who.agent().is_none() {
             return Err(KernelError::NotFound(format!(
                 "not subscribed to `{}`",

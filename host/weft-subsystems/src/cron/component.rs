@@ -184,16 +184,22 @@ impl ComponentCron {
         })()
     }
 
-    /// Export the table and write it out (tmp + fsync + rename).
+    /// Export the table and write it out (tmp + fsync + rename). When it
+    /// cannot be written (a full disk), the change is not kept: the
+    /// instance is dropped, and the next call recreates it from the last
+    /// table written.
     fn persist(&self) -> Result<(), ComponentError> {
         let table = self.with(async |w, s| w.call_export_state(s).await)?;
-        *lock(&self.inner.table) = table.clone();
         if let Some(f) = &self.inner.state_file {
-            write_atomic(f, table.as_bytes()).map_err(|e| ComponentError::Io {
-                context: format!("cannot write {}", f.display()),
-                source: e,
-            })?;
+            if let Err(e) = write_atomic(f, table.as_bytes()) {
+                *lock(&self.inner.instance) = None;
+                return Err(ComponentError::Io {
+                    context: format!("cannot write {}", f.display()),
+                    source: e,
+                });
+            }
         }
+        *lock(&self.inner.table) = table;
         Ok(())
     }
 
@@ -267,10 +273,14 @@ impl ComponentCron {
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // Leave no half-written temp file on a full disk.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
