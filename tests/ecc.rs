@@ -112,7 +112,12 @@ fn keys(hits: &Value) -> Vec<u64> {
     hits.as_array()
         .unwrap()
         .iter()
-        .map(|h| h["key"].as_u64().unwrap())
+        .map(|h| {
+            h["key"]
+                .as_u64()
+                .or_else(|| h["key"]["num"].as_u64())
+                .unwrap_or_else(|| panic!("no numeric key in {hits}"))
+        })
         .collect()
 }
 
@@ -343,13 +348,13 @@ fn agents_store_search_are_refused_and_survive_a_kill_9() {
 fn ecc_capabilities_in_manifests_are_checked_with_file_line_col() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        // An operation that does not exist (line 11: the agent).
+        // An operation that does not exist (line 12: the agent).
         (
             MANIFEST.replace(
                 "\"create_index\", \"insert\"",
                 "\"create_index\", \"insrt\"",
             ),
-            11,
+            12,
             "insrt",
         ),
         // A namespace beyond the ceiling.
@@ -358,7 +363,7 @@ fn ecc_capabilities_in_manifests_are_checked_with_file_line_col() {
                 "namespaces = [\"mem/notes\", \"other\"]",
                 "namespaces = [\"mem/notes\", \"elsewhere\"]",
             ),
-            11,
+            12,
             "elsewhere",
         ),
         // Not a table.
