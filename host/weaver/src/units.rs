@@ -27,6 +27,11 @@ const REGISTERED: &[Registration] = &[
         subsystem: || Arc::new(weft_subsystems::health::HealthUnit::default()),
         cli: || vec![weft_subsystems::health::cli()],
     },
+    // Before apps: their agents may call ECC as soon as apps resume.
+    Registration {
+        subsystem: || Arc::new(weft_ecc::unit::EccUnit::new()),
+        cli: || vec![weft_ecc::unit::control::cli()],
+    },
     // After health (its probes run there), before apps (which resume at
     // boot and start container services through it).
     Registration {

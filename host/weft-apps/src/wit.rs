@@ -94,8 +94,10 @@ fn caps(c: w::Capabilities) -> Capabilities {
         chain_append: c.chain_append,
         spawn: c.spawn,
         cron: c.cron,
-        // The apps component does not carry `ecc` grants yet (see docs/ecc.md).
-        ecc: Default::default(),
+        ecc: weft_model::EccCaps {
+            ops: c.ecc.ops,
+            namespaces: c.ecc.namespaces,
+        },
     }
 }
 

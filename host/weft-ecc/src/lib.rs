@@ -17,8 +17,9 @@
 //!   [`EccOp`]; snapshots ([`Ecc::save_snapshot`]) plus replay of later ops rebuild the
 //!   same state.
 //!
-//! The library enforces nothing about who may use a namespace: the kernel checks
-//! capabilities and records ops on the chain. See `docs/ecc.md`.
+//! The library enforces nothing about who may use a namespace: the kernel unit
+//! ([`unit::EccUnit`]) checks capabilities, records ops on the chain and recovers the
+//! state at boot. See `docs/ecc.md`.
 
 #![deny(missing_docs)]
 
@@ -33,6 +34,7 @@ mod names;
 mod ops;
 mod snapshot;
 mod tick;
+pub mod unit;
 mod vector;
 
 pub use calibration::{

@@ -246,6 +246,10 @@ impl Kernel {
         for u in units.iter() {
             u.link(&mut linker)?;
         }
+        if units.get("ecc").is_none() {
+            // Agents import `ecc`; without the unit they get a typed error.
+            crate::agent::no_ecc::link(&mut linker)?;
+        }
 
         let capability = CapabilityGate::new();
         let bad = |e: weft_gate::GateError| KernelError::Invalid(e.to_string());

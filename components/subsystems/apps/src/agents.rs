@@ -4,7 +4,9 @@
 use std::ops::Range;
 
 use toml::de::DeValue;
-use weft_model::caps::{Capabilities, Excess, IpcScope, SandboxPolicy, ToolPermissions};
+use weft_model::caps::{
+    Capabilities, EccCaps, Excess, IpcScope, SandboxPolicy, ToolPermissions, ECC_OPS,
+};
 use weft_model::glob::Uncovered;
 use weft_model::limits::AgentLimits;
 use weft_model::plan::{AgentRole, AgentSpec, CronJob, OnFailure, RestartPolicy};
@@ -23,7 +25,15 @@ const AGENT_KEYS: &[&str] = &[
     "restart",
     "config",
 ];
-const CAP_KEYS: &[&str] = &["tools", "ipc", "sandbox", "chain_append", "spawn", "cron"];
+const CAP_KEYS: &[&str] = &[
+    "tools",
+    "ipc",
+    "sandbox",
+    "chain_append",
+    "spawn",
+    "cron",
+    "ecc",
+];
 const LIMIT_KEYS: &[&str] = &[
     "fuel_per_message",
     "timeout_ms",
@@ -185,6 +195,9 @@ pub fn caps(
             _ => out.cron = val,
         }
     }
+    if let Some(ev) = t.get("ecc") {
+        out.ecc = ecc_caps(cx, ev, &t.key("ecc"), &mut spots, &mut ok);
+    }
     // What could not be read stays at its default, which is within any
     // ceiling, so checking the rest still reports every real excess.
     if let Some(c) = ceiling {
@@ -224,6 +237,17 @@ fn ceiling_message(e: &Excess, s: &Spot, c: &Capabilities) -> String {
             format!("capabilities.tools.allow ({})", list_text(&c.tools.allow)),
         ),
         f if f.starts_with("ipc.") => reach("", format!("capabilities.ipc ({})", ipc_text(&c.ipc))),
+        f if f.starts_with("ecc.ops[") => reach(
+            "operation ",
+            format!("capabilities.ecc.ops ({})", list_text(&c.ecc.ops)),
+        ),
+        f if f.starts_with("ecc.namespaces[") => reach(
+            "namespace ",
+            format!(
+                "capabilities.ecc.namespaces ({})",
+                list_text(&c.ecc.namespaces)
+            ),
+        ),
         "ipc" => format!(
             "exceeds the app ceiling; expected at most {} (capabilities.ipc)",
             ipc_text(&c.ipc)
@@ -272,6 +296,91 @@ fn tool_perms(
         }
     }
     out
+}
+
+/// An `ecc` value: `{ ops = [..], namespaces = [..] }`. Each op pattern
+/// must name at least one operation of [`ECC_OPS`] (a typo grants nothing
+/// and is refused); lists keep the entries that can be read.
+fn ecc_caps(
+    cx: &mut Cx<'_>,
+    v: &Val<'_>,
+    path: &str,
+    spots: &mut Vec<Spot>,
+    ok: &mut bool,
+) -> EccCaps {
+    let mut out = EccCaps::default();
+    let keys = ["ops", "namespaces"];
+    let Some(t) = Tbl::of(cx, v, path, "{ ops = [..], namespaces = [..] }", &keys) else {
+        *ok = false;
+        return out;
+    };
+    for (name, list) in [("ops", &mut out.ops), ("namespaces", &mut out.namespaces)] {
+        let Some(lv) = t.get(name) else { continue };
+        let key = t.key(name);
+        let DeValue::Array(a) = lv.get_ref() else {
+            let what = if name == "ops" {
+                "an array of ECC operation names or globs"
+            } else {
+                "an array of namespace names or globs"
+            };
+            cx.expected(lv, &key, what);
+            *ok = false;
+            continue;
+        };
+        for (i, item) in a.iter().enumerate() {
+            let ik = format!("{key}[{i}]");
+            let Some(p) = as_str(cx, item, &ik) else {
+                *ok = false;
+                continue;
+            };
+            if name == "ops" && !ECC_OPS.iter().any(|op| weft_model::glob::name_matches(&p, op)) {
+                cx.err(
+                    &item.span(),
+                    &ik,
+                    format!(
+                        "\"{p}\" names no ECC operation; expected one of {} (or a glob such as \"*\")",
+                        ECC_OPS.join(", ")
+                    ),
+                );
+                *ok = false;
+                continue;
+            }
+            if name == "namespaces" && !namespace_pattern_ok(&p) {
+                cx.err(
+                    &item.span(),
+                    &ik,
+                    format!(
+                        "expected a namespace pattern: `/`-separated segments of [A-Za-z0-9._-] or globs, at most 128 bytes, found \"{p}\""
+                    ),
+                );
+                *ok = false;
+                continue;
+            }
+            spots.push(Spot {
+                field: format!("ecc.{name}[{}]", list.len()),
+                span: item.span(),
+                key: ik,
+                pattern: Some(p.clone()),
+            });
+            list.push(p);
+        }
+    }
+    out
+}
+
+/// A namespace pattern: non-empty `/`-separated segments of
+/// `[A-Za-z0-9._-]` and glob characters, none `.` or `..`.
+fn namespace_pattern_ok(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 128
+        && p.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?')
+                })
+        })
 }
 
 /// An `ipc` value; what cannot be read is `none`, a list keeps the

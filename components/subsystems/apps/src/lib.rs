@@ -133,6 +133,10 @@ fn caps_w(x: c::Capabilities) -> w::Capabilities {
         chain_append: x.chain_append,
         spawn: x.spawn,
         cron: x.cron,
+        ecc: w::EccCaps {
+            ops: x.ecc.ops,
+            namespaces: x.ecc.namespaces,
+        },
     }
 }
 

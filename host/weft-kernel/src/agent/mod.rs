@@ -5,6 +5,7 @@
 
 pub mod bindings;
 pub mod control;
+pub(crate) mod no_ecc;
 mod syscalls;
 pub(crate) mod task;
 

@@ -42,6 +42,28 @@ impl ChainView {
         self.0.range(range)
     }
 
+    /// Calls `f` for each event in `range`, in order, reading chunk by
+    /// chunk (bounded memory); stops at the first error (a unit replaying
+    /// its records after a snapshot).
+    pub fn for_each(
+        &self,
+        range: impl RangeBounds<u64>,
+        mut f: impl FnMut(Arc<ChainEvent>) -> KernelResult<()>,
+    ) -> KernelResult<()> {
+        let mut failed = None;
+        let r = self.0.for_each(range, |ev| {
+            f(ev).map_err(|e| {
+                let reason = e.to_string();
+                failed = Some(e);
+                weft_chain::ChainError::BadRange { reason }
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(r?)
+    }
+
     /// How many events the chain holds.
     pub fn len(&self) -> u64 {
         self.0.len()
