@@ -310,7 +310,7 @@ fn agents_store_search_are_refused_and_survive_a_kill_9() {
         .filter(|l| l.contains("\"kind\":\"ecc.op\""))
         .count();
     // 2 inserts, 3 x (2 add_node + link) + refused link (recorded, refused on apply), 1 delete.
-    assert!(ops >= 2 + 9 + 1, "{ops} ecc.op records");
+    assert!(ops > 2 + 9, "{ops} ecc.op records");
     let denials = chain
         .lines()
         .filter(|l| l.contains("gate.deny") && l.contains("ecc."))
