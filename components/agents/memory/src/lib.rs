@@ -19,6 +19,8 @@
 //! `{"ok": ...}` or `{"err": {"kind": ..., "message": ...}}`.
 
 // Generated from the WIT, which documents it; private, so none of it is this crate's API.
+// WIT functions with many parameters (ecc, check) become Rust functions with as many.
+#[allow(clippy::too_many_arguments)]
 mod bindings {
     wit_bindgen::generate!({ path: "../../../wit", world: "agent" });
 }
@@ -53,7 +55,11 @@ impl Guest for Memory {
             "cosine" => Distance::Cosine,
             "l2" => Distance::L2,
             "dot" => Distance::Dot,
-            other => return Err(format!("config `distance`: expected cosine, l2 or dot, found {other}")),
+            other => {
+                return Err(format!(
+                    "config `distance`: expected cosine, l2 or dot, found {other}"
+                ))
+            }
         };
         // The index outlives this instance (and the kernel): create it once.
         match ecc::stats(&ns) {
@@ -96,7 +102,10 @@ impl Guest for Memory {
 }
 
 fn describe(e: &Error) -> String {
-    error_json(e)["message"].as_str().unwrap_or_default().to_string()
+    error_json(e)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn error_json(e: &Error) -> Value {
@@ -117,7 +126,10 @@ fn bad(m: impl Into<String>) -> Error {
 
 fn key(v: &Value) -> Result<Key, Error> {
     match v {
-        Value::Number(n) => n.as_u64().map(Key::Num).ok_or_else(|| bad("a key is a u64 or a string")),
+        Value::Number(n) => n
+            .as_u64()
+            .map(Key::Num)
+            .ok_or_else(|| bad("a key is a u64 or a string")),
         Value::String(s) => Ok(Key::Str(s.clone())),
         _ => Err(bad("a key is a u64 or a string")),
     }
@@ -134,7 +146,11 @@ fn vector(v: &Value) -> Result<Vec<f32>, Error> {
     v.as_array()
         .ok_or_else(|| bad("`vector` must be an array of numbers"))?
         .iter()
-        .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(|| bad("`vector` must be an array of numbers")))
+        .map(|x| {
+            x.as_f64()
+                .map(|f| f as f32)
+                .ok_or_else(|| bad("`vector` must be an array of numbers"))
+        })
         .collect()
 }
 
@@ -178,26 +194,45 @@ fn run(req: &Value) -> Result<Value, Error> {
     let k = req["k"].as_u64().unwrap_or(10) as u32;
     match req["op"].as_str().unwrap_or_default() {
         "remember" => {
-            let text = req["text"].as_str().ok_or_else(|| bad("`text` is required"))?;
-            let entry = Entry { key: key(&req["key"])?, vector: embed(text, dim) };
+            let text = req["text"]
+                .as_str()
+                .ok_or_else(|| bad("`text` is required"))?;
+            let entry = Entry {
+                key: key(&req["key"])?,
+                vector: embed(text, dim),
+            };
             let replaced = ecc::insert(&ns, &[entry])?;
             Ok(json!({ "replaced": replaced }))
         }
         "recall" => {
-            let text = req["text"].as_str().ok_or_else(|| bad("`text` is required"))?;
+            let text = req["text"]
+                .as_str()
+                .ok_or_else(|| bad("`text` is required"))?;
             Ok(hits_json(ecc::search(&ns, &embed(text, dim), k, 64)?))
         }
         "insert" => {
-            let items = req["items"].as_array().ok_or_else(|| bad("`items` is required"))?;
+            let items = req["items"]
+                .as_array()
+                .ok_or_else(|| bad("`items` is required"))?;
             let entries = items
                 .iter()
-                .map(|i| Ok(Entry { key: key(&i["key"])?, vector: vector(&i["vector"])? }))
+                .map(|i| {
+                    Ok(Entry {
+                        key: key(&i["key"])?,
+                        vector: vector(&i["vector"])?,
+                    })
+                })
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok(json!({ "inserted": entries.len(), "replaced": ecc::insert(&ns, &entries)? }))
         }
         "search" => {
             let ef = req["ef"].as_u64().unwrap_or(64) as u32;
-            Ok(hits_json(ecc::search(&ns, &vector(&req["vector"])?, k, ef)?))
+            Ok(hits_json(ecc::search(
+                &ns,
+                &vector(&req["vector"])?,
+                k,
+                ef,
+            )?))
         }
         "delete" => {
             let keys = req["keys"]
@@ -220,7 +255,14 @@ fn run(req: &Value) -> Result<Value, Error> {
                     Key::Num(n) => n.to_string(),
                     Key::Str(s) => s.clone(),
                 };
-                ecc::add_node(&ns, &ecc::Node { key: k.clone(), label, attrs: vec![] })?;
+                ecc::add_node(
+                    &ns,
+                    &ecc::Node {
+                        key: k.clone(),
+                        label,
+                        attrs: vec![],
+                    },
+                )?;
             }
             let kind = match req["kind"].as_str().unwrap_or("causes") {
                 "causes" => EdgeKind::Causes,
@@ -237,11 +279,16 @@ fn run(req: &Value) -> Result<Value, Error> {
             let depth = req["depth"].as_u64().unwrap_or(3) as u32;
             let visits = ecc::traverse(&ns, &key(&req["from"])?, ecc::Direction::Forward, depth)?;
             Ok(Value::Array(
-                visits.iter().map(|v| json!({ "key": key_json(&v.key), "depth": v.depth })).collect(),
+                visits
+                    .iter()
+                    .map(|v| json!({ "key": key_json(&v.key), "depth": v.depth }))
+                    .collect(),
             ))
         }
         "emit" => {
-            let topic = req["topic"].as_str().ok_or_else(|| bad("`topic` is required"))?;
+            let topic = req["topic"]
+                .as_str()
+                .ok_or_else(|| bad("`topic` is required"))?;
             let payload = req["payload"].to_string().into_bytes();
             let ts = ecc::emit(&ns, topic, None, &payload)?;
             Ok(json!({ "wall_ns": ts.wall_ns, "logical": ts.logical }))
@@ -250,8 +297,10 @@ fn run(req: &Value) -> Result<Value, Error> {
             let out = ecc::drain(&ns)?;
             Ok(Value::Array(
                 out.iter()
-                    .map(|i| json!({ "id": i.id, "topic": i.topic,
-                                     "payload": String::from_utf8_lossy(&i.payload) }))
+                    .map(|i| {
+                        json!({ "id": i.id, "topic": i.topic,
+                                     "payload": String::from_utf8_lossy(&i.payload) })
+                    })
                     .collect(),
             ))
         }

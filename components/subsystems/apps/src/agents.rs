@@ -333,7 +333,11 @@ fn ecc_caps(
                 *ok = false;
                 continue;
             };
-            if name == "ops" && !ECC_OPS.iter().any(|op| weft_model::glob::name_matches(&p, op)) {
+            if name == "ops"
+                && !ECC_OPS
+                    .iter()
+                    .any(|op| weft_model::glob::name_matches(&p, op))
+            {
                 cx.err(
                     &item.span(),
                     &ik,
@@ -377,9 +381,9 @@ fn namespace_pattern_ok(p: &str) -> bool {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?')
-                })
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '?'))
         })
 }
 

@@ -680,17 +680,30 @@ fn a_kernel_without_an_engine_refuses_container_services_at_their_source() {
 #[test]
 fn asking_for_more_than_the_kernel_allows_is_refused_at_the_key() {
     assert_eq!(
-        with_policy(&image("ports = [\"20000:80\", \"8080:80\"]"), kernel_policy()),
-        ["7:22: services[0].ports[1]: host port 8080 is outside the range this kernel allows \
-          (20000-20999; `[containers] host_ports` in weft.toml)"]
+        with_policy(
+            &image("ports = [\"20000:80\", \"8080:80\"]"),
+            kernel_policy()
+        ),
+        [
+            "7:22: services[0].ports[1]: host port 8080 is outside the range this kernel allows \
+          (20000-20999; `[containers] host_ports` in weft.toml)"
+        ]
     );
     assert_eq!(
-        with_policy(&image("cap_add = [\"NET_BIND_SERVICE\", \"NET_RAW\"]"), kernel_policy()),
-        ["7:32: services[0].cap_add[1]: capability \"NET_RAW\" is not allowed in this kernel's \
-          environment (allowed: NET_BIND_SERVICE; `[containers] allowed_caps` in weft.toml)"]
+        with_policy(
+            &image("cap_add = [\"NET_BIND_SERVICE\", \"NET_RAW\"]"),
+            kernel_policy()
+        ),
+        [
+            "7:32: services[0].cap_add[1]: capability \"NET_RAW\" is not allowed in this kernel's \
+          environment (allowed: NET_BIND_SERVICE; `[containers] allowed_caps` in weft.toml)"
+        ]
     );
     assert_eq!(
-        with_policy(&image("resources = { memory = \"1g\", cpus = 2 }"), kernel_policy()),
+        with_policy(
+            &image("resources = { memory = \"1g\", cpus = 2 }"),
+            kernel_policy()
+        ),
         [
             "7:24: services[0].resources.memory: 1073741824 bytes is more than this kernel \
              allows a container (268435456 bytes; `[containers] max_memory` in weft.toml)",

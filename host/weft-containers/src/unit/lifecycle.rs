@@ -236,9 +236,19 @@ impl Inner {
                     restart: 0,
                 };
                 if let Err(e) = k.act(cx.app, start).await {
-                    let _ = self
+                    // The start's error is the one to report; a failed cleanup is logged.
+                    if let Err(e2) = self
                         .remove_id(k, cx.app, &app, &svc.name, &created.id, "failed-start")
-                        .await;
+                        .await
+                    {
+                        k.log(
+                            weft_kernel::console::LogLevel::Warn,
+                            format!(
+                                "containers: removing {} after a failed start: {e2}",
+                                created.id.as_str()
+                            ),
+                        );
+                    }
                     return Err(e);
                 }
                 (created.id, Instant::now())
@@ -284,7 +294,15 @@ impl Inner {
             supervisor: Mutex::new(None),
         });
         let cleanup = |why: KernelError| async {
-            let _ = self.stop_service(k, &service, "failed-start").await;
+            if let Err(e2) = self.stop_service(k, &service, "failed-start").await {
+                k.log(
+                    weft_kernel::console::LogLevel::Warn,
+                    format!(
+                        "containers: stopping `{}` after a failed start: {e2}",
+                        service.name
+                    ),
+                );
+            }
             Err(why)
         };
         if let Some(check) = svc
