@@ -37,6 +37,8 @@ use weft_kernel::{
 struct Recorder {
     seen: Mutex<Vec<(String, String)>>,
     deny: AtomicBool,
+    /// While set, sends are escalated to a person (to open escalations).
+    escalate_sends: AtomicBool,
     epoch: AtomicU64,
 }
 
@@ -64,8 +66,11 @@ impl GovernanceBackend for Recorder {
             .unwrap()
             .push((req.agent.clone(), req.action.clone()));
         let deny = self.deny.load(Ordering::SeqCst);
+        let escalate = self.escalate_sends.load(Ordering::SeqCst) && req.action == "ipc.send";
         Ok(GovernanceVerdict {
-            decision: if deny {
+            decision: if escalate {
+                GovernanceDecision::EscalateToHuman
+            } else if deny {
                 GovernanceDecision::Deny
             } else {
                 GovernanceDecision::Permit
@@ -116,6 +121,8 @@ async fn boot() -> Env {
     config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
     config.kernel.environment = "dev".into();
     config.runtime.pool_instances = 500;
+    // An escalated action gets `pending` at once (see open_escalation).
+    config.escalation.wait_ms = 0;
     let rec = Arc::new(Recorder::default());
     let mut units = weft_subsystems::units();
     units.push(Arc::new(AppsUnit::default()));
@@ -309,6 +316,8 @@ fn scenario(kind: &str) -> Scenario {
         "trust.add" => s("operator", Some("trust.add")),
         "trust.remove" => s("operator", Some("trust.remove")),
         "hook.run" => s("app:hello", Some("hook.run")),
+        "gov.approve" => s("operator", Some("escalation.approve")),
+        "gov.deny" => s("operator", Some("escalation.deny")),
         // Queries: the decision is the only record.
         _ => s("operator", None),
     }
@@ -379,6 +388,9 @@ async fn setup(env: &Env, kind: &str) {
                 }
                 _ => {}
             }
+        }
+        "gov.approve" | "gov.deny" => {
+            open_escalation(env).await;
         }
         "trust.remove" => {
             control(
@@ -526,6 +538,20 @@ async fn run(env: &Env, kind: &str) -> Result<(), String> {
         "governance.rules" => control(k, "governance", json!({ "op": "rules" }))
             .await
             .map(|_| ()),
+        "gov.pending" => control(k, "governance", json!({ "op": "pending" }))
+            .await
+            .map(|_| ()),
+        "gov.approve" | "gov.deny" => {
+            let id = k.escalations().first().map_or(0, |e| e.id);
+            let op = kind.strip_prefix("gov.").unwrap_or_default();
+            control(
+                k,
+                "governance",
+                json!({ "op": op, "id": id, "reason": "walked" }),
+            )
+            .await
+            .map(|_| ())
+        }
         "governance.check" => control(
             k,
             "governance",
@@ -640,6 +666,21 @@ async fn run(env: &Env, kind: &str) -> Result<(), String> {
     }
 }
 
+/// A send by agent `p` that governance escalates: its id, pending. Each
+/// goes to a fresh agent, so it is a new request, not a retry of one.
+async fn open_escalation(env: &Env) -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let to = format!("esc-{}", N.fetch_add(1, Ordering::SeqCst));
+    spawn(&env.k, &to).await;
+    env.rec.escalate_sends.store(true, Ordering::SeqCst);
+    env.rec.epoch.fetch_add(1, Ordering::SeqCst);
+    let r = probe(&env.k, "p", json!({ "op": "send", "to": to, "body": "hi" })).await;
+    env.rec.escalate_sends.store(false, Ordering::SeqCst);
+    env.rec.epoch.fetch_add(1, Ordering::SeqCst);
+    assert!(r.to_string().contains("pending"), "{r}");
+    env.k.escalations()[0].id
+}
+
 /// Run `f` with the gate permitting (setup inside a scenario), then
 /// restore the answer the scenario is testing.
 async fn permitted<T>(env: &Env, f: impl std::future::Future<Output = T>) -> T {
@@ -731,6 +772,14 @@ async fn every_control_command_and_syscall_reaches_the_gate() {
         ("kernel", json!({ "op": "logs" })),
         ("kernel", json!({ "op": "tree" })),
         ("agents", json!({ "op": "ps" })),
+        (
+            "agents",
+            json!({ "op": "spawn", "name": "walked", "component": weft_testkit::guest("probe"),
+                    "config": { "mode": "echo" } }),
+        ),
+        ("agents", json!({ "op": "inspect", "name": "walked" })),
+        ("agents", json!({ "op": "restart", "name": "walked" })),
+        ("agents", json!({ "op": "stop", "name": "walked" })),
         ("ipc", json!({ "op": "send", "name": "p", "text": "hi" })),
         ("tools", json!({ "op": "ls" })),
         (
@@ -748,6 +797,15 @@ async fn every_control_command_and_syscall_reaches_the_gate() {
             json!({ "op": "check", "agent": "operator", "action": "x" }),
         ),
         ("governance", json!({ "op": "reload", "policy": policy })),
+        ("governance", json!({ "op": "pending" })),
+        (
+            "governance",
+            json!({ "op": "approve", "id": open_escalation(&env).await, "reason": "ok" }),
+        ),
+        (
+            "governance",
+            json!({ "op": "deny", "id": open_escalation(&env).await, "reason": "no" }),
+        ),
         (
             "governance",
             json!({ "op": "swap", "component": weft_testkit::guest("governance") }),

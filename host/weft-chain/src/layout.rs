@@ -28,7 +28,7 @@ pub const ARCHIVE_DIR: &str = "archive";
 
 /// Kind prefixes indexed in `.kinds` so boot can find them without the log,
 /// with their tags.
-pub const INDEXED_KINDS: &[(&str, u8)] = &[("lineage", 1), ("tree.", 2)];
+pub const INDEXED_KINDS: &[(&str, u8)] = &[("lineage", 1), ("tree.", 2), ("escalation.", 3)];
 
 /// Tag of an indexed kind, if any.
 pub fn kind_tag(kind: &str) -> Option<u8> {

@@ -23,6 +23,7 @@ pub const KERNEL_SECTIONS: &[&str] = &[
     "ipc",
     "agent_limits",
     "operator",
+    "escalation",
 ];
 
 /// The whole kernel configuration.
@@ -41,6 +42,8 @@ pub struct KernelConfig {
     pub agent_limits: AgentLimits,
     /// `[operator]`: what the control socket's operator may do.
     pub operator: OperatorSection,
+    /// `[escalation]`: how long actions governance defers wait for a person.
+    pub escalation: EscalationSection,
     /// The file's text and path, for subsystems' own sections.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -62,6 +65,30 @@ impl Default for OperatorSection {
         OperatorSection {
             allow: vec!["**".into()],
             deny: Vec::new(),
+        }
+    }
+}
+
+/// `[escalation]`: actions governance sends to a person (see
+/// `weft_kernel::escalation`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EscalationSection {
+    /// How long the asking call waits for a decision, in ms, before it gets
+    /// a `pending` error (asking again joins the same escalation). An
+    /// agent's wait counts against its per-message `timeout_ms`: keep it
+    /// below that.
+    pub wait_ms: u64,
+    /// How long an escalation waits for a person before it expires (a
+    /// denial), in seconds. `0` turns the queue off: a deferral is a denial.
+    pub ttl_s: u64,
+}
+
+impl Default for EscalationSection {
+    fn default() -> Self {
+        EscalationSection {
+            wait_ms: 2_000,
+            ttl_s: 86_400,
         }
     }
 }

@@ -279,6 +279,8 @@ impl Kernel {
             "network: none configured",
         );
 
+        let escalations =
+            crate::escalation::Escalations::restore(config.escalation.clone(), &chain)?;
         let shared = Arc::new(Shared {
             ipc: Ipc::new(config.ipc.inbox_capacity),
             agents: Agents {
@@ -299,6 +301,7 @@ impl Kernel {
             chain,
             tree,
             gate: GateStack::new(layered, chained),
+            escalations,
             units: OnceLock::new(),
             lost_records: Default::default(),
             stop_requested: Default::default(),
@@ -488,6 +491,21 @@ impl Kernel {
     /// The chain, read-only.
     pub fn chain(&self) -> ChainView {
         ChainView(self.shared.chain.clone())
+    }
+
+    /// The capabilities agent `pid` was spawned with.
+    pub fn capabilities_of(&self, pid: Pid) -> Option<Arc<crate::Capabilities>> {
+        self.shared
+            .agents
+            .table
+            .get(pid)
+            .map(|e| e.capabilities.clone())
+    }
+
+    /// Every escalation (actions governance sent to a person), newest
+    /// first. Decide one with [`crate::escalation::Decide`].
+    pub fn escalations(&self) -> Vec<crate::escalation::Escalation> {
+        self.shared.escalations.list()
     }
 
     /// The resource tree, read-only.

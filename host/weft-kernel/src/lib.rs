@@ -25,6 +25,7 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod error;
+pub mod escalation;
 mod gate;
 pub mod ipc;
 mod kernel;
@@ -54,7 +55,7 @@ pub use supervisor::{Restart, RestartPolicy, Spawn, SpawnRequest, Stop};
 pub fn builtin_cli() -> Vec<control::cli::CliCommand> {
     let mut v = status::cli();
     v.push(agent::control::cli());
-    v.push(ipc::control::cli());
+    v.push(agent::control::agent_cli());
     v.push(tools::control::cli());
     v.push(chain::control::cli());
     v

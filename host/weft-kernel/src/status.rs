@@ -6,7 +6,7 @@ use std::any::Any;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{FromArgMatches, Subcommand};
+use clap::{Args, FromArgMatches, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use weft_tree::{NodeView, TreeError, TreeManager, TreeStats};
@@ -51,6 +51,9 @@ pub enum Request {
         /// for all of its agents (`app` matches `app.*`).
         #[serde(default)]
         source: Option<String>,
+        /// Only lines after this time (ns since the epoch): `--follow`.
+        #[serde(default)]
+        since_ns: Option<u64>,
     },
     /// Stop the kernel once this is answered.
     Stop,
@@ -141,7 +144,11 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
                 "subsystems": subsystems,
             }))
         }
-        Request::Logs { level, source } => {
+        Request::Logs {
+            level,
+            source,
+            since_ns,
+        } => {
             cx.query("kernel.logs").await?;
             let min = match level.as_deref() {
                 None | Some("debug") => LogLevel::Debug,
@@ -167,6 +174,7 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
                 k.logs()
                     .into_iter()
                     .filter(|e| e.level >= min && from(e))
+                    .filter(|e| since_ns.is_none_or(|t| e.timestamp_ns > t))
                     .collect::<Vec<_>>(),
             )
         }
@@ -191,18 +199,72 @@ enum KernelCmd {
     Status(JsonFlag),
     /// The kernel's log: its own lines, and each agent's `log` calls and
     /// stdout (info) / stderr (warn) lines under the agent's name.
-    Logs {
-        /// Lowest level shown: debug, info, warn, error.
-        #[arg(long)]
-        level: Option<String>,
-        /// Only what this agent said (an app's name: all of its agents).
-        #[arg(long, value_name = "AGENT|APP")]
-        source: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Logs(LogsArgs),
     /// Stop the kernel cleanly.
     Stop,
+}
+
+/// `weaver kernel logs`. (`weaver logs APP/SERVICE` is a container's.)
+#[derive(Args)]
+struct LogsArgs {
+    /// Lowest level shown: debug, info, warn, error.
+    #[arg(long)]
+    level: Option<String>,
+    /// Only what this agent said (an app's name: all of its agents).
+    #[arg(long, value_name = "AGENT|APP", conflicts_with_all = ["agent", "app"])]
+    source: Option<String>,
+    /// Only what this agent said.
+    #[arg(long, conflicts_with = "app")]
+    agent: Option<String>,
+    /// Only what this app's agents said.
+    #[arg(long)]
+    app: Option<String>,
+    /// Keep printing new lines until the kernel stops (or Ctrl-C).
+    #[arg(short, long)]
+    follow: bool,
+    /// JSON: an array, or one entry per line with --follow.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn logs(state: &Path, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let source = a.source.or(a.agent).or(a.app);
+    let mut since_ns = None;
+    loop {
+        let req = Request::Logs {
+            level: a.level.clone(),
+            source: source.clone(),
+            since_ns,
+        };
+        let v = match crate::control::cli::ask(state, "kernel", &req).await {
+            Ok(v) => v,
+            // Following a kernel that stopped: the end of its log.
+            Err(_) if since_ns.is_some() => return Ok(ExitCode::SUCCESS),
+            Err(code) => return Ok(code),
+        };
+        if a.json && !a.follow {
+            println!("{v}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        for e in items(&v) {
+            if let Some(t) = e["timestamp_ns"].as_u64() {
+                since_ns = Some(since_ns.unwrap_or(0).max(t));
+            }
+            if a.json {
+                println!("{e}");
+                continue;
+            }
+            match serde_json::from_value::<crate::console::BootEvent>(e.clone()) {
+                Ok(ev) => println!("{}", ev.render()),
+                Err(_) => println!("{}", cell(&e["message"])),
+            }
+        }
+        if !a.follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        since_ns.get_or_insert(0);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 #[derive(Subcommand)]
@@ -271,21 +333,7 @@ async fn kernel(cx: &CliContext<'_>, m: &clap::ArgMatches) -> anyhow::Result<Exi
                 }
             }))
         }
-        KernelCmd::Logs {
-            level,
-            source,
-            json,
-        } => {
-            let v = crate::ask!(state, "kernel", &Request::Logs { level, source });
-            Ok(output(json, &v, |v| {
-                for e in items(v) {
-                    match serde_json::from_value::<crate::console::BootEvent>(e.clone()) {
-                        Ok(ev) => println!("{}", ev.render()),
-                        Err(_) => println!("{}", cell(&e["message"])),
-                    }
-                }
-            }))
-        }
+        KernelCmd::Logs(a) => logs(state, a).await,
         KernelCmd::Stop => {
             crate::ask!(state, "kernel", &Request::Stop);
             // The socket goes once the kernel stops serving; wait for that so

@@ -64,10 +64,16 @@ async fn schedules_fire_when_the_host_says_it_is_time() {
     assert_eq!(c.next_wake(now).unwrap(), Some(n5.min(n6)));
 
     assert!(c.tick(n6 - 1).unwrap().is_empty());
-    let fired = c.tick(n6).unwrap();
+    let mut fired = c.tick(n6).unwrap();
     assert!(fired.iter().any(|f| f.job_id == six.id), "{fired:?}");
-    let fired = c.tick(n5).unwrap();
-    assert!(fired.iter().any(|f| f.job_id == five.id));
+    // Within 10 s of a 5-minute boundary n5 == n6 and both fire on the
+    // first tick; the job must fire exactly once either way.
+    fired.extend(c.tick(n5).unwrap());
+    assert_eq!(
+        fired.iter().filter(|f| f.job_id == five.id).count(),
+        1,
+        "{fired:?}"
+    );
 
     // every: keeps its phase, does not replay missed runs.
     let every = c.add("me", spec("every 1s", "t")).unwrap();

@@ -90,6 +90,7 @@ pub fn evaluate<'a>(
             }
         };
         let result = match rule.severity {
+            _ if rule.verdict.is_some() => rule.verdict.and_then(|v| hit(v.verdict())),
             Severity::Critical => hit(Verdict::Deny),
             Severity::Warning => hit(Verdict::PermitWithWarning),
             Severity::Advisory => hit(Verdict::Permit),
@@ -213,6 +214,32 @@ mod tests {
             .err()
             .unwrap_or_default()
             .contains("longer than 256"));
+    }
+
+    #[test]
+    fn a_rule_verdict_overrides_its_severity() {
+        let p = Policy::parse(
+            "[environments.prod]\nmagnitude_threshold = 1\n\
+             [[rules]]\nid = \"ask\"\nbranch = \"executive\"\nseverity = \"blocking\"\n\
+             actions = [\"tool.exec.rm\"]\nverdict = \"escalate\"\n\
+             [[rules]]\nid = \"risky\"\nbranch = \"executive\"\nseverity = \"advisory\"\n\
+             actions = [\"tool.exec.*\"]\nthresholds = { risk = 0.5 }\nverdict = \"deny\"\n",
+        )
+        .unwrap();
+        let e = |a: &str, x: &[(&str, f64)]| evaluate(&p, a, &eff(x), "prod").verdict;
+        // Unconditional: every matching action goes to a person.
+        assert_eq!(e("tool.exec.rm", &[]), Verdict::EscalateToHuman);
+        assert_eq!(e("tool.exec.ls", &[]), Verdict::Permit);
+        // With thresholds: only a breach fires it.
+        assert_eq!(e("tool.exec.ls", &[("risk", 0.6)]), Verdict::Deny);
+        // The strictest fired verdict wins.
+        assert_eq!(e("tool.exec.rm", &[("risk", 0.6)]), Verdict::Deny);
+        let bad = Policy::parse(
+            "[environments.prod]\nmagnitude_threshold = 1\n[[rules]]\nid = \"x\"\n\
+             branch = \"executive\"\nseverity = \"blocking\"\nactions = [\"a\"]\nverdict = \"maybe\"\n",
+        );
+        let bad = bad.err().unwrap_or_default();
+        assert!(bad.contains("line 8") && bad.contains("maybe"), "{bad}");
     }
 
     #[test]

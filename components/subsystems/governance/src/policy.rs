@@ -47,6 +47,28 @@ pub enum Breach {
     Deny,
 }
 
+/// A rule's own verdict, overriding its severity's: `verdict = "escalate"`
+/// makes a person decide every action the rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleVerdict {
+    Permit,
+    Warn,
+    Escalate,
+    Deny,
+}
+
+impl RuleVerdict {
+    pub fn verdict(self) -> Verdict {
+        match self {
+            RuleVerdict::Permit => Verdict::Permit,
+            RuleVerdict::Warn => Verdict::PermitWithWarning,
+            RuleVerdict::Escalate => Verdict::EscalateToHuman,
+            RuleVerdict::Deny => Verdict::Deny,
+        }
+    }
+}
+
 impl Breach {
     pub fn verdict(self) -> Verdict {
         match self {
@@ -95,6 +117,8 @@ struct RuleFile {
     actions: Vec<String>,
     #[serde(default)]
     thresholds: BTreeMap<String, f64>,
+    #[serde(default)]
+    verdict: Option<RuleVerdict>,
 }
 
 fn yes() -> bool {
@@ -121,6 +145,8 @@ pub struct Rule {
     /// (`weft_model::glob`), so the gate and this engine agree.
     pub patterns: Vec<ActionPattern>,
     pub thresholds: Vec<(String, f64)>,
+    /// Overrides the severity's verdict when the rule fires.
+    pub verdict: Option<RuleVerdict>,
 }
 
 pub struct Policy {
@@ -206,6 +232,7 @@ impl Policy {
                 actions: r.actions,
                 patterns,
                 thresholds: r.thresholds.into_iter().collect(),
+                verdict: r.verdict,
             });
         }
         Ok(Policy {

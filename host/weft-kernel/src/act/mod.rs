@@ -200,18 +200,31 @@ pub(crate) async fn act<A: Action>(
         return Err(e);
     }
     let reuse = action.reuse_permit().map(Cow::into_owned);
-    shared.gate.permit(
+    let asked = shared.gate.permit(
         who,
         &name,
         || action.gate_context(),
         reuse.as_deref(),
         permits,
-    )?;
+    );
+    if let Err(KernelError::Deferred(reason)) = asked {
+        // Governance sent it to a person: the escalation queue.
+        let context = action.gate_context();
+        crate::escalation::escalate(shared, who, &name, context, reason).await?;
+    } else {
+        asked?;
+    }
     if let Some(other) = action.also_needs() {
         let other = other.clone();
-        shared
+        let asked = shared
             .gate
-            .permit(&other, &name, || action.gate_context(), None, None)?;
+            .permit(&other, &name, || action.gate_context(), None, None);
+        if let Err(KernelError::Deferred(reason)) = asked {
+            let context = action.gate_context();
+            crate::escalation::escalate(shared, &other, &name, context, reason).await?;
+        } else {
+            asked?;
+        }
     }
     let mut cx = ActCx::new(shared, who);
     let out = action.perform(&mut cx).await;

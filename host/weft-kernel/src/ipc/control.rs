@@ -1,18 +1,14 @@
-//! `weaver agent send`: a message from the operator to an agent, and the
-//! IPC unit as a subsystem.
+//! The IPC unit as a subsystem, and the server side of `weaver agent send`
+//! (a message from the operator to an agent; its CLI is in
+//! `agent::control`).
 
 use std::any::Any;
-use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{FromArgMatches, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{MessageTarget, Payload, SendMessage, SendOutcome};
-use crate::control::cli::CliCommand;
-use crate::control::protocol::exit;
 use crate::control::{ControlCx, ControlError, ControlReply};
 use crate::subsystem::{BoxFuture, Subsystem};
 
@@ -98,66 +94,4 @@ impl Subsystem for IpcUnit {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-#[derive(Subcommand)]
-enum AgentCmd {
-    /// Send a message and print the reply.
-    Send {
-        name: String,
-        message: String,
-        /// MESSAGE is JSON (sent as a JSON payload, not text).
-        #[arg(long)]
-        json: bool,
-        /// How long to wait for the reply.
-        #[arg(long = "wait-ms", default_value_t = 5000)]
-        wait_ms: u64,
-    },
-}
-
-/// `weaver agent`.
-pub fn cli() -> CliCommand {
-    CliCommand {
-        command: || {
-            AgentCmd::augment_subcommands(
-                clap::Command::new("agent")
-                    .about("Talk to agents")
-                    .subcommand_required(true),
-            )
-        },
-        run: |cx, m| Box::pin(run(cx.state, m)),
-    }
-}
-
-async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
-    let AgentCmd::Send {
-        name,
-        message,
-        json,
-        wait_ms,
-    } = AgentCmd::from_arg_matches(m)?;
-    let (text, json) = if json {
-        match serde_json::from_str::<Value>(&message) {
-            Ok(v) => (None, Some(v)),
-            Err(e) => {
-                eprintln!("weaver: MESSAGE is not JSON: {e}");
-                return Ok(ExitCode::from(exit::USAGE));
-            }
-        }
-    } else {
-        (Some(message), None)
-    };
-    let req = Request::Send {
-        name,
-        text,
-        json,
-        wait_ms: Some(wait_ms),
-    };
-    let v = crate::ask!(state, "ipc", &req);
-    match (&v["text"], &v["json"]) {
-        (Value::String(s), _) => println!("{s}"),
-        (_, j) if !j.is_null() => println!("{j}"),
-        _ => println!("{v}"),
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! `weaver gov rules | check | reload | swap`, and their server side.
+//! `weaver gov rules | check | reload | swap | pending | approve | deny`,
+//! and their server side.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +12,9 @@ use weft_kernel::control::protocol::exit;
 use weft_kernel::control::{ControlCx, ControlError, ControlReply};
 use weft_kernel::Query;
 
-use super::{GovernanceUnit, Reload, Swap};
+use weft_kernel::escalation::Decide;
+
+use super::{escalations, GovernanceUnit, Reload, Swap};
 
 /// The governance unit's control requests.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,6 +42,25 @@ pub enum Request {
     Swap {
         /// The component file.
         component: PathBuf,
+    },
+    /// Escalations: actions governance sent to a person.
+    Pending {
+        /// Decided and expired ones too.
+        all: Option<bool>,
+    },
+    /// Let escalation `id` through (once).
+    Approve {
+        /// The escalation.
+        id: u64,
+        /// Why (recorded).
+        reason: String,
+    },
+    /// Refuse escalation `id`.
+    Deny {
+        /// The escalation.
+        id: u64,
+        /// Why (recorded).
+        reason: String,
     },
 }
 
@@ -126,6 +148,11 @@ pub async fn serve(unit: &GovernanceUnit, cx: ControlCx<'_>) -> ControlReply {
             let rec = cx.kernel.act(cx.who, Swap::new(c)).await?;
             Ok(json!(rec))
         }
+        Request::Pending { all } => escalations::list(&cx, all.unwrap_or(false)).await,
+        Request::Approve { id, reason } => {
+            escalations::decide(&cx, Decide::approve(id, reason)).await
+        }
+        Request::Deny { id, reason } => escalations::decide(&cx, Decide::deny(id, reason)).await,
     }
 }
 
@@ -148,6 +175,26 @@ enum GovCmd {
     Reload { file: PathBuf },
     /// Replace the governance component, keeping the policy.
     Swap { component: PathBuf },
+    /// Actions governance sent to a person, waiting for a decision.
+    Pending {
+        /// Decided and expired ones too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let escalation ID through (once); recorded with you and REASON.
+    Approve {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Refuse escalation ID; recorded with you and REASON.
+    Deny {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn parse_effect(s: &str) -> Result<Map<String, Value>, String> {
@@ -171,7 +218,7 @@ pub fn cli() -> CliCommand {
         command: || {
             GovCmd::augment_subcommands(
                 clap::Command::new("gov")
-                    .about("Governance: rules in force, ask the gate, reload, swap")
+                    .about("Governance: rules in force, ask the gate, reload, swap, escalations")
                     .subcommand_required(true),
             )
         },
@@ -257,6 +304,20 @@ async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
                 "component swapped (component {})",
                 cell(&v["new_component"])
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        GovCmd::Pending { all, json } => {
+            let v = weft_kernel::ask!(state, "governance", &Request::Pending { all: Some(all) });
+            Ok(output(json, &v, escalations::print))
+        }
+        GovCmd::Approve { id, reason } => {
+            weft_kernel::ask!(state, "governance", &Request::Approve { id, reason });
+            println!("escalation #{id} approved");
+            Ok(ExitCode::SUCCESS)
+        }
+        GovCmd::Deny { id, reason } => {
+            weft_kernel::ask!(state, "governance", &Request::Deny { id, reason });
+            println!("escalation #{id} denied");
             Ok(ExitCode::SUCCESS)
         }
     }

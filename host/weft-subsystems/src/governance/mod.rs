@@ -9,6 +9,7 @@
 
 mod component;
 pub mod control;
+mod escalations;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -179,11 +180,16 @@ impl Subsystem for GovernanceUnit {
             "governance.swap",
             "governance.rules",
             "governance.check",
+            "gov.pending",
+            "gov.approve",
+            "gov.deny",
         ]
     }
 
     fn control_ops(&self) -> &'static [&'static str] {
-        &["rules", "check", "reload", "swap"]
+        &[
+            "rules", "check", "reload", "swap", "pending", "approve", "deny",
+        ]
     }
 
     fn status(&self) -> Value {
