@@ -108,9 +108,12 @@ impl Node {
     fn ok(&self, args: &[&str]) -> Run {
         let r = self.w(args);
         assert_eq!(
-            r.code, 0,
+            r.code,
+            0,
             "node {}: weaver {args:?} failed: {}{}\nnode log:\n{}",
-            self.name, r.stdout, r.stderr,
+            self.name,
+            r.stdout,
+            r.stderr,
             self.log_text()
         );
         r
@@ -140,9 +143,7 @@ impl Node {
     }
 
     fn peer(&self, node: &str) -> Option<Value> {
-        let v = self
-            .ok(&["tree", "ls", "/network/peers", "--json"])
-            .json();
+        let v = self.ok(&["tree", "ls", "/network/peers", "--json"]).json();
         v.as_array()
             .unwrap()
             .iter()
@@ -173,7 +174,12 @@ impl Node {
             .status()
             .unwrap();
         let status = c.wait().unwrap();
-        assert!(status.success(), "node {} stopped with {status}:\n{}", self.name, self.log_text());
+        assert!(
+            status.success(),
+            "node {} stopped with {status}:\n{}",
+            self.name,
+            self.log_text()
+        );
     }
 
     /// SIGKILL, by pid.
@@ -187,7 +193,10 @@ impl Node {
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -233,10 +242,14 @@ fn membership_trust_admission_and_peers() {
         assert!(r.stdout.contains("trusted"), "{}", r.stdout);
     }
     assert_eq!(a.chain_has("cluster.trust.add").len(), 4);
-    wait_for("b to trust a (/network/peers/a trusted)", Duration::from_secs(10), || {
-        b.peer("a").is_some_and(|m| m["trusted"] == true)
-    });
-    let r = a.ok(&["cluster", "ping", "b", "--count", "200", "--json"]).json();
+    wait_for(
+        "b to trust a (/network/peers/a trusted)",
+        Duration::from_secs(10),
+        || b.peer("a").is_some_and(|m| m["trusted"] == true),
+    );
+    let r = a
+        .ok(&["cluster", "ping", "b", "--count", "200", "--json"])
+        .json();
     assert_eq!(r["pq"], true, "{r}");
     assert_eq!(r["count"], 200);
     eprintln!("a -> b mesh ping: {r}");
@@ -248,14 +261,19 @@ fn membership_trust_admission_and_peers() {
     assert!(
         a.chain_has("cluster.mesh.refused")
             .iter()
-            .any(|e| e["payload"]["reason"].as_str().unwrap_or("").contains("post-quantum")),
+            .any(|e| e["payload"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("post-quantum")),
         "no post-quantum refusal recorded on a"
     );
     // ... accepted, and recorded as a downgrade, where it is not required.
     wait_for("d to trust c", Duration::from_secs(10), || {
         d.peer("c").is_some_and(|m| m["trusted"] == true)
     });
-    let r = d.ok(&["cluster", "ping", "c", "--count", "10", "--json"]).json();
+    let r = d
+        .ok(&["cluster", "ping", "c", "--count", "10", "--json"])
+        .json();
     assert_eq!(r["pq"], false, "{r}");
     let downgrades = d.chain_has("cluster.mesh.downgrade");
     assert!(!downgrades.is_empty(), "no cluster.mesh.downgrade on d");
@@ -272,7 +290,10 @@ fn membership_trust_admission_and_peers() {
 
     // Drain.
     a.ok(&["cluster", "drain", "d"]);
-    assert!(a.nodes().iter().any(|n| n["name"] == "d" && n["draining"] == true));
+    assert!(a
+        .nodes()
+        .iter()
+        .any(|n| n["name"] == "d" && n["draining"] == true));
     assert_eq!(a.chain_has("cluster.drain").len(), 1);
     let r = a.w(&["cluster", "drain", "nosuch"]);
     assert_ne!(r.code, 0);
@@ -280,14 +301,20 @@ fn membership_trust_admission_and_peers() {
 
     // A clean stop: Leaving. A kill -9: Failed once the lease (2 s) expires.
     b.stop();
-    wait_for("b leaving", Duration::from_secs(5), || a.state_of("b") == "leaving");
+    wait_for("b leaving", Duration::from_secs(5), || {
+        a.state_of("b") == "leaving"
+    });
     let t0 = Instant::now();
     c.kill9();
-    wait_for("c failed", Duration::from_secs(6), || a.state_of("c") == "failed");
-    eprintln!("c seen failed {:?} after kill -9 (lease 2 s)", t0.elapsed());
-    wait_for("/network/peers/c failed on a", Duration::from_secs(5), || {
-        a.peer("c").is_some_and(|m| m["state"] == "failed")
+    wait_for("c failed", Duration::from_secs(6), || {
+        a.state_of("c") == "failed"
     });
+    eprintln!("c seen failed {:?} after kill -9 (lease 2 s)", t0.elapsed());
+    wait_for(
+        "/network/peers/c failed on a",
+        Duration::from_secs(5),
+        || a.peer("c").is_some_and(|m| m["state"] == "failed"),
+    );
     // The tree changes are chain events on a.
     assert!(a
         .chain()
@@ -315,7 +342,12 @@ fn a_gated_operator_is_refused_and_recorded() {
         .iter()
         .any(|e| e["payload"]["action"] == "cluster.trust.add"));
     assert!(a.chain_has("cluster.trust.add").is_empty());
-    assert!(a.ok(&["cluster", "trust", "ls", "--json"]).json().as_object().unwrap().is_empty());
+    assert!(a
+        .ok(&["cluster", "trust", "ls", "--json"])
+        .json()
+        .as_object()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -338,9 +370,11 @@ fn quorum_lost_refuses_cluster_changes_and_keeps_the_node_serving() {
     a.ok(&["tree", "ls", "/network/peers", "--json"]);
     // Quorum back: changes work again.
     etcd.restart(1).unwrap();
-    wait_for("trust rm after quorum returns", Duration::from_secs(15), || {
-        a.w(&["cluster", "trust", "rm", &key]).code == 0
-    });
+    wait_for(
+        "trust rm after quorum returns",
+        Duration::from_secs(15),
+        || a.w(&["cluster", "trust", "rm", &key]).code == 0,
+    );
 }
 
 #[test]
@@ -354,4 +388,3 @@ fn without_a_cluster_section_nothing_changes() {
     let v = weaver_at(&state, &["tree", "ls", "/network/peers", "--json"]).json();
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 }
-

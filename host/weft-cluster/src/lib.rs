@@ -54,6 +54,8 @@ pub enum ClusterError {
     #[error("{0}")]
     Mesh(String),
     /// This kernel is not in a cluster.
-    #[error("this kernel is not in a cluster (no [cluster] in weft.toml and no `weaver run --cluster`)")]
+    #[error(
+        "this kernel is not in a cluster (no [cluster] in weft.toml and no `weaver run --cluster`)"
+    )]
     NotClustered,
 }

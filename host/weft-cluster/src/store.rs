@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
@@ -14,6 +14,22 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{NodeRecord, NodeView, TrustEntry};
 use crate::ClusterError;
+
+/// Pause between tries of a transient failure.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// A member down (connection refused) or without a leader: worth another try.
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            // 14 Unavailable, 4 DeadlineExceeded, 1 Cancelled (tonic's own
+            // per-try timeout) in gRPC status codes.
+            matches!(i32::from(s.code()), 14 | 4 | 1)
+        }
+        _ => false,
+    }
+}
 
 /// A connection to the cluster's etcd.
 #[derive(Clone)]
@@ -32,28 +48,29 @@ impl Store {
         timeout: Duration,
     ) -> Result<Store, ClusterError> {
         let joined = endpoints.join(",");
+        // Each try gets a third of the budget, so a request stuck on a dead
+        // member is tried again (on another) before the whole call times out.
         let options = ConnectOptions::new()
-            .with_timeout(timeout)
-            .with_connect_timeout(timeout);
-        let client = match tokio::time::timeout(timeout, Client::connect(endpoints, Some(options)))
-            .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(source)) => {
-                return Err(ClusterError::Store {
-                    endpoints: joined,
-                    op: "connect",
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(ClusterError::Unavailable {
-                    endpoints: joined,
-                    op: "connect",
-                    after: timeout,
-                })
-            }
-        };
+            .with_timeout(timeout / 3)
+            .with_connect_timeout(timeout / 3);
+        let client =
+            match tokio::time::timeout(timeout, Client::connect(endpoints, Some(options))).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(source)) => {
+                    return Err(ClusterError::Store {
+                        endpoints: joined,
+                        op: "connect",
+                        source,
+                    })
+                }
+                Err(_) => {
+                    return Err(ClusterError::Unavailable {
+                        endpoints: joined,
+                        op: "connect",
+                        after: timeout,
+                    })
+                }
+            };
         Ok(Store {
             client,
             prefix: prefix.to_string(),
@@ -72,77 +89,104 @@ impl Store {
     }
 
     /// Runs one etcd request within the timeout, naming `op` on failure.
-    async fn call<T>(
-        &self,
-        op: &'static str,
-        fut: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T, ClusterError> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(ClusterError::Store {
-                endpoints: self.endpoints.clone(),
-                op,
-                source,
-            }),
-            Err(_) => Err(ClusterError::Unavailable {
-                endpoints: self.endpoints.clone(),
-                op,
-                after: self.timeout,
-            }),
+    /// A member that is down or has no leader is transient: the request is
+    /// tried again (the client balances over the endpoints) until the
+    /// timeout, which then reads as [`ClusterError::Unavailable`].
+    async fn call<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, ClusterError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let unavailable = || ClusterError::Unavailable {
+            endpoints: self.endpoints.clone(),
+            op,
+            after: self.timeout,
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, f(self.client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if transient(&e) => {
+                    if Instant::now() + RETRY >= deadline {
+                        return Err(unavailable());
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+                Ok(Err(source)) => {
+                    return Err(ClusterError::Store {
+                        endpoints: self.endpoints.clone(),
+                        op,
+                        source,
+                    })
+                }
+                Err(_) => return Err(unavailable()),
+            }
         }
+    }
+
+    async fn put(&self, op: &'static str, key: String, value: Vec<u8>) -> Result<(), ClusterError> {
+        self.call(op, |mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { c.put(key, value, None).await }
+        })
+        .await?;
+        Ok(())
     }
 
     /// A new lease of `ttl` seconds.
     pub async fn grant(&self, ttl: i64) -> Result<i64, ClusterError> {
-        let mut c = self.client.clone();
         Ok(self
-            .call("lease grant", c.lease_grant(ttl, None))
+            .call("lease grant", |mut c| async move {
+                c.lease_grant(ttl, None).await
+            })
             .await?
             .id())
     }
 
     /// Refreshes `lease` once; `false` when etcd says it has expired.
     pub async fn keep_alive(&self, lease: i64) -> Result<bool, ClusterError> {
-        let mut c = self.client.clone();
-        let (mut keeper, mut stream) = self.call("lease keep-alive", c.lease_keep_alive(lease)).await?;
-        self.call("lease keep-alive", keeper.keep_alive()).await?;
-        match self.call("lease keep-alive", stream.message()).await? {
-            Some(resp) => Ok(resp.ttl() > 0),
-            None => Ok(false),
-        }
+        let resp = self
+            .call("lease keep-alive", |mut c| async move {
+                let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                stream.message().await
+            })
+            .await?;
+        Ok(resp.is_some_and(|r| r.ttl() > 0))
     }
 
     /// Revokes `lease` (its keys go at once).
     pub async fn revoke(&self, lease: i64) -> Result<(), ClusterError> {
-        let mut c = self.client.clone();
-        self.call("lease revoke", c.lease_revoke(lease)).await?;
+        self.call("lease revoke", |mut c| async move {
+            c.lease_revoke(lease).await
+        })
+        .await?;
         Ok(())
     }
 
     /// Writes `alive/<node>` under `lease`.
     pub async fn put_alive(&self, node: &str, lease: i64) -> Result<(), ClusterError> {
-        let mut c = self.client.clone();
-        let opts = PutOptions::new().with_lease(lease);
-        self.call(
-            "put alive",
-            c.put(self.key(&format!("alive/{node}")), lease.to_string(), Some(opts)),
-        )
+        let key = self.key(&format!("alive/{node}"));
+        self.call("put alive", |mut c| {
+            let key = key.clone();
+            async move {
+                let opts = PutOptions::new().with_lease(lease);
+                c.put(key, lease.to_string(), Some(opts)).await
+            }
+        })
         .await?;
         Ok(())
     }
 
     /// Writes a node's record.
     pub async fn put_member(&self, record: &NodeRecord) -> Result<(), ClusterError> {
-        let mut c = self.client.clone();
         let value = serde_json::to_vec(record).map_err(|e| ClusterError::Corrupt {
             key: format!("members/{}", record.name),
             message: e.to_string(),
         })?;
-        self.call(
-            "put member",
-            c.put(self.key(&format!("members/{}", record.name)), value, None),
-        )
-        .await?;
+        let key = self.key(&format!("members/{}", record.name));
+        self.put("put member", key, value).await?;
         Ok(())
     }
 
@@ -155,8 +199,13 @@ impl Store {
     ) -> Result<NodeRecord, ClusterError> {
         let key = self.key(&format!("members/{node}"));
         for _ in 0..16 {
-            let mut c = self.client.clone();
-            let resp = self.call("get member", c.get(key.clone(), None)).await?;
+            let k = key.clone();
+            let resp = self
+                .call("get member", |mut c| {
+                    let k = k.clone();
+                    async move { c.get(k, None).await }
+                })
+                .await?;
             let Some(kv) = resp.kvs().first() else {
                 return Err(ClusterError::NoSuchNode(node.to_string()));
             };
@@ -173,7 +222,13 @@ impl Store {
                     kv.mod_revision(),
                 )])
                 .and_then(vec![TxnOp::put(key.clone(), value, None)]);
-            if self.call("update member", c.txn(txn)).await?.succeeded() {
+            let done = self
+                .call("update member", |mut c| {
+                    let txn = txn.clone();
+                    async move { c.txn(txn).await }
+                })
+                .await?;
+            if done.succeeded() {
                 return Ok(record);
             }
         }
@@ -200,35 +255,37 @@ impl Store {
 
     /// Adds (or relabels) a trusted key.
     pub async fn trust_put(&self, entry: &TrustEntry) -> Result<(), ClusterError> {
-        let mut c = self.client.clone();
         let value = serde_json::to_vec(entry).map_err(|e| ClusterError::Corrupt {
             key: format!("trust/{}", entry.key),
             message: e.to_string(),
         })?;
-        self.call(
-            "put trust",
-            c.put(self.key(&format!("trust/{}", entry.key)), value, None),
-        )
-        .await?;
+        let key = self.key(&format!("trust/{}", entry.key));
+        self.put("put trust", key, value).await?;
         Ok(())
     }
 
     /// Removes a trusted key; `false` when it was not there.
     pub async fn trust_delete(&self, key: &str) -> Result<bool, ClusterError> {
-        let mut c = self.client.clone();
+        let key = self.key(&format!("trust/{key}"));
         let resp = self
-            .call("delete trust", c.delete(self.key(&format!("trust/{key}")), None))
+            .call("delete trust", |mut c| {
+                let key = key.clone();
+                async move { c.delete(key, None).await }
+            })
             .await?;
         Ok(resp.deleted() > 0)
     }
 
     /// A watch on every cluster key.
     pub async fn watch(&self) -> Result<WatchStream, ClusterError> {
-        let mut c = self.client.clone();
-        self.call(
-            "watch",
-            c.watch(self.prefix.clone(), Some(WatchOptions::new().with_prefix())),
-        )
+        let prefix = self.prefix.clone();
+        self.call("watch", |mut c| {
+            let prefix = prefix.clone();
+            async move {
+                c.watch(prefix, Some(WatchOptions::new().with_prefix()))
+                    .await
+            }
+        })
         .await
     }
 
@@ -237,13 +294,12 @@ impl Store {
         &self,
         dir: &str,
     ) -> Result<BTreeMap<String, T>, ClusterError> {
-        let mut c = self.client.clone();
         let base = self.key(dir);
         let resp = self
-            .call(
-                "list",
-                c.get(base.clone(), Some(GetOptions::new().with_prefix())),
-            )
+            .call("list", |mut c| {
+                let base = base.clone();
+                async move { c.get(base, Some(GetOptions::new().with_prefix())).await }
+            })
             .await?;
         let mut out = BTreeMap::new();
         for kv in resp.kvs() {

@@ -114,9 +114,13 @@ pub(crate) async fn serve(inner: Arc<Inner>, cx: ControlCx<'_>) -> ControlReply 
             ))
         }
         Request::TrustLs => to_value(node.store.trust().await.map_err(cluster_err)?),
-        Request::TrustAdd { key, label } => Ok(cx.kernel.act(cx.who, TrustAdd { node, key, label }).await?),
+        Request::TrustAdd { key, label } => {
+            Ok(cx.kernel.act(cx.who, TrustAdd { node, key, label }).await?)
+        }
         Request::TrustRm { key } => Ok(cx.kernel.act(cx.who, TrustRm { node, key }).await?),
-        Request::Drain { node: target } => Ok(cx.kernel.act(cx.who, Drain { node, target }).await?),
+        Request::Drain { node: target } => {
+            Ok(cx.kernel.act(cx.who, Drain { node, target }).await?)
+        }
         Request::Ping {
             node: target,
             count,
@@ -124,12 +128,22 @@ pub(crate) async fn serve(inner: Arc<Inner>, cx: ControlCx<'_>) -> ControlReply 
         } => {
             let r = cx
                 .kernel
-                .act(cx.who, Ping { node, target, count, size })
+                .act(
+                    cx.who,
+                    Ping {
+                        node,
+                        target,
+                        count,
+                        size,
+                    },
+                )
                 .await?;
             let median = r.rtt_us.get(r.rtt_us.len() / 2).copied();
             let p99 = r.rtt_us.get(r.rtt_us.len() * 99 / 100).copied();
-            Ok(json!({ "pq": r.pq, "handshake_us": r.handshake_us, "count": r.rtt_us.len(),
-                       "median_us": median, "p99_us": p99 }))
+            Ok(
+                json!({ "pq": r.pq, "handshake_us": r.handshake_us, "count": r.rtt_us.len(),
+                       "median_us": median, "p99_us": p99 }),
+            )
         }
     }
 }
@@ -199,7 +213,9 @@ async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let (req, json_out) = match cmd {
         ClusterCmd::Status { json } => (Request::Status, json),
         ClusterCmd::Nodes { json } => (Request::Nodes, json),
-        ClusterCmd::Trust(TrustCmd::Add { key, label }) => (Request::TrustAdd { key, label }, false),
+        ClusterCmd::Trust(TrustCmd::Add { key, label }) => {
+            (Request::TrustAdd { key, label }, false)
+        }
         ClusterCmd::Trust(TrustCmd::Rm { key }) => (Request::TrustRm { key }, false),
         ClusterCmd::Trust(TrustCmd::Ls { json }) => (Request::TrustLs, json),
         ClusterCmd::Drain { node } => (Request::Drain { node }, false),
@@ -217,7 +233,17 @@ async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     }
     match req {
         Request::Status => {
-            for k in ["node", "state", "endpoints", "mesh", "key", "require_pq", "nodes", "active", "problem"] {
+            for k in [
+                "node",
+                "state",
+                "endpoints",
+                "mesh",
+                "key",
+                "require_pq",
+                "nodes",
+                "active",
+                "problem",
+            ] {
                 println!("{k:<11} {}", cell(&v[k]));
             }
         }
@@ -225,14 +251,18 @@ async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
             let rows: Vec<Vec<String>> = weft_kernel::control::cli::items(&v)
                 .iter()
                 .map(|n| {
-                    ["name", "state", "mesh", "trusted", "draining", "platform", "cpus", "key"]
-                        .iter()
-                        .map(|k| cell(&n[*k]))
-                        .collect()
+                    [
+                        "name", "state", "mesh", "trusted", "draining", "platform", "cpus", "key",
+                    ]
+                    .iter()
+                    .map(|k| cell(&n[*k]))
+                    .collect()
                 })
                 .collect();
             table(
-                &["NAME", "STATE", "MESH", "TRUSTED", "DRAINING", "PLATFORM", "CPUS", "KEY"],
+                &[
+                    "NAME", "STATE", "MESH", "TRUSTED", "DRAINING", "PLATFORM", "CPUS", "KEY",
+                ],
                 &rows,
             );
         }
@@ -256,7 +286,11 @@ async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
             cell(&v["median_us"]),
             cell(&v["p99_us"]),
             cell(&v["handshake_us"]),
-            if v["pq"] == true { "hybrid" } else { "classical" }
+            if v["pq"] == true {
+                "hybrid"
+            } else {
+                "classical"
+            }
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -134,11 +134,8 @@ impl Subsystem for ClusterUnit {
         Box::pin(async move {
             if let Some(node) = self.inner.node.get() {
                 if let Err(e) = node.leave(kernel).await {
-                    *self
-                        .inner
-                        .problem
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    *self.inner.problem.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(e.to_string());
                 }
             }
         })

@@ -36,7 +36,10 @@ pub struct Node {
     pub(crate) problem: Mutex<Option<String>>,
 }
 
-fn note(source_kind: &'static str, payload: impl Serialize + Send + Sync) -> Note<impl Serialize + Send + Sync> {
+fn note(
+    source_kind: &'static str,
+    payload: impl Serialize + Send + Sync,
+) -> Note<impl Serialize + Send + Sync> {
     Note::new("cluster", source_kind, payload)
 }
 
@@ -84,10 +87,7 @@ impl Node {
         });
         node.refresh_trust().await?;
         let _ = kernel
-            .act(
-                &Principal::Kernel,
-                note("cluster.join", &record).durable(),
-            )
+            .act(&Principal::Kernel, note("cluster.join", &record).durable())
             .await;
         let listener = node.mesh.listen(&node.section.mesh).await?;
         node.store
@@ -129,7 +129,9 @@ impl Node {
                 r.since_ms = now_ms();
             })
             .await?;
-        self.store.revoke(self.lease.load(Ordering::Acquire)).await?;
+        self.store
+            .revoke(self.lease.load(Ordering::Acquire))
+            .await?;
         let _ = kernel
             .act(
                 &Principal::Kernel,
@@ -338,9 +340,8 @@ pub fn load_or_create_identity(state: &Path) -> Result<MeshIdentity, ClusterErro
             }
             for (i, pair) in bytes.chunks(2).enumerate() {
                 let s = std::str::from_utf8(pair).unwrap_or("zz");
-                secret[i] = u8::from_str_radix(s, 16).map_err(|_| {
-                    ClusterError::Mesh(format!("{}: not hex", path.display()))
-                })?;
+                secret[i] = u8::from_str_radix(s, 16)
+                    .map_err(|_| ClusterError::Mesh(format!("{}: not hex", path.display())))?;
             }
             Ok(MeshIdentity::from_secret_bytes(secret))
         }
@@ -349,7 +350,11 @@ pub fn load_or_create_identity(state: &Path) -> Result<MeshIdentity, ClusterErro
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| io("cannot create the dir of", e))?;
             }
-            let hex: String = id.secret_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = id
+                .secret_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
