@@ -257,22 +257,17 @@ async fn follow(kernel: Kernel, node: Arc<Node>) {
         if watch.is_none() {
             watch = node.store.watch().await.ok();
         }
-        let woke_by_watch = match watch.as_mut() {
+        // Wake on a change (or a broken watch, dropped to be made again),
+        // else after a second.
+        match watch.as_mut() {
             Some(stream) => {
                 tokio::select! {
-                    m = stream.message() => match m {
-                        Ok(Some(_)) => true,
-                        _ => { watch = None; false }
-                    },
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                    m = stream.message() => if !matches!(m, Ok(Some(_))) { watch = None },
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
-            None => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                false
-            }
-        };
-        let _ = woke_by_watch;
+            None => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
         let r = async {
             node.refresh_trust().await?;
             node.sync_peers(&kernel).await
