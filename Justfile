@@ -23,8 +23,17 @@ polyglot *LANGS:
     bash components/polyglot/build.sh {{LANGS}}
 
 # Build the host and the weaver CLI (the subsystem components are built into it).
-build: components
+build: components protoc
     cargo build -p weaver --locked
+
+# protoc, which the etcd client's build script needs (the cluster unit); installed once.
+protoc:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v protoc >/dev/null && exit 0
+    SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler
 
 # The official WebAssembly/wasi-testsuite (its prebuilt wasm32-wasip1 programs, vendored in
 # tests/wasi-testsuite/) run as core modules by `weaver tool run`; every test must pass.
@@ -54,7 +63,8 @@ dist: components
 
 # The Debian packages the tests need for the real services they start:
 # a Docker engine and a static busybox (the container tests build their own
-# image), iproute2 (a private bridge per engine). Installed once, as root.
+# image), iproute2 (a private bridge per engine), etcd (the cluster tests
+# start their own members). Installed once, as root.
 test-deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -62,6 +72,10 @@ test-deps:
     command -v dockerd >/dev/null && command -v docker >/dev/null || need+=(docker.io)
     dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
     command -v ip >/dev/null || need+=(iproute2)
+    # Cluster tests start their own etcd members; etcd-client's build needs protoc.
+    command -v etcd >/dev/null || need+=(etcd-server)
+    command -v etcdctl >/dev/null || need+=(etcd-client)
+    command -v protoc >/dev/null || need+=(protobuf-compiler)
     if [ ${#need[@]} -gt 0 ]; then
         SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
         echo "installing ${need[*]} (the tests start their own Docker engine)"

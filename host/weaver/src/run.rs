@@ -28,6 +28,16 @@ pub struct RunArgs {
     /// Boot, do the above, print status and shut down at once.
     #[arg(long)]
     pub once: bool,
+    /// Join a cluster: its etcd endpoints (comma-separated URLs). Overrides
+    /// `[cluster] endpoints`; needs `--node` and `--mesh` (or the config's).
+    #[arg(long, value_name = "URLS")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster (overrides `[cluster] node`).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Where this node's mesh listens, IP:PORT (overrides `[cluster] mesh`).
+    #[arg(long, value_name = "ADDR")]
+    pub mesh: Option<String>,
 }
 
 fn split(spec: &str) -> anyhow::Result<(String, PathBuf)> {
@@ -58,6 +68,11 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(exit::GUEST));
         }
     };
+    weft_cluster::unit::set_cli_flags(weft_cluster::unit::CliFlags {
+        endpoints: a.cluster.clone(),
+        node: a.node.clone(),
+        mesh: a.mesh.clone(),
+    });
     let kernel = Kernel::boot_with(config, &state, crate::units::subsystems())
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;

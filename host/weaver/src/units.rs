@@ -38,6 +38,12 @@ const REGISTERED: &[Registration] = &[
         subsystem: || Arc::new(weft_containers::unit::ContainersUnit::new()),
         cli: || vec![weft_containers::unit::control::cli()],
     },
+    // Before apps: a clustered node has joined (and its mesh listens)
+    // before apps resume.
+    Registration {
+        subsystem: || Arc::new(weft_cluster::unit::ClusterUnit::new()),
+        cli: || vec![weft_cluster::unit::control::cli()],
+    },
     Registration {
         subsystem: || Arc::new(weft_apps::AppsUnit::default()),
         cli: weft_apps::control::cli,

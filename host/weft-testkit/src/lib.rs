@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod docker;
+pub mod etcd;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
