@@ -53,6 +53,15 @@ pub enum ClusterError {
     /// The mesh failed.
     #[error("{0}")]
     Mesh(String),
+    /// A cluster fact could not be written to the chain (the node does
+    /// not go on as if it were).
+    #[error("cannot record `{kind}` on the chain: {message}")]
+    Record {
+        /// The chain kind.
+        kind: &'static str,
+        /// The kernel's error.
+        message: String,
+    },
     /// This kernel is not in a cluster.
     #[error(
         "this kernel is not in a cluster (no [cluster] in weft.toml and no `weaver run --cluster`)"

@@ -112,6 +112,17 @@ impl Shared {
         kind: &str,
         payload: &T,
     ) -> KernelResult<u64> {
+        self.note_with(source, kind, payload, false)
+    }
+
+    /// [`Shared::note`], optionally waiting until it is on disk.
+    pub fn note_with<T: Serialize + ?Sized>(
+        &self,
+        source: &str,
+        kind: &str,
+        payload: &T,
+        durable: bool,
+    ) -> KernelResult<u64> {
         self.gate.permit(
             &Principal::Kernel,
             kind,
@@ -119,7 +130,7 @@ impl Shared {
             Some(source),
             None::<&mut PermitCache>,
         )?;
-        self.append(source, kind, payload, false)
+        self.append(source, kind, payload, durable)
     }
 
     /// [`Shared::note`] where nobody can be told it failed (a dying task):

@@ -43,6 +43,23 @@ fn note(
     Note::new("cluster", source_kind, payload)
 }
 
+/// Records a cluster fact durably, as the kernel; a record that cannot be
+/// written is an error, never dropped.
+async fn record(
+    kernel: &Kernel,
+    kind: &'static str,
+    payload: impl Serialize + Send + Sync,
+) -> Result<(), ClusterError> {
+    kernel
+        .act(&Principal::Kernel, note(kind, payload).durable())
+        .await
+        .map(|_| ())
+        .map_err(|e| ClusterError::Record {
+            kind,
+            message: e.to_string(),
+        })
+}
+
 impl Node {
     /// Registers this node (Joining), takes a lease, opens the mesh, turns
     /// Active, and starts the lease and watch tasks.
@@ -86,9 +103,7 @@ impl Node {
             problem: Mutex::new(None),
         });
         node.refresh_trust().await?;
-        let _ = kernel
-            .act(&Principal::Kernel, note("cluster.join", &record).durable())
-            .await;
+        self::record(kernel, "cluster.join", &record).await?;
         let listener = node.mesh.listen(&node.section.mesh).await?;
         node.store
             .update_member(&node.section.node, |r| {
@@ -132,17 +147,12 @@ impl Node {
         self.store
             .revoke(self.lease.load(Ordering::Acquire))
             .await?;
-        let _ = kernel
-            .act(
-                &Principal::Kernel,
-                note(
-                    "cluster.leave",
-                    serde_json::json!({ "node": self.section.node }),
-                )
-                .durable(),
-            )
-            .await;
-        Ok(())
+        record(
+            kernel,
+            "cluster.leave",
+            serde_json::json!({ "node": self.section.node }),
+        )
+        .await
     }
 
     /// Stops the background tasks (and the mesh listener).
@@ -216,16 +226,10 @@ async fn keep_lease(kernel: Kernel, node: Arc<Node>) {
         match node.store.keep_alive(lease).await {
             Ok(true) => node.set_problem(None),
             Ok(false) => {
-                let _ = kernel
-                    .act(
-                        &Principal::Kernel,
-                        note(
-                            "cluster.lease.lost",
-                            serde_json::json!({ "node": node.section.node, "lease": lease }),
-                        )
-                        .durable(),
-                    )
-                    .await;
+                let lost = serde_json::json!({ "node": node.section.node, "lease": lease });
+                if let Err(e) = record(&kernel, "cluster.lease.lost", lost).await {
+                    kernel.log(LogLevel::Error, e.to_string());
+                }
                 if let Err(e) = rejoin(&node).await {
                     node.set_problem(Some(e.to_string()));
                 }
@@ -287,11 +291,8 @@ async fn record_mesh_events(kernel: Kernel, mut rx: mpsc::UnboundedReceiver<Mesh
             MeshEvent::Downgrade { .. } => "cluster.mesh.downgrade",
             MeshEvent::Refused { .. } => "cluster.mesh.refused",
         };
-        if let Err(err) = kernel
-            .act(&Principal::Kernel, note(kind, e).durable())
-            .await
-        {
-            kernel.log(LogLevel::Error, format!("cluster: recording {kind}: {err}"));
+        if let Err(err) = record(&kernel, kind, e).await {
+            kernel.log(LogLevel::Error, format!("cluster: {err}"));
         }
     }
 }

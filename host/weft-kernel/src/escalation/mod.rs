@@ -32,7 +32,8 @@ use crate::shared::Shared;
 
 pub use decide::Decide;
 
-/// The chain source of the queue's own records (like the gate's decisions).
+/// The chain source of the queue's own records (kernel notes, gated like
+/// any other, written where the gate's decisions are).
 const SOURCE: &str = "gate";
 
 /// Where an escalation is.
@@ -261,7 +262,7 @@ pub(crate) async fn escalate(
                 reason: reason.clone(),
                 expires_ns,
             };
-            let id = shared.append(SOURCE, "escalation.open", &opened, true)?;
+            let id = shared.note_with(SOURCE, "escalation.open", &opened, true)?;
             q.lock().insert(
                 id,
                 Escalation {
@@ -310,7 +311,7 @@ pub(crate) async fn escalate(
                         _ => continue,
                     }
                 }
-                shared.append(
+                shared.note_with(
                     SOURCE,
                     "escalation.use",
                     &Decided {
