@@ -109,7 +109,7 @@ fn malformed_manifests_are_rejected_with_file_line_col() {
         (BASE.replace("components/probe.wasm", "components/probe"), 7..=7),
         (format!("{BASE}\n[[agents]]\nid = \"greeter\"\ncomponent = \"components/probe.wasm\"\n"), 9..=11),
         (format!("{BASE}\n[extra]\nx = 1\n"), 9..=10),
-        (format!("{BASE}\n[environment]\nname = \"qa\"\n"), 9..=10),
+        (format!("{BASE}\n[environment]\nname = \"Q A\"\n"), 9..=10),
         (format!("{BASE}\n[[services]]\nname = \"db\"\nurl = \"http://127.0.0.1:1\"\nimage = \"busybox\"\n"), 9..=12),
         (format!("{BASE}\n[[services]]\nname = \"db\"\nurl = \"http://127.0.0.1:1\"\nports = [70000]\n"), 12..=12),
         (format!("{BASE}\n[[tools]]\nname = \"calc\"\n"), 9..=10),
@@ -167,11 +167,25 @@ fn tampered_unsigned_and_untrusted_bundles_are_rejected() {
     let _k = start(&s);
     ok(&s, &["trust", "add", "dev", &public]);
 
-    // Unsigned: refused outside dev (the kernel's environment is prod).
-    let unsigned = pack(&hello(dir.path(), "0.1.0", "{}"), None);
+    // Unsigned, for prod (the manifest names no environment: the
+    // kernel's, prod): refused.
+    let app = hello(dir.path(), "0.1.0", "{}");
+    let manifest = app.join("weftapp.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("[environment]\nname = \"dev\"\n", ""),
+    )
+    .unwrap();
+    let unsigned = pack(&app, None);
     let r = w(&s, &["app", "install", unsigned.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("unsigned"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("environment `prod` installs only signed bundles"),
+        "{}",
+        r.stderr
+    );
 
     // Signed by a key nobody trusts.
     let untrusted = pack(

@@ -318,6 +318,7 @@ fn scenario(kind: &str) -> Scenario {
         "hook.run" => s("app:hello", Some("hook.run")),
         "gov.approve" => s("operator", Some("escalation.approve")),
         "gov.deny" => s("operator", Some("escalation.deny")),
+        "env.set-policy" => s("operator", Some("env.policy")),
         // Queries: the decision is the only record.
         _ => s("operator", None),
     }
@@ -552,6 +553,23 @@ async fn run(env: &Env, kind: &str) -> Result<(), String> {
             .await
             .map(|_| ())
         }
+        "env.list" => control(k, "governance", json!({ "op": "env-ls" }))
+            .await
+            .map(|_| ()),
+        "env.set-policy" => {
+            let policy = std::fs::read_to_string(
+                weft_testkit::repo_root()
+                    .join("components/subsystems/governance/default-policy.toml"),
+            )
+            .unwrap();
+            control(
+                k,
+                "governance",
+                json!({ "op": "env-set-policy", "name": "staging", "policy": policy }),
+            )
+            .await
+            .map(|_| ())
+        }
         "governance.check" => control(
             k,
             "governance",
@@ -716,11 +734,19 @@ async fn every_action_kind_is_refused_when_denied_and_recorded_when_done() {
     // Resume needs the kernel, whose bookkeeping governance does not judge:
     // its denied half is the operator's in-process refusal.
     for kind in &kinds {
-        if *kind == "app.resume" {
+        if *kind == "app.resume" || *kind == "app.sync" {
             continue;
         }
         check_kind(&env, kind).await;
     }
+    // app.sync (boot's): only the kernel; the operator is refused, recorded.
+    let from = k.chain().len();
+    let sync = weft_apps::actions::sync(weft_apps_manager(k));
+    let e = k.act(&OP, sync).await.unwrap_err();
+    assert!(matches!(e, KernelError::Denied(_)), "{e}");
+    assert!(kinds_after(k, from)
+        .iter()
+        .any(|(kd, p)| kd == "gate.deny" && p["action"] == "app.sync"));
     // app.resume: the operator is refused (recorded), the kernel resumes.
     setup(&env, "app.resume").await;
     let from = k.chain().len();
@@ -809,6 +835,12 @@ async fn every_control_command_and_syscall_reaches_the_gate() {
         (
             "governance",
             json!({ "op": "swap", "component": weft_testkit::guest("governance") }),
+        ),
+        ("governance", json!({ "op": "env-ls" })),
+        ("governance", json!({ "op": "env-show", "name": "dev" })),
+        (
+            "governance",
+            json!({ "op": "env-set-policy", "name": "dev", "policy": policy }),
         ),
         (
             "cron",

@@ -17,7 +17,12 @@ struct Registration {
 const REGISTERED: &[Registration] = &[
     Registration {
         subsystem: || Arc::new(weft_subsystems::governance::GovernanceUnit::default()),
-        cli: || vec![weft_subsystems::governance::cli()],
+        cli: || {
+            vec![
+                weft_subsystems::governance::cli(),
+                weft_subsystems::governance::env_cli(),
+            ]
+        },
     },
     Registration {
         subsystem: || Arc::new(weft_subsystems::cron::CronUnit::default()),

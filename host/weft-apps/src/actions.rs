@@ -84,9 +84,12 @@ impl Action for Install {
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<AppInfo> {
         let m = self.manager.ok_or_else(unauthorized)?;
         let report: ProgressFn<'_> = &*self.report;
-        m.install(cx, self.prepared, report)
+        let name = self.prepared.name().to_string();
+        let r = m
+            .install(cx, self.prepared, report)
             .await
-            .map_err(to_kernel)
+            .map_err(to_kernel);
+        synced(cx, &m, &name, r)
     }
 }
 
@@ -130,10 +133,33 @@ impl Action for Upgrade {
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<AppInfo> {
         let m = self.manager.ok_or_else(unauthorized)?;
         let report: ProgressFn<'_> = &*self.report;
-        m.upgrade(cx, &self.name, self.prepared, report)
+        let r = m
+            .upgrade(cx, &self.name, self.prepared, report)
             .await
-            .map_err(to_kernel)
+            .map_err(to_kernel);
+        synced(cx, &m, &self.name, r)
     }
+}
+
+/// `r`, once the app's tree node and environment follow what it did (a
+/// failed operation may have changed the state too). The operation's own
+/// error wins over the sync's.
+fn synced<T>(
+    cx: &mut ActCx<'_>,
+    m: &AppManager,
+    name: &str,
+    r: KernelResult<T>,
+) -> KernelResult<T> {
+    let s = crate::tree::sync(cx, m, name);
+    let out = r?;
+    s?;
+    Ok(out)
+}
+
+/// `app.sync`, which boot performs as the kernel: every installed app's
+/// environment and `/apps` tree node brought in line with the registry.
+pub fn sync(manager: Arc<AppManager>) -> impl Action<Output = ()> {
+    crate::tree::Sync::new(manager)
 }
 
 fn unauthorized() -> KernelError {
@@ -205,7 +231,7 @@ impl Action for Lifecycle {
             Op::Stop => m.stop(cx, &self.name).await.map(Some),
             Op::Remove => m.remove(cx, &self.name).await.map(|()| None),
         };
-        r.map_err(to_kernel)
+        synced(cx, &m, &self.name, r.map_err(to_kernel))
     }
 }
 

@@ -88,13 +88,21 @@ pub enum BundleError {
         /// The component's path in the bundle.
         path: String,
     },
-    /// An unsigned bundle outside the `dev` environment.
-    #[error("{bundle}: bundle is unsigned; unsigned bundles install only in `dev`, not in `{environment}` (sign it with `pack` and a key)")]
+    /// An unsigned bundle for an environment that takes only signed ones.
+    #[error("{bundle}: bundle is unsigned; environment `{environment}` installs only signed bundles (sign it with `pack` and a key; unsigned bundles install in `dev`, or where `[environments.NAME] unsigned = true`)")]
     Unsigned {
         /// The bundle.
         bundle: String,
-        /// The kernel's environment.
+        /// The environment it would go into.
         environment: String,
+    },
+    /// The manifest names an environment this kernel does not define.
+    #[error("{bundle}: weftapp.toml: [environment] name: {message}")]
+    UnknownEnvironment {
+        /// The bundle.
+        bundle: String,
+        /// What is wrong.
+        message: String,
     },
     /// Signed by a key the trust store does not hold.
     #[error(

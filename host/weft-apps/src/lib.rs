@@ -35,6 +35,7 @@ mod pack;
 pub mod pending;
 mod registry;
 mod steps;
+mod tree;
 mod trust;
 pub mod unit;
 mod verify;
@@ -55,7 +56,7 @@ pub use pack::{pack, plan_components, Packed};
 pub use registry::{AgentRef, AppInfo, AppState, Progress, REGISTRY_FILE};
 pub use trust::{TrustStore, TRUST_FILE};
 pub use unit::AppsUnit;
-pub use verify::{inspect, verify, Environment, Verified};
+pub use verify::{inspect, verify, EnvChoice, Environment, Verified};
 
 /// Re-exported so callers sign with the same key type.
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

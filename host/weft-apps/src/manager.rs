@@ -23,7 +23,7 @@ use crate::lock::{digest_hex, MANIFEST_FILE};
 use crate::registry::{AgentRef, AppInfo, AppState, Progress, Registry};
 use crate::steps::{copy_bundle, unsupported, Started, Version};
 use crate::trust::TrustStore;
-use crate::verify::{inspect, Environment, Verified};
+use crate::verify::{inspect, EnvChoice, Verified};
 
 /// Reports install progress (`weaver app install` shows it).
 pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Send + Sync);
@@ -61,7 +61,6 @@ impl Prepared {
 pub struct AppManager {
     kernel: Kernel,
     checker: AppsChecker,
-    environment: Environment,
     apps_dir: PathBuf,
     registry: Mutex<Registry>,
     /// What each running app holds, to undo at stop.
@@ -76,11 +75,7 @@ impl AppManager {
     /// Load the registry under `<state>/apps`, finishing or undoing an
     /// operation a crash cut off (see [`crate::intent`]); nothing is
     /// started: see [`AppManager::to_resume`].
-    pub fn open(
-        kernel: Kernel,
-        checker: AppsChecker,
-        environment: Environment,
-    ) -> Result<Self, AppError> {
+    pub fn open(kernel: Kernel, checker: AppsChecker) -> Result<Self, AppError> {
         let apps_dir = kernel.state_dir().join("apps");
         std::fs::create_dir_all(&apps_dir).map_err(|e| AppError::io(&apps_dir, e))?;
         clean_temp_dirs(&apps_dir)?;
@@ -90,7 +85,6 @@ impl AppManager {
         Ok(AppManager {
             kernel,
             checker,
-            environment,
             apps_dir,
             registry: Mutex::new(registry),
             running: Mutex::default(),
@@ -150,17 +144,18 @@ impl AppManager {
         &self.checker
     }
 
-    /// The environment apps install into.
-    pub fn environment(&self) -> Environment {
-        self.environment
-    }
-
     /// Open, check and verify a bundle (signature, trust, digests) and make
     /// sure this kernel can carry out its plan. Changes nothing.
     pub async fn prepare(&self, path: &Path) -> Result<Prepared, AppError> {
         let bundle = open_bundle(path)?;
         let trust = TrustStore::open(self.kernel.state_dir())?;
-        let (plan, verified) = inspect(&self.checker, &bundle, &trust, self.environment).await?;
+        let (plan, verified) = inspect(
+            &self.checker,
+            &bundle,
+            &trust,
+            EnvChoice::Kernel(self.kernel.environments()),
+        )
+        .await?;
         if let Some(e) = unsupported(&self.kernel, &plan) {
             return Err(e);
         }
@@ -583,7 +578,7 @@ impl AppManager {
             kind,
             &json!({ "name": m.name, "version": m.version, "manifest": p.verified.manifest_digest,
                      "digests": p.verified.digests, "signer": p.verified.signer_name,
-                     "environment": self.environment.to_string() }),
+                     "environment": p.verified.environment.name }),
         )?;
         cx.record_lineage(
             &format!("bundle:{}", p.verified.manifest_digest),
@@ -771,7 +766,7 @@ impl AppManager {
             version: m.app.version.clone(),
             description: m.app.description.clone(),
             state: AppState::Installed,
-            environment: self.environment.to_string(),
+            environment: p.verified.environment.name.clone(),
             signer: p.verified.signer_name.clone(),
             manifest: p.verified.manifest_digest.clone(),
             components: p.verified.digests.clone(),

@@ -23,7 +23,6 @@ use crate::actions::{Lifecycle, Op};
 use crate::checker::AppsChecker;
 use crate::manager::AppManager;
 use crate::registry::AppState;
-use crate::verify::Environment;
 
 /// `[apps]` in `weft.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -120,15 +119,7 @@ impl Subsystem for AppsUnit {
                 return Ok(());
             };
             let err = |e: crate::AppError| SubsystemError::new("apps", e);
-            let environment: Environment = kernel
-                .config()
-                .kernel
-                .environment
-                .parse()
-                .map_err(|e: String| SubsystemError::new("apps", e))?;
-            let m = Arc::new(
-                AppManager::open(kernel.clone(), checker.clone(), environment).map_err(err)?,
-            );
+            let m = Arc::new(AppManager::open(kernel.clone(), checker.clone()).map_err(err)?);
             if let Some(what) = m.take_recovered() {
                 kernel.log(
                     LogLevel::Warn,
@@ -141,6 +132,12 @@ impl Subsystem for AppsUnit {
                     .map_err(|e| SubsystemError::new("apps", e))?;
             }
             let resume = m.to_resume().map_err(err)?;
+            if let Err(e) = kernel
+                .act(&Principal::Kernel, crate::tree::Sync::new(m.clone()))
+                .await
+            {
+                kernel.log(LogLevel::Warn, format!("apps: {e}"));
+            }
             // Set once: start runs once per kernel.
             let _first = self.manager.set(m);
             apply_pending(kernel).await.map_err(err)?;
@@ -166,6 +163,7 @@ impl Subsystem for AppsUnit {
             "app.stop",
             "app.remove",
             "app.resume",
+            "app.sync",
             "app.list",
             "trust.add",
             "trust.remove",

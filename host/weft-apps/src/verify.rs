@@ -2,59 +2,86 @@
 //! under the install policy: unsigned bundles install only in `dev`.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use ed25519_dalek::VerifyingKey;
 
 use crate::bundle::Bundle;
-use crate::checker::types::{self, InstallPlan};
+use crate::checker::types::InstallPlan;
 use crate::checker::AppsChecker;
 use crate::error::BundleError;
 use crate::lock::{digest_hex, LOCK_FILE, MANIFEST_FILE, SIG_FILE};
 use crate::pack::plan_components;
 use crate::trust::TrustStore;
 
-/// The environment an app is installed into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Environment {
-    /// Development: unsigned bundles install.
-    Dev,
-    /// Staging: only bundles signed by a trusted key install.
-    Staging,
-    /// Production, the default: only bundles signed by a trusted key install.
-    Prod,
+/// The environment an app is installed into, as far as installing goes:
+/// its name and whether unsigned bundles install there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Environment {
+    /// Its name.
+    pub name: String,
+    /// Do unsigned bundles install?
+    pub unsigned: bool,
 }
 
-impl std::fmt::Display for Environment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Environment::Dev => "dev",
-            Environment::Staging => "staging",
-            Environment::Prod => "prod",
-        })
+impl Environment {
+    /// Built-in `dev`: unsigned bundles install.
+    pub fn dev() -> Self {
+        Self::of(&weft_kernel::environment::Environment::built_in("dev"))
     }
-}
 
-impl FromStr for Environment {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "dev" => Ok(Environment::Dev),
-            "staging" => Ok(Environment::Staging),
-            "prod" => Ok(Environment::Prod),
-            _ => Err(format!(
-                "unknown environment `{s}`; expected dev, staging or prod"
-            )),
+    /// Built-in `staging`: only bundles signed by a trusted key.
+    pub fn staging() -> Self {
+        Self::of(&weft_kernel::environment::Environment::built_in("staging"))
+    }
+
+    /// Built-in `prod`, the default: only bundles signed by a trusted key.
+    pub fn prod() -> Self {
+        Self::of(&weft_kernel::environment::Environment::built_in("prod"))
+    }
+
+    /// The install rule of a kernel environment.
+    pub fn of(e: &weft_kernel::environment::Environment) -> Self {
+        Environment {
+            name: e.name.clone(),
+            unsigned: e.unsigned,
         }
     }
 }
 
-impl From<types::Environment> for Environment {
-    fn from(e: types::Environment) -> Self {
-        match e {
-            types::Environment::Dev => Environment::Dev,
-            types::Environment::Staging => Environment::Staging,
-            types::Environment::Prod => Environment::Prod,
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Which environment a bundle installs into.
+pub enum EnvChoice<'a> {
+    /// This one, whatever the manifest says (tools that only verify).
+    Fixed(Environment),
+    /// The one the manifest's `[environment]` names, else the kernel's
+    /// default; one the kernel does not define is an error.
+    Kernel(&'a weft_kernel::environment::Environments),
+}
+
+impl From<Environment> for EnvChoice<'_> {
+    fn from(e: Environment) -> Self {
+        EnvChoice::Fixed(e)
+    }
+}
+
+impl EnvChoice<'_> {
+    fn pick(&self, bundle: &Bundle, named: Option<&str>) -> Result<Environment, BundleError> {
+        match self {
+            EnvChoice::Fixed(e) => Ok(e.clone()),
+            EnvChoice::Kernel(envs) => match named {
+                None => Ok(Environment::of(envs.default_env())),
+                Some(n) => envs.get(n).map(|e| Environment::of(e)).ok_or_else(|| {
+                    BundleError::UnknownEnvironment {
+                        bundle: bundle.name().to_string(),
+                        message: envs.unknown(n),
+                    }
+                }),
+            },
         }
     }
 }
@@ -70,6 +97,8 @@ pub struct Verified {
     pub signer: Option<VerifyingKey>,
     /// The signer's name in the trust store.
     pub signer_name: Option<String>,
+    /// The environment it installs into.
+    pub environment: Environment,
 }
 
 impl Verified {
@@ -109,11 +138,11 @@ pub fn verify(
         });
     }
     let (signer, signer_name) = match bundle.signature() {
-        None if environment == Environment::Dev => (None, None),
+        None if environment.unsigned => (None, None),
         None => {
             return Err(BundleError::Unsigned {
                 bundle: name(),
-                environment: environment.to_string(),
+                environment: environment.name.clone(),
             })
         }
         Some(sig) => {
@@ -167,6 +196,7 @@ pub fn verify(
         digests: lock.components.clone(),
         signer,
         signer_name,
+        environment,
     })
 }
 
@@ -177,11 +207,14 @@ pub async fn inspect(
     checker: &AppsChecker,
     bundle: &Bundle,
     trust: &TrustStore,
-    environment: Environment,
+    environment: impl Into<EnvChoice<'_>>,
 ) -> Result<(InstallPlan, Verified), BundleError> {
     let file = format!("{}/{MANIFEST_FILE}", bundle.name());
     let plan = checker.check(bundle.manifest_text()?, &file).await?;
-    let verified = verify(bundle, trust, environment)?;
+    let env = environment
+        .into()
+        .pick(bundle, plan.manifest.environment.as_deref())?;
+    let verified = verify(bundle, trust, env)?;
     verified.require(bundle, &plan_components(&plan))?;
     Ok((plan, verified))
 }

@@ -65,11 +65,7 @@ fn manifest(x: w::Manifest) -> m::Manifest {
             on_stop: x.hooks.on_stop,
             on_remove: x.hooks.on_remove,
         },
-        environment: x.environment.map(|e| match e {
-            w::Environment::Dev => m::Environment::Dev,
-            w::Environment::Staging => m::Environment::Staging,
-            w::Environment::Prod => m::Environment::Prod,
-        }),
+        environment: x.environment,
         cron: x.cron.into_iter().map(cron).collect(),
     }
 }

@@ -62,11 +62,11 @@ async fn round_trip_dir_and_archive_signed_and_trusted() {
     for path in [&dir, &out] {
         let b = open_bundle(path).unwrap();
         assert_eq!(b.is_archive(), path == &out);
-        let v = verify(&b, &trust, Environment::Prod).unwrap();
+        let v = verify(&b, &trust, Environment::prod()).unwrap();
         assert_eq!(v.signer, Some(k.verifying_key()));
         assert_eq!(v.signer_name.as_deref(), Some("alice"));
         assert_eq!(v.digests, packed.lock.components);
-        let (plan, _) = weft_apps::inspect(&common::checker(), &b, &trust, Environment::Prod)
+        let (plan, _) = weft_apps::inspect(&common::checker(), &b, &trust, Environment::prod())
             .await
             .unwrap();
         assert_eq!(plan.manifest.app.name, "demo");
@@ -90,14 +90,14 @@ async fn unsigned_only_in_dev() {
     let trust = TrustStore::empty();
     for path in [&dir, &out] {
         let b = open_bundle(path).unwrap();
-        let v = verify(&b, &trust, Environment::Dev).unwrap();
+        let v = verify(&b, &trust, Environment::dev()).unwrap();
         assert!(v.signer.is_none());
-        for env in [Environment::Staging, Environment::Prod] {
-            let err = verify(&b, &trust, env).unwrap_err();
+        for env in [Environment::staging(), Environment::prod()] {
+            let err = verify(&b, &trust, env.clone()).unwrap_err();
             assert!(matches!(err, BundleError::Unsigned { .. }), "{err}");
             assert!(
                 err.to_string()
-                    .contains(&format!("only in `dev`, not in `{env}`")),
+                    .contains(&format!("environment `{env}` installs only signed bundles")),
                 "{err}"
             );
         }
@@ -115,7 +115,7 @@ async fn untrusted_signer_is_named() {
     let mut trust = TrustStore::empty();
     trust.add("bob", &key_hex(&key(1))).unwrap();
     let b = open_bundle(&dir).unwrap();
-    for env in [Environment::Dev, Environment::Prod] {
+    for env in [Environment::dev(), Environment::prod()] {
         let err = verify(&b, &trust, env).unwrap_err();
         assert!(matches!(err, BundleError::Untrusted { .. }), "{err}");
         assert!(err.to_string().contains(&key_hex(&k)), "{err}");
@@ -133,7 +133,7 @@ async fn changed_component_byte_is_named() {
     std::fs::write(dir.join("components/calc.wasm"), b"calc bytez").unwrap();
     let mut trust = TrustStore::empty();
     trust.add("me", &key_hex(&k)).unwrap();
-    let err = verify(&open_bundle(&dir).unwrap(), &trust, Environment::Prod).unwrap_err();
+    let err = verify(&open_bundle(&dir).unwrap(), &trust, Environment::prod()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, BundleError::DigestMismatch { .. }), "{msg}");
     assert!(msg.contains("components/calc.wasm"), "{msg}");
@@ -165,7 +165,7 @@ async fn tampered_lock_breaks_the_signature() {
     std::fs::write(dir.join(LOCK_FILE), lock).unwrap();
     let mut trust = TrustStore::empty();
     trust.add("me", &key_hex(&k)).unwrap();
-    let err = verify(&open_bundle(&dir).unwrap(), &trust, Environment::Prod).unwrap_err();
+    let err = verify(&open_bundle(&dir).unwrap(), &trust, Environment::prod()).unwrap_err();
     assert!(matches!(err, BundleError::BadSignature { .. }), "{err}");
 }
 
@@ -201,10 +201,10 @@ async fn an_image_archive_is_locked_signed_and_checked_like_a_component() {
     trust.add("me", &key_hex(&k)).unwrap();
     for path in [&dir, &out] {
         let b = open_bundle(path).unwrap();
-        let v = verify(&b, &trust, Environment::Prod).unwrap();
+        let v = verify(&b, &trust, Environment::prod()).unwrap();
         assert_eq!(v.digests["images/web.tar"], tar_digest);
         assert_eq!(b.read("images/web.tar").unwrap(), IMAGE_TAR);
-        weft_apps::inspect(&common::checker(), &b, &trust, Environment::Prod)
+        weft_apps::inspect(&common::checker(), &b, &trust, Environment::prod())
             .await
             .unwrap();
     }
@@ -223,7 +223,7 @@ async fn an_image_archive_is_locked_signed_and_checked_like_a_component() {
         );
     };
     std::fs::write(dir.join("images/web.tar"), &flipped).unwrap();
-    check(verify(&open_bundle(&dir).unwrap(), &trust, Environment::Prod).unwrap_err());
+    check(verify(&open_bundle(&dir).unwrap(), &trust, Environment::prod()).unwrap_err());
     // The same inside the `.weftapp` (a plain tar stores the bytes as is).
     let mut bytes = std::fs::read(&out).unwrap();
     let at = bytes
@@ -232,7 +232,7 @@ async fn an_image_archive_is_locked_signed_and_checked_like_a_component() {
         .unwrap();
     bytes[at] ^= 1;
     std::fs::write(&out, bytes).unwrap();
-    check(verify(&open_bundle(&out).unwrap(), &trust, Environment::Prod).unwrap_err());
+    check(verify(&open_bundle(&out).unwrap(), &trust, Environment::prod()).unwrap_err());
 }
 
 #[tokio::test]
@@ -363,7 +363,7 @@ async fn extra_archive_entry_is_rejected() {
     let err = verify(
         &open_bundle(&out).unwrap(),
         &TrustStore::empty(),
-        Environment::Dev,
+        Environment::dev(),
     )
     .unwrap_err();
     assert!(

@@ -58,6 +58,11 @@ fn same(s: String) -> String {
     s
 }
 
+/// The manifest without its `[environment]` (it goes into the kernel's).
+fn kernels_env(s: String) -> String {
+    s.replace("[environment]\nname = \"dev\"\n", "")
+}
+
 async fn request(
     k: &Kernel,
     to: MessageTarget,
@@ -243,13 +248,21 @@ async fn prod_needs_a_trusted_signature() {
     let state = tmp.path().join("state");
     let k = common::apps::boot(&state, "prod").await;
     let apps = manager(&k);
-    let unsigned = bundle(tmp.path(), "1.0.0", same, None).await;
+    let unsigned = bundle(tmp.path(), "1.0.0", kernels_env, None).await;
     let err = apps.install(&unsigned, quiet()).await.unwrap_err();
     assert!(err.to_string().contains("unsigned"), "{err}");
+    // The manifest's environment wins over the kernel's: dev takes it.
+    let dev = bundle(&tmp.path().join("dev"), "1.0.0", same, None).await;
+    let info = apps
+        .install(&dev, quiet())
+        .await
+        .expect("unsigned into dev");
+    assert_eq!(info.environment, "dev");
+    apps.remove("hello").await.expect("remove");
     assert!(!state.join("apps/hello").exists());
 
     let key = SigningKey::from_bytes(&[9; 32]);
-    let signed = bundle(tmp.path(), "1.0.1", same, Some(&key)).await;
+    let signed = bundle(tmp.path(), "1.0.1", kernels_env, Some(&key)).await;
     let err = apps.install(&signed, quiet()).await.unwrap_err();
     assert!(err.to_string().contains("untrusted"), "{err}");
     k.act(

@@ -69,7 +69,7 @@ fn cases() -> Vec<(String, &'static str, &'static str, &'static str)> {
         (format!("{APP}[[tools]]\nname = \"calc\"\ncomponent = \"c.wasm\"\nlimits = {{ fuel = 0 }}\n"), "7:19", "tools[0].limits.fuel", "expected an integer >= 1, found 0"),
         (format!("{APP}[hooks]\non_boot = \"h.wasm\"\n"), "5:1", "hooks.on_boot", "unknown key; expected one of `on_install`"),
         (format!("{APP}[hooks]\non_install = \"../h.wasm\"\n"), "5:14", "hooks.on_install", "`..` escapes the bundle"),
-        (format!("{APP}[environment]\nname = \"production\"\n"), "5:8", "environment.name", "expected \"dev\", \"staging\" or \"prod\", found \"production\""),
+        (format!("{APP}[environment]\nname = \"Production\"\n"), "5:8", "environment.name", "\"Production\" is not an environment name"),
         (format!("agents = \"x\"\n{APP}"), "1:10", "agents", "expected an array of tables ([[agents]]), found string"),
         (format!("{APP}authors = \"me\"\n"), "4:11", "app.authors", "expected an array of strings, found string"),
     ]

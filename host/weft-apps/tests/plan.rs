@@ -7,9 +7,8 @@ mod common;
 use std::time::Duration;
 
 use weft_apps::types::{
-    AgentRole, ContainerSpec, Environment, HealthCheck, HookRun, HttpProbe, IpcScope, OnFailure,
-    PortMap, Probe, ProbeKind, PullPolicy, RestartPolicy, ServiceCall, ServiceSource, Step,
-    VolumeMount,
+    AgentRole, ContainerSpec, HealthCheck, HookRun, HttpProbe, IpcScope, OnFailure, PortMap, Probe,
+    ProbeKind, PullPolicy, RestartPolicy, ServiceCall, ServiceSource, Step, VolumeMount,
 };
 use weft_apps::{convert, AppsChecker, CheckError};
 use weft_runtime::{Limits, RunError};
@@ -27,7 +26,7 @@ async fn hello_app_gives_the_expected_plan() {
         (m.app.name.as_str(), m.app.version.as_str()),
         ("hello", "0.1.0")
     );
-    assert_eq!(m.environment, Some(Environment::Dev));
+    assert_eq!(m.environment.as_deref(), Some("dev"));
     let a = &m.agents[0];
     assert_eq!(
         (a.id.as_str(), a.component.as_str()),

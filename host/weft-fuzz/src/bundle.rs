@@ -33,8 +33,8 @@ pub fn fuzz(data: &[u8]) {
         assert!(bytes.len() as u64 <= weft_apps::MAX_ENTRY_BYTES);
     }
     let _text = b.manifest_text();
-    for env in [Environment::Dev, Environment::Prod] {
-        let Ok(v) = verify(&b, trust(), env) else {
+    for env in [Environment::dev(), Environment::prod()] {
+        let Ok(v) = verify(&b, trust(), env.clone()) else {
             continue;
         };
         // What verified is what is there.
@@ -43,7 +43,7 @@ pub fn fuzz(data: &[u8]) {
             let bytes = b.read(path).expect("a verified component reads back");
             assert_eq!(&digest_hex(&bytes), digest, "{path}");
         }
-        if env == Environment::Prod {
+        if env == Environment::prod() {
             assert_eq!(
                 v.signer,
                 Some(key().verifying_key()),

@@ -210,7 +210,12 @@ impl GateBackend for GovernanceGate {
             action: action.to_owned(),
             effect,
             context: context.clone(),
-            environment: self.environment.clone(),
+            // The kernel names the environment when it is not the gate's own.
+            environment: context
+                .get("environment")
+                .and_then(Value::as_str)
+                .unwrap_or(&self.environment)
+                .to_owned(),
         };
         match self.backend.evaluate(&req) {
             Ok(v) => match v.decision {

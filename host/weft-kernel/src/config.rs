@@ -24,6 +24,7 @@ pub const KERNEL_SECTIONS: &[&str] = &[
     "agent_limits",
     "operator",
     "escalation",
+    "environments",
 ];
 
 /// The whole kernel configuration.
@@ -44,6 +45,9 @@ pub struct KernelConfig {
     pub operator: OperatorSection,
     /// `[escalation]`: how long actions governance defers wait for a person.
     pub escalation: EscalationSection,
+    /// `[environments.NAME]`: environments beyond (or overriding) the
+    /// built-in `dev`, `staging` and `prod`.
+    pub environments: std::collections::BTreeMap<String, crate::environment::EnvSection>,
     /// The file's text and path, for subsystems' own sections.
     #[serde(skip)]
     source: Option<(PathBuf, String)>,
@@ -241,7 +245,10 @@ impl KernelConfig {
                 &mut config.kernel.state_dir,
                 &mut config.kernel.cache_dir,
                 &mut config.chain.archive,
-            ] {
+            ]
+            .into_iter()
+            .chain(config.environments.values_mut().map(|e| &mut e.policy))
+            {
                 if let Some(dir) = p.as_mut().filter(|d| d.is_relative()) {
                     *dir = base.join(&*dir);
                 }
@@ -339,8 +346,20 @@ impl KernelConfig {
         if self.runtime.pool_instances < 16 {
             return bad("runtime.pool_instances", "must be at least 16");
         }
-        if !["dev", "staging", "prod"].contains(&self.kernel.environment.as_str()) {
-            return bad("kernel.environment", "must be dev, staging or prod");
+        for name in self.environments.keys() {
+            if !crate::environment::valid_name(name) {
+                return bad(
+                    &format!("environments.{name}"),
+                    "is not a valid environment name (1 to 32 of a-z, 0-9 and -, starting with a letter)",
+                );
+            }
+        }
+        let env = self.kernel.environment.as_str();
+        if !crate::environment::BUILT_IN.contains(&env) && !self.environments.contains_key(env) {
+            return bad(
+                "kernel.environment",
+                "must be dev, staging, prod or an environment defined under [environments.NAME]",
+            );
         }
         for p in self.operator.allow.iter().chain(&self.operator.deny) {
             if let Err(e) = weft_model::glob::ActionPattern::compile(p) {
@@ -456,6 +475,21 @@ mod tests {
         let e = KernelConfig::parse("[kernel]\nenvironment = \"moon\"\n", Path::new("w.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("kernel.environment"), "{e}");
+        let c = KernelConfig::parse(
+            "[kernel]\nenvironment = \"moon\"\n[environments.moon]\nlearning = true\npolicy = \"p.toml\"\n",
+            Path::new("/etc/w.toml"),
+        )
+        .unwrap();
+        assert!(c.environments["moon"].learning);
+        assert_eq!(
+            c.environments["moon"].policy.as_deref(),
+            Some(Path::new("/etc/p.toml"))
+        );
+        let e = KernelConfig::parse("[environments.Moon]\n", Path::new("w.toml")).unwrap_err();
+        assert!(e.to_string().contains("environments.Moon"), "{e}");
+        let e = KernelConfig::parse("[environments.qa]\naudit = \"most\"\n", Path::new("w.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("w.toml:2:9"), "{e}");
         let e = KernelConfig::parse("[operator]\nallow = [\"a..b\"]\n", Path::new("w.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("operator"), "{e}");

@@ -211,6 +211,9 @@ impl Kernel {
                 }
             }
         }
+        let environments =
+            crate::environment::Environments::new(&config.kernel.environment, &config.environments);
+        environments.sync_tree(&tree)?;
 
         let r = &config.runtime;
         let runtime = Runtime::new(RuntimeConfig {
@@ -282,6 +285,7 @@ impl Kernel {
         let escalations =
             crate::escalation::Escalations::restore(config.escalation.clone(), &chain)?;
         let shared = Arc::new(Shared {
+            environments,
             ipc: Ipc::new(config.ipc.inbox_capacity),
             agents: Agents {
                 table: ProcessTable::new(config.kernel.max_processes),
@@ -500,6 +504,11 @@ impl Kernel {
             .table
             .get(pid)
             .map(|e| e.capabilities.clone())
+    }
+
+    /// The kernel's environments and which app runs in which.
+    pub fn environments(&self) -> &crate::environment::Environments {
+        &self.shared.environments
     }
 
     /// Every escalation (actions governance sent to a person), newest

@@ -24,6 +24,7 @@ pub mod components;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod environment;
 pub mod error;
 pub mod escalation;
 mod gate;

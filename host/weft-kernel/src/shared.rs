@@ -41,6 +41,7 @@ pub(crate) struct Shared {
     pub chain: Arc<ChainManager>,
     pub tree: TreeManager,
     pub gate: GateStack,
+    pub environments: crate::environment::Environments,
     pub escalations: crate::escalation::Escalations,
     pub agents: Agents,
     pub ipc: Ipc,

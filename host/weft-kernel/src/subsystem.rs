@@ -228,6 +228,11 @@ impl InitCx<'_> {
         &self.shared.config.kernel.environment
     }
 
+    /// The kernel's environments.
+    pub fn environments(&self) -> &crate::environment::Environments {
+        &self.shared.environments
+    }
+
     /// Install (or replace) the gate's governance backend.
     pub fn set_governance(&self, gov: Arc<dyn GateBackend>) {
         self.shared.gate.set_governance(Some(gov));

@@ -407,18 +407,6 @@ pub struct Hooks {
     pub on_remove: Option<String>,
 }
 
-/// `[environment] name`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Environment {
-    /// Development: unsigned bundles allowed.
-    Dev,
-    /// Staging.
-    Staging,
-    /// Production.
-    Prod,
-}
-
 /// `[[cron]]`: a scheduled message to one of the app's agents.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CronJob {
@@ -447,7 +435,7 @@ pub struct Manifest {
     /// `[hooks]`.
     pub hooks: Hooks,
     /// `[environment]`; `None` when absent.
-    pub environment: Option<Environment>,
+    pub environment: Option<String>,
     /// `[[cron]]`.
     pub cron: Vec<CronJob>,
 }

@@ -98,11 +98,7 @@ fn manifest_w(x: m::Manifest) -> w::Manifest {
             on_stop: x.hooks.on_stop,
             on_remove: x.hooks.on_remove,
         },
-        environment: x.environment.map(|e| match e {
-            m::Environment::Dev => w::Environment::Dev,
-            m::Environment::Staging => w::Environment::Staging,
-            m::Environment::Prod => w::Environment::Prod,
-        }),
+        environment: x.environment,
         cron: x.cron.into_iter().map(cron_w).collect(),
     }
 }

@@ -8,8 +8,8 @@ use crate::containers;
 use crate::paths::{bundle_file_path, component_path, data_dir_path, guest_path};
 use crate::walk::{as_choice, as_str, Cx, Tbl, Val};
 use weft_model::plan::{
-    DirGrant, EnvVar, Environment, HealthCheck, Hooks, Probe, ProbeKind, ServiceSource,
-    ServiceSpec, ToolLimits, ToolSpec,
+    DirGrant, EnvVar, HealthCheck, Hooks, Probe, ProbeKind, ServiceSource, ServiceSpec, ToolLimits,
+    ToolSpec,
 };
 
 /// A `[a-z0-9-]` name, unique among `seen`.
@@ -352,18 +352,29 @@ pub fn hooks(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Hooks> {
     })
 }
 
-/// Reads `[environment]`: `name = "dev" | "staging" | "prod"`.
-pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<Environment> {
+/// Reads `[environment]`: `name = "dev"` (or `staging`, `prod`, or one
+/// the kernel defines: whether it exists is the kernel's to check).
+pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<String> {
     let t = Tbl::of(cx, v, "environment", "a table ([environment])", &["name"])?;
-    let nv = t.req(cx, "name", "\"dev\", \"staging\" or \"prod\"")?;
-    as_choice(
+    let nv = t.req(
         cx,
-        nv,
-        &t.key("name"),
-        &[
-            ("dev", Environment::Dev),
-            ("staging", Environment::Staging),
-            ("prod", Environment::Prod),
-        ],
-    )
+        "name",
+        "\"dev\", \"staging\", \"prod\" or another environment's name",
+    )?;
+    let name = as_str(cx, nv, &t.key("name"))?;
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        cx.err(
+            &nv.span(),
+            &t.key("name"),
+            format!("\"{name}\" is not an environment name (1 to 32 of a-z, 0-9 and -, starting with a letter)"),
+        );
+        return None;
+    }
+    Some(name)
 }

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::environment::AuditMode;
 use crate::error::{KernelError, KernelResult};
 use crate::shared::Shared;
 
@@ -57,6 +58,12 @@ pub trait Action: Send {
     /// May resolve names and remember what it found for `perform`.
     fn authorize(&mut self, _who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
         Ok(())
+    }
+
+    /// The call's input, for environments that audit in full: its BLAKE3
+    /// digest joins the gate context (the input itself never does).
+    fn audit_input(&self) -> Option<Cow<'_, [u8]>> {
+        None
     }
 
     /// A second principal whose authority the action also needs: a
@@ -99,9 +106,14 @@ impl<'a> KernelView<'a> {
         Some((pid, e.owner.to_string()))
     }
 
-    /// The environment the kernel runs in.
+    /// The kernel's default environment (`[kernel] environment`).
     pub fn environment(&self) -> &'a str {
         &self.0.config.kernel.environment
+    }
+
+    /// The kernel's environments.
+    pub fn environments(&self) -> &'a crate::environment::Environments {
+        &self.0.environments
     }
 }
 
@@ -168,6 +180,24 @@ impl<'a> ActCx<'a> {
             .record_lineage(parent, child, derivation)?)
     }
 
+    /// Put app `app` in environment `env` (an app's install, upgrade or
+    /// resume): its agents act there from now on.
+    pub fn set_app_environment(
+        &mut self,
+        app: &str,
+        env: &str,
+    ) -> KernelResult<Arc<crate::environment::Environment>> {
+        self.shared
+            .environments
+            .assign(app, env)
+            .map_err(KernelError::Invalid)
+    }
+
+    /// Forget app `app`'s environment (it was removed).
+    pub fn clear_app_environment(&mut self, app: &str) {
+        self.shared.environments.unassign(app);
+    }
+
     /// The runtime, for actions that run a guest (an app's hook).
     pub fn runtime(&self) -> &weft_runtime::Runtime {
         &self.shared.runtime
@@ -190,27 +220,36 @@ pub(crate) async fn act<A: Action>(
 ) -> KernelResult<A::Output> {
     shared.ensure_running()?;
     let name = action.gate_action();
+    let env = shared.environments.of_principal(who);
+    let full = env.audit == AuditMode::Full;
+    let default = shared.environments.default_env().name.as_str();
+    let scoped = |action: &A| {
+        let digest = if full {
+            action
+                .audit_input()
+                .map(|i| blake3::hash(&i).to_hex().to_string())
+        } else {
+            None
+        };
+        scoped_context(action.gate_context(), &env.name, default, digest)
+    };
     if let Err(e) = action.authorize(who, &KernelView::new(shared)) {
         if let KernelError::Denied(reason) = &e {
             who.count_denial();
-            shared
-                .gate
-                .refuse(who, &name, &action.gate_context(), reason)?;
+            shared.gate.refuse(who, &name, &scoped(&action), reason)?;
         }
         return Err(e);
     }
-    let reuse = action.reuse_permit().map(Cow::into_owned);
-    let asked = shared.gate.permit(
-        who,
-        &name,
-        || action.gate_context(),
-        reuse.as_deref(),
-        permits,
-    );
+    // Full audit: every call asks the gate, so every call is witnessed.
+    let reuse = (!full)
+        .then(|| action.reuse_permit().map(Cow::into_owned))
+        .flatten();
+    let asked = shared
+        .gate
+        .permit(who, &name, || scoped(&action), reuse.as_deref(), permits);
     if let Err(KernelError::Deferred(reason)) = asked {
         // Governance sent it to a person: the escalation queue.
-        let context = action.gate_context();
-        crate::escalation::escalate(shared, who, &name, context, reason).await?;
+        crate::escalation::escalate(shared, who, &name, scoped(&action), reason).await?;
     } else {
         asked?;
     }
@@ -218,10 +257,9 @@ pub(crate) async fn act<A: Action>(
         let other = other.clone();
         let asked = shared
             .gate
-            .permit(&other, &name, || action.gate_context(), None, None);
+            .permit(&other, &name, || scoped(&action), None, None);
         if let Err(KernelError::Deferred(reason)) = asked {
-            let context = action.gate_context();
-            crate::escalation::escalate(shared, &other, &name, context, reason).await?;
+            crate::escalation::escalate(shared, &other, &name, scoped(&action), reason).await?;
         } else {
             asked?;
         }
@@ -241,6 +279,27 @@ pub(crate) async fn act<A: Action>(
         }
     }
     out
+}
+
+/// `context` with the environment it is judged in (when not the kernel's
+/// default, so contexts of single-environment kernels are unchanged) and,
+/// under full audit, the input's digest.
+fn scoped_context(mut context: Value, env: &str, default: &str, digest: Option<String>) -> Value {
+    if env == default && digest.is_none() {
+        return context;
+    }
+    if !context.is_object() {
+        context = json!({ "context": context });
+    }
+    if let Some(m) = context.as_object_mut() {
+        if env != default {
+            m.insert("environment".into(), Value::String(env.to_string()));
+        }
+        if let Some(d) = digest {
+            m.insert("input_digest".into(), Value::String(d));
+        }
+    }
+    context
 }
 
 /// A fact the kernel records about itself or for a subsystem (a crash, a

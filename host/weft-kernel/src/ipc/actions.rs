@@ -157,6 +157,14 @@ impl Action for SendMessage {
         json!({ "to": self.object() })
     }
 
+    fn audit_input(&self) -> Option<Cow<'_, [u8]>> {
+        Some(match &self.payload {
+            Payload::Text(t) => Cow::Borrowed(t.as_bytes()),
+            Payload::Json(v) => Cow::Owned(serde_json::to_vec(v).unwrap_or_default()),
+            Payload::Binary(b) => Cow::Borrowed(b),
+        })
+    }
+
     fn reuse_permit(&self) -> Option<Cow<'_, str>> {
         Some(self.object())
     }

@@ -60,6 +60,10 @@ impl Action for InvokeTool {
         json!({ "tool": self.name, "input_len": self.input.len() })
     }
 
+    fn audit_input(&self) -> Option<Cow<'_, [u8]>> {
+        Some(Cow::Borrowed(self.input.as_bytes()))
+    }
+
     fn also_needs(&self) -> Option<&Principal> {
         self.via.as_ref()
     }
@@ -233,6 +237,10 @@ impl Action for InvokeToolReport {
 
     fn gate_context(&self) -> Value {
         self.0.gate_context()
+    }
+
+    fn audit_input(&self) -> Option<Cow<'_, [u8]>> {
+        self.0.audit_input()
     }
 
     fn also_needs(&self) -> Option<&Principal> {

@@ -185,6 +185,11 @@ impl ComponentGovernance {
         self.current.load().guest.component.digest.to_hex()
     }
 
+    /// The component in force (a new environment's instance starts from it).
+    pub fn component(&self) -> LoadedComponent {
+        self.current.load().guest.component.clone()
+    }
+
     /// BLAKE3 of the policy text in force (`None`: the built-in one).
     pub fn policy_digest(&self) -> Option<String> {
         policy_digest(&self.current.load().policy)

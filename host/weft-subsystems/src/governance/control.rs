@@ -62,6 +62,20 @@ pub enum Request {
         /// Why (recorded).
         reason: String,
     },
+    /// Every environment.
+    EnvLs,
+    /// One environment.
+    EnvShow {
+        /// Its name.
+        name: String,
+    },
+    /// Give an environment its own policy.
+    EnvSetPolicy {
+        /// The environment.
+        name: String,
+        /// The policy file's contents.
+        policy: String,
+    },
 }
 
 /// A WIT enum case by name: `Branch::Judicial` (Debug) -> `judicial`.
@@ -153,6 +167,9 @@ pub async fn serve(unit: &GovernanceUnit, cx: ControlCx<'_>) -> ControlReply {
             escalations::decide(&cx, Decide::approve(id, reason)).await
         }
         Request::Deny { id, reason } => escalations::decide(&cx, Decide::deny(id, reason)).await,
+        r @ (Request::EnvLs | Request::EnvShow { .. } | Request::EnvSetPolicy { .. }) => {
+            super::env_control::serve(unit, &cx, r).await
+        }
     }
 }
 

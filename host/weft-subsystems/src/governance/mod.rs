@@ -9,6 +9,8 @@
 
 mod component;
 pub mod control;
+mod env_control;
+mod envs;
 mod escalations;
 
 use std::any::Any;
@@ -18,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use weft_gate::{GovernanceBackend, GovernanceGate};
+use weft_gate::GovernanceBackend;
 use weft_kernel::console::LogLevel;
 use weft_kernel::control::{ControlCx, ControlReply};
 use weft_kernel::{
@@ -32,6 +34,8 @@ pub use component::{
     Unavailable,
 };
 pub use control::cli;
+pub use env_control::cli as env_cli;
+pub use envs::{EnvGovernance, SetEnvPolicy};
 
 use weft_kernel::components::{component_source, resolve};
 
@@ -53,6 +57,8 @@ struct Installed {
     /// `None`: the component could not be loaded (the gate denies).
     governance: Option<Arc<ComponentGovernance>>,
     problem: Option<String>,
+    /// The layer the gate asks: per-environment routing and learning mode.
+    envs: Arc<EnvGovernance>,
 }
 
 /// The governance subsystem.
@@ -82,6 +88,13 @@ impl GovernanceUnit {
                 "the governance subsystem is disabled".into(),
             )),
         }
+    }
+
+    fn envs(&self) -> KernelResult<Arc<EnvGovernance>> {
+        self.installed
+            .get()
+            .map(|i| i.envs.clone())
+            .ok_or_else(|| KernelError::NotFound("the governance subsystem is disabled".into()))
     }
 
     fn runtime(&self) -> KernelResult<Runtime> {
@@ -129,48 +142,54 @@ impl Subsystem for GovernanceUnit {
             let pool = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
             ComponentGovernance::new(cx.runtime(), c, policy.as_deref(), default_limits(), pool)
         })();
-        let (backend, installed): (Arc<dyn GovernanceBackend>, Installed) = match built {
-            Ok(g) => {
-                let g = Arc::new(g);
-                cx.note(
-                    "governance.install",
-                    &json!({ "component": g.component_digest(), "policy": g.policy_digest(),
+        let learning = cx
+            .environments()
+            .list()
+            .iter()
+            .filter(|e| e.learning)
+            .map(|e| e.name.clone())
+            .collect();
+        let (backend, installed): (Arc<dyn GovernanceBackend>, (Option<_>, Option<String>)) =
+            match built {
+                Ok(g) => {
+                    let g = Arc::new(g);
+                    cx.note(
+                        "governance.install",
+                        &json!({ "component": g.component_digest(), "policy": g.policy_digest(),
                              "environment": env }),
-                )
-                .map_err(err)?;
-                cx.log(LogLevel::Info, format!("component installed ({env})"));
-                (
-                    g.clone(),
-                    Installed {
-                        runtime: cx.runtime().clone(),
-                        governance: Some(g),
-                        problem: None,
-                    },
-                )
-            }
-            Err(e) => {
-                cx.note(
-                    "governance.failure",
-                    &json!({ "phase": "install", "kind": e.kind(), "error": e.to_string() }),
-                )
-                .map_err(err)?;
-                cx.log(
-                    LogLevel::Error,
-                    format!("unavailable, denying every action (fail closed): {e}"),
-                );
-                (
-                    Arc::new(Unavailable(e.to_string())),
-                    Installed {
-                        runtime: cx.runtime().clone(),
-                        governance: None,
-                        problem: Some(e.to_string()),
-                    },
-                )
-            }
-        };
-        cx.set_governance(Arc::new(GovernanceGate::new(backend, env)));
+                    )
+                    .map_err(err)?;
+                    cx.log(LogLevel::Info, format!("component installed ({env})"));
+                    (g.clone(), (Some(g), None))
+                }
+                Err(e) => {
+                    cx.note(
+                        "governance.failure",
+                        &json!({ "phase": "install", "kind": e.kind(), "error": e.to_string() }),
+                    )
+                    .map_err(err)?;
+                    cx.log(
+                        LogLevel::Error,
+                        format!("unavailable, denying every action (fail closed): {e}"),
+                    );
+                    (
+                        Arc::new(Unavailable(e.to_string())),
+                        (None, Some(e.to_string())),
+                    )
+                }
+            };
+        let envs = Arc::new(EnvGovernance::new(backend, &env, learning));
+        if let Some(g) = &installed.0 {
+            env_control::install_own(cx, g, &envs)?;
+        }
+        cx.set_governance(envs.clone());
         // Set once: init runs once per kernel.
-        let _first = self.installed.set(installed);
+        let _first = self.installed.set(Installed {
+            runtime: cx.runtime().clone(),
+            governance: installed.0,
+            problem: installed.1,
+            envs,
+        });
         Ok(())
     }
 
@@ -183,12 +202,23 @@ impl Subsystem for GovernanceUnit {
             "gov.pending",
             "gov.approve",
             "gov.deny",
+            "env.list",
+            "env.set-policy",
         ]
     }
 
     fn control_ops(&self) -> &'static [&'static str] {
         &[
-            "rules", "check", "reload", "swap", "pending", "approve", "deny",
+            "rules",
+            "check",
+            "reload",
+            "swap",
+            "pending",
+            "approve",
+            "deny",
+            "env-ls",
+            "env-show",
+            "env-set-policy",
         ]
     }
 
@@ -275,6 +305,7 @@ pub struct Swap {
     /// The new component.
     pub component: LoadedComponent,
     governance: Option<Arc<ComponentGovernance>>,
+    envs: Option<Arc<EnvGovernance>>,
 }
 
 impl Swap {
@@ -283,6 +314,7 @@ impl Swap {
         Swap {
             component,
             governance: None,
+            envs: None,
         }
     }
 }
@@ -299,20 +331,34 @@ impl Action for Swap {
     }
 
     fn authorize(&mut self, _who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
-        self.governance = Some(unit(k)?.require()?);
+        let u = unit(k)?;
+        self.governance = Some(u.require()?);
+        self.envs = Some(u.envs()?);
         Ok(())
     }
 
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<SwapRecord> {
-        let g = self
-            .governance
-            .ok_or_else(|| KernelError::Failed("swap was not authorized".into()))?;
+        let (Some(g), Some(envs)) = (self.governance, self.envs) else {
+            return Err(KernelError::Failed("swap was not authorized".into()));
+        };
         let c = self.component;
-        let rec = tokio::task::spawn_blocking(move || g.swap_component(c))
-            .await
-            .map_err(|e| KernelError::Failed(format!("component swap: {e}")))?
-            .map_err(|e| KernelError::Invalid(format!("component refused: {e}")))?;
+        // Every environment with its own instance swaps too, keeping its
+        // policy: one component judges everywhere.
+        let (rec, own) = tokio::task::spawn_blocking(move || {
+            let rec = g.swap_component(c.clone())?;
+            let mut own = Vec::new();
+            for (env, o) in envs.owned() {
+                own.push(json!({ "environment": env, "swap": o.swap_component(c.clone())? }));
+            }
+            Ok::<_, crate::ComponentError>((rec, own))
+        })
+        .await
+        .map_err(|e| KernelError::Failed(format!("component swap: {e}")))?
+        .map_err(|e| KernelError::Invalid(format!("component refused: {e}")))?;
         cx.record("governance.swap", &rec)?;
+        for o in &own {
+            cx.record("env.policy", o)?;
+        }
         Ok(rec)
     }
 }
