@@ -414,3 +414,62 @@ fn ecc_capabilities_in_manifests_are_checked_with_file_line_col() {
     let r = weaver(&["app", "pack", app.to_str().unwrap()], b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn the_cognitive_tick_reaches_subscribed_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("state");
+    let cfg = dir.path().join("weft.toml");
+    std::fs::write(
+        &cfg,
+        "[ecc]\ncalibrate = false\n[ecc.tick]\ninterval_ms = 20\nmin_ms = 10\nmax_ms = 500\n",
+    )
+    .unwrap();
+    let _k = start_kernel(&s, &["--config", cfg.to_str().unwrap()]);
+    let probe = guest("probe");
+    let caps = dir.path().join("caps.toml");
+    std::fs::write(&caps, "ipc = \"all\"\n").unwrap();
+    ok(
+        &s,
+        &[
+            "agent",
+            "spawn",
+            "listener",
+            probe.to_str().unwrap(),
+            "--caps",
+            caps.to_str().unwrap(),
+        ],
+    );
+    let send = |req: Value| -> Value {
+        let r = ok(
+            &s,
+            &["agent", "send", "listener", &req.to_string(), "--json"],
+        );
+        serde_json::from_str(r.stdout.trim()).unwrap()
+    };
+    // Nobody subscribed yet: ticks run, nothing is published.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = ok(&s, &["ecc", "tick", "--json"]).json();
+    assert!(before["stats"]["ticks"].as_u64().unwrap() >= 3, "{before}");
+    assert_eq!(before["published"], 0, "{before}");
+    let r = send(json!({ "op": "subscribe", "topic": "ecc.tick" }));
+    assert!(r.get("err").is_none(), "{r}");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let after = ok(&s, &["ecc", "tick", "--json"]).json();
+    let published = after["published"].as_u64().unwrap();
+    assert!(published >= 5, "{after}");
+    // Cheap ticks shrink the interval toward min_ms (an overrun would grow it).
+    let interval = after["stats"]["interval_ns"].as_u64().unwrap();
+    assert!((10_000_000..=20_000_000).contains(&interval), "{after}");
+    // The agent handled the ticks (plus the subscribe and this count).
+    let handled = send(json!({ "op": "count" }))["ok"].as_u64().unwrap();
+    assert!(handled >= published, "{handled} < {published}");
+    let table = ok(&s, &["ecc", "tick"]).stdout;
+    assert!(
+        table.contains("topic ecc.tick") && table.contains("published"),
+        "{table}"
+    );
+    // Each delivered tick is a publish by the kernel, on the chain.
+    let export = ok(&s, &["chain", "export"]).stdout;
+    assert!(export.contains("ecc.tick"), "no tick on the chain");
+}

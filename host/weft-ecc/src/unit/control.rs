@@ -18,7 +18,7 @@ use super::Inner;
 use crate::{CausalGraph, Direction, Ecc, Key, Namespace};
 
 /// The control ops of the unit.
-pub const OPS: &[&str] = &["stats", "search", "graph", "calibration"];
+pub const OPS: &[&str] = &["stats", "search", "graph", "calibration", "tick"];
 
 /// The unit's control requests.
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +54,8 @@ pub enum Request {
     },
     /// The boot calibration.
     Calibration,
+    /// The cognitive tick service: interval, stats, recent drift.
+    Tick,
 }
 
 fn bad(m: impl std::fmt::Display) -> ControlError {
@@ -165,6 +167,15 @@ pub(crate) async fn serve(inner: Arc<Inner>, cx: ControlCx<'_>) -> ControlReply 
                 )),
             }
         }
+        Request::Tick => {
+            query(&inner, &cx, "ecc.stats", "stats", None).await?;
+            match inner.ticker.get() {
+                Some(t) => Ok(t.report()),
+                None => Err(not_found(
+                    "the tick service is off (`[ecc.tick] enabled = false`)",
+                )),
+            }
+        }
     }
 }
 
@@ -273,6 +284,12 @@ enum EccCmd {
     /// The measured run at boot: ns per HNSW insert and search, causal
     /// edge and BLAKE3 hash on this machine.
     Calibration {
+        /// Print the raw JSON result.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The cognitive tick: its interval, counters and recent drift.
+    Tick {
         /// Print the raw JSON result.
         #[arg(long)]
         json: bool,
@@ -464,6 +481,35 @@ async fn run(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
                         key(&e["to"])
                     );
                 }
+            }))
+        }
+        EccCmd::Tick { json } => {
+            let v = weft_kernel::ask!(state, "ecc", &Request::Tick);
+            Ok(output(json, &v, |v| {
+                let s = &v["stats"];
+                let ms = |x: &Value| format!("{:.2} ms", x.as_f64().unwrap_or(0.0) / 1e6);
+                println!(
+                    "topic {}  interval {}  ticks {}  published {}",
+                    cell(&v["topic"]),
+                    ms(&s["interval_ns"]),
+                    cell(&s["ticks"]),
+                    cell(&v["published"])
+                );
+                println!(
+                    "overruns {}  backoffs {}  recoveries {}  skipped {}  drift events {} (max {})",
+                    cell(&s["overruns"]),
+                    cell(&s["backoffs"]),
+                    cell(&s["recoveries"]),
+                    cell(&s["skipped"]),
+                    cell(&s["drift_events"]),
+                    ms(&s["max_drift_ns"])
+                );
+                println!(
+                    "budget {}  last cost {}  max cost {}",
+                    ms(&v["config"]["budget_ns"]),
+                    ms(&s["last_cost_ns"]),
+                    ms(&s["max_cost_ns"])
+                );
             }))
         }
         EccCmd::Calibration { json } => {

@@ -23,6 +23,7 @@ pub mod actions;
 pub mod control;
 mod convert;
 mod host;
+mod ticker;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ pub struct EccSection {
     /// by app name (`shares = { search = ["corpus/*"] }`). Each agent
     /// still needs them in its `ecc.namespaces`.
     pub shares: BTreeMap<String, Vec<String>>,
+    /// `[ecc.tick]`: the cognitive tick service.
+    pub tick: ticker::TickSection,
 }
 
 impl Default for EccSection {
@@ -69,6 +72,7 @@ impl Default for EccSection {
             snapshot_every: 10_000,
             calibrate: true,
             shares: BTreeMap::new(),
+            tick: ticker::TickSection::default(),
         }
     }
 }
@@ -108,6 +112,9 @@ pub(crate) struct Inner {
     saving: AtomicBool,
     last_snapshot: Mutex<Option<Value>>,
     problem: Mutex<Option<String>>,
+    /// The tick service (none when `[ecc.tick] enabled = false`).
+    ticker: OnceLock<Arc<ticker::Ticker>>,
+    tick_task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Default for Inner {
@@ -124,6 +131,8 @@ impl Default for Inner {
             saving: AtomicBool::new(false),
             last_snapshot: Mutex::new(None),
             problem: Mutex::new(None),
+            ticker: OnceLock::new(),
+            tick_task: Mutex::new(None),
         }
     }
 }
@@ -274,6 +283,15 @@ impl Subsystem for EccUnit {
                 Err(e) => cx.log(LogLevel::Error, format!("calibration failed: {e}")),
             }
         }
+        if section.tick.enabled {
+            let config = section
+                .tick
+                .config(lock(&self.inner.calibration).as_ref())
+                .map_err(|e| SubsystemError::new("ecc", e))?;
+            let t = ticker::Ticker::new(config, section.tick.topic.clone())
+                .map_err(|e| SubsystemError::new("ecc", e))?;
+            let _ = self.inner.ticker.set(Arc::new(t));
+        }
         let _ = self.inner.section.set(section);
         Ok(())
     }
@@ -282,11 +300,18 @@ impl Subsystem for EccUnit {
         Box::pin(async move {
             let report = self.inner.recover(kernel)?;
             kernel.log(LogLevel::Info, format!("ecc: recovered {report}"));
+            if let Some(t) = self.inner.ticker.get() {
+                let task = tokio::spawn(t.clone().run(kernel.clone()));
+                *lock(&self.inner.tick_task) = Some(task.abort_handle());
+            }
             Ok(())
         })
     }
 
     fn stop(&self) {
+        if let Some(t) = lock(&self.inner.tick_task).take() {
+            t.abort();
+        }
         if let Err(e) = self.inner.snapshot() {
             *lock(&self.inner.problem) = Some(e.to_string());
         }
