@@ -114,7 +114,7 @@ fn settle_with(
     intent: &Intent,
     crashed: bool,
 ) -> Result<Value, AppError> {
-    let committed = committed_at(kernel, intent);
+    let committed = committed_at(kernel, intent)?;
     let outcome = match committed {
         Some(seq) => {
             match &intent.after {
@@ -155,19 +155,32 @@ fn settle_with(
     }))
 }
 
-/// The seq of the record committing `intent`, if the chain holds it.
-fn committed_at(kernel: &Kernel, intent: &Intent) -> Option<u64> {
+/// The seq of the record committing `intent`, if the chain holds it. A
+/// chain that cannot be read is an error: guessing "not committed" would
+/// undo an operation that happened.
+fn committed_at(kernel: &Kernel, intent: &Intent) -> Result<Option<u64>, AppError> {
     let chain = kernel.chain();
+    let mut found = None;
     chain
-        .range(intent.from_seq..chain.len())
-        .into_iter()
-        .find(|e| {
-            e.kind == intent.kind
+        .for_each(intent.from_seq..chain.len(), |e| {
+            let hit = e.kind == intent.kind
                 && e.payload_json().is_ok_and(|p| {
                     p["name"] == intent.name.as_str() && p["version"] == intent.version.as_str()
-                })
+                });
+            if hit && found.is_none() {
+                found = Some(e.seq);
+            }
+            Ok(())
         })
-        .map(|e| e.seq)
+        .map_err(|e| AppError::Kernel {
+            name: intent.name.clone(),
+            what: format!(
+                "reading the chain to recover an interrupted {}",
+                intent.kind
+            ),
+            source: Box::new(e),
+        })?;
+    Ok(found)
 }
 
 fn remove_all(p: &Path) -> Result<(), AppError> {

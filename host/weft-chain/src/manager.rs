@@ -607,13 +607,27 @@ impl ChainManager {
     /// Events whose seq lies in `range` (clamped to what is on disk). Every
     /// event is materialized: iterate with [`ChainManager::for_each`] over
     /// long ranges.
+    /// A read error ends the list early and is logged: use
+    /// [`ChainManager::try_range`] where a short list would mislead.
     pub fn range(&self, range: impl RangeBounds<u64>) -> Vec<Arc<ChainEvent>> {
         let mut out = Vec::new();
-        let _ = self.for_each(range, |ev| {
+        if let Err(e) = self.for_each(range, |ev| {
             out.push(ev);
             Ok(())
-        });
+        }) {
+            tracing::error!(error = %e, read = out.len(), "chain range cut short by a read error");
+        }
         out
+    }
+
+    /// [`ChainManager::range`], failing on a read error.
+    pub fn try_range(&self, range: impl RangeBounds<u64>) -> Result<Vec<Arc<ChainEvent>>> {
+        let mut out = Vec::new();
+        self.for_each(range, |ev| {
+            out.push(ev);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Calls `f` for each event in `range`, in order, reading chunk by chunk
