@@ -218,6 +218,39 @@ fn spawn_talker(state: &Path, dir: &Path) {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
 
+/// `apps/hello`, signed with a fresh key, trusted, installed and started;
+/// returns the signer's public key.
+fn install_hello(state: &Path, dir: &Path) -> String {
+    let key = dir.join("dev.key");
+    let r = weft_e2e::weaver(&["key", "new", "-o", key.to_str().unwrap()], b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let public = r.stdout.trim().to_string();
+    let bundle = dir.join("hello.weftapp");
+    let app = weft_testkit::repo_root().join("apps/hello");
+    let r = weft_e2e::weaver(
+        &[
+            "app",
+            "pack",
+            app.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for args in [
+        vec!["trust", "add", "dev", public.as_str()],
+        vec!["app", "install", bundle.to_str().unwrap()],
+        vec!["app", "start", "hello"],
+    ] {
+        let r = weaver_at(state, &args);
+        assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+    }
+    public
+}
+
 fn publish(state: &Path) -> String {
     let r = weaver_at(
         state,
@@ -379,6 +412,22 @@ async fn a_person_sees_agents_chain_events_and_approves_an_escalation() {
     .await;
     assert!(row.contains("talker"), "{row}");
     shot(&c, "02-agent.png").await;
+
+    // An app installed and started with `weaver`: its row (state, signer)
+    // and its agent appear too.
+    let public = install_hello(&state, dir.path());
+    let app = until("hello running in the apps table", || async {
+        text_of(&c, "#apps tr[data-name=\"hello\"]")
+            .await
+            .filter(|t| t.contains("running") || t.contains("Running"))
+    })
+    .await;
+    assert!(app.contains("0.1.0"), "{app}");
+    assert!(app.contains("dev") || app.contains(&public[..16]), "{app}");
+    until("the app's agent in the process table", || async {
+        text_of(&c, "#processes tr[data-name=\"hello.greeter\"]").await
+    })
+    .await;
 
     // A chain event appears live after an action: the publish opens an
     // escalation, and its events and its row show up without a reload.

@@ -189,7 +189,7 @@ function decisionRow(ev) {
   b.type = "button";
   b.onclick = () => showReceipt(ev.seq, rc);
   rc.append(b);
-  tr.append(el("td", txt(ev.seq)), el("td", d, d === "deny" ? "deny" : d === "permit" ? "permit" : ""),
+  tr.append(el("td", txt(ev.seq)), el("td", d, d === "permit" ? "permit" : d === "defer" ? "state-pending" : "deny"),
     el("td", txt(p.agent || p.principal)), el("td", txt(p.action)),
     el("td", txt(p.reason || p.rule || p.escalation || null)), rc);
   return tr;
@@ -232,7 +232,8 @@ function units(s) {
     if (s[name] === undefined) continue;
     const d = el("dl");
     d.id = "unit-" + name;
-    d.append(el("dt", name), el("dd", JSON.stringify(s[name], null, 1)));
+    const v = s[name];
+    d.append(el("dt", name), el("dd", v && v.error ? v.error : JSON.stringify(v, null, 1)));
     box.append(d);
   }
 }
