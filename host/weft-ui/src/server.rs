@@ -25,7 +25,7 @@ const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/style.css");
 
 /// How often the live feed looks for new chain events.
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(100);
 /// A fresh snapshot at least this often, even on a quiet chain.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(3);
 /// Chain events in a snapshot's tail.
@@ -127,13 +127,16 @@ fn unauthorized(why: &str) -> Response {
     guarded(r)
 }
 
-/// `Err` (a 401 with no data) unless the request carries the token.
-fn authorise(cx: &Ctx, h: &HeaderMap, uri: &Uri) -> Result<Via, Response> {
-    auth::check(h, uri, &cx.token).ok_or_else(|| {
-        unauthorized(
-            "no valid token (open the URL `weaver ui` prints, or send Authorization: Bearer TOKEN)",
-        )
-    })
+/// How the request carries the token; `None`: it does not.
+fn authorise(cx: &Ctx, h: &HeaderMap, uri: &Uri) -> Option<Via> {
+    auth::check(h, uri, &cx.token)
+}
+
+/// The 401 (and nothing else) for a request without the token.
+fn no_token() -> Response {
+    unauthorized(
+        "no valid token (open the URL `weaver ui` prints, or send Authorization: Bearer TOKEN)",
+    )
 }
 
 /// A unit's control request as the operator (gated, as over the socket).
@@ -179,15 +182,15 @@ fn ok_json(v: Value) -> Response {
 }
 
 async fn snapshot(State(cx): State<Shared>, h: HeaderMap, uri: Uri) -> Response {
-    if let Err(r) = authorise(&cx, &h, &uri) {
-        return r;
+    if authorise(&cx, &h, &uri).is_none() {
+        return no_token();
     }
     ok_json(snapshot_of(&cx.kernel).await)
 }
 
 async fn verify(State(cx): State<Shared>, h: HeaderMap, uri: Uri) -> Response {
-    if let Err(r) = authorise(&cx, &h, &uri) {
-        return r;
+    if authorise(&cx, &h, &uri).is_none() {
+        return no_token();
     }
     match ask(&cx.kernel, "chain", json!({ "op": "verify" })).await {
         Ok(v) => ok_json(v),
@@ -203,8 +206,8 @@ async fn receipt(
     h: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(r) = authorise(&cx, &h, &uri) {
-        return r;
+    if authorise(&cx, &h, &uri).is_none() {
+        return no_token();
     }
     match ask(&cx.kernel, "chain", json!({ "op": "prove", "seq": seq })).await {
         Ok(v) => ok_json(v),
@@ -239,8 +242,8 @@ async fn decide(
     body: Result<Json<Decision>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     match authorise(&cx, &h, &uri) {
-        Ok(Via::Header) => {}
-        Ok(_) => {
+        Some(Via::Header) => {}
+        Some(_) => {
             // A cookie rides along on forged requests too: ask for the header.
             return guarded(
                 (
@@ -253,7 +256,7 @@ async fn decide(
                     .into_response(),
             );
         }
-        Err(r) => return r,
+        None => return no_token(),
     }
     let op = match decision.as_str() {
         "approve" | "deny" => decision,
@@ -307,8 +310,8 @@ struct Feed {
 /// The live feed: `chain` events (new chain events, as `chain tail` shows
 /// them) as they land, and a `snapshot` after them and every few seconds.
 async fn events(State(cx): State<Shared>, h: HeaderMap, uri: Uri) -> Response {
-    if let Err(r) = authorise(&cx, &h, &uri) {
-        return r;
+    if authorise(&cx, &h, &uri).is_none() {
+        return no_token();
     }
     let next = start_seq(&h, &uri, cx.kernel.chain().len());
     let feed = Feed {
