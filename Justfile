@@ -76,6 +76,11 @@ test-deps:
     command -v etcd >/dev/null || need+=(etcd-server)
     command -v etcdctl >/dev/null || need+=(etcd-client)
     command -v protoc >/dev/null || need+=(protobuf-compiler)
+    # ...and protobuf's own .proto files (google/protobuf/descriptor.proto).
+    [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
+    # The dashboard's tests drive Debian's Chromium through chromedriver.
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v chromedriver >/dev/null || need+=(chromium-driver)
     if [ ${#need[@]} -gt 0 ]; then
         SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
         echo "installing ${need[*]} (the tests start their own Docker engine)"

@@ -126,6 +126,8 @@ async fn boot() -> Env {
     let rec = Arc::new(Recorder::default());
     let mut units = weft_subsystems::units();
     units.push(Arc::new(AppsUnit::default()));
+    // The dashboard unit, not serving: its one query still passes the gate.
+    units.push(Arc::new(weft_ui::UiUnit::new()));
     units.push(Arc::new(RecordingUnit(rec.clone())));
     let k = Kernel::boot_with(config, &dir.path().join("state"), units)
         .await
@@ -612,6 +614,7 @@ async fn run(env: &Env, kind: &str) -> Result<(), String> {
         "health.status" => control(k, "health", json!({ "op": "status" }))
             .await
             .map(|_| ()),
+        "ui.url" => control(k, "ui", json!({ "op": "url" })).await.map(|_| ()),
         "app.install" => {
             let b = env.bundles.join("hello-1.0.0.weftapp");
             control(k, "apps", json!({ "op": "install", "bundle": b }))
@@ -849,6 +852,7 @@ async fn every_control_command_and_syscall_reaches_the_gate() {
         ("cron", json!({ "op": "ls" })),
         ("cron", json!({ "op": "rm", "id": "job-1" })),
         ("health", json!({ "op": "status" })),
+        ("ui", json!({ "op": "url" })),
         (
             "apps",
             json!({ "op": "trust-add", "name": "alice", "key": KEY }),

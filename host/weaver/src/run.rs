@@ -38,6 +38,14 @@ pub struct RunArgs {
     /// Where this node's mesh listens, IP:PORT (overrides `[cluster] mesh`).
     #[arg(long, value_name = "ADDR")]
     pub mesh: Option<String>,
+    /// Serve the dashboard at IP:PORT (loopback only unless --ui-public;
+    /// port 0 picks a free one). Overrides `[ui] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<String>,
+    /// Allow the dashboard on a non-loopback address (plain HTTP: only the
+    /// token guards it).
+    #[arg(long)]
+    pub ui_public: bool,
 }
 
 fn split(spec: &str) -> anyhow::Result<(String, PathBuf)> {
@@ -73,6 +81,10 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         node: a.node.clone(),
         mesh: a.mesh.clone(),
     });
+    weft_ui::set_cli_flags(weft_ui::CliFlags {
+        listen: a.ui.clone(),
+        public: a.ui_public,
+    });
     let kernel = Kernel::boot_with(config, &state, crate::units::subsystems())
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;
@@ -105,6 +117,12 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         s.chain.len,
         s.chain.public_key
     );
+    if let Some(url) = kernel.subsystem::<weft_ui::UiUnit>().and_then(|u| u.url()) {
+        eprintln!(
+            "dashboard: {url} (token also in {})",
+            state.join(weft_ui::TOKEN_FILE).display()
+        );
+    }
     if result.is_ok() && !a.once {
         eprintln!(
             "press Ctrl-C to stop (or run: weaver kernel stop --state {})",

@@ -53,6 +53,11 @@ const REGISTERED: &[Registration] = &[
         subsystem: || Arc::new(weft_apps::AppsUnit::default()),
         cli: weft_apps::control::cli,
     },
+    // Last: the dashboard starts serving once everything else has booted.
+    Registration {
+        subsystem: || Arc::new(weft_ui::UiUnit::new()),
+        cli: || vec![weft_ui::cli()],
+    },
 ];
 
 /// Fresh instances of every registered subsystem, in order.
