@@ -30,10 +30,11 @@ build: components protoc
 protoc:
     #!/usr/bin/env bash
     set -euo pipefail
-    command -v protoc >/dev/null && exit 0
+    # etcd-client's build also reads google/protobuf/descriptor.proto (libprotobuf-dev).
+    command -v protoc >/dev/null && [ -f /usr/include/google/protobuf/descriptor.proto ] && exit 0
     SUDO=(); [ "$(id -u)" = 0 ] || SUDO=(sudo)
     "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler libprotobuf-dev
 
 # The official WebAssembly/wasi-testsuite (its prebuilt wasm32-wasip1 programs, vendored in
 # tests/wasi-testsuite/) run as core modules by `weaver tool run`; every test must pass.
