@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Where this node's mesh listens, IP:PORT (overrides `[cluster] mesh`).
     #[arg(long, value_name = "ADDR")]
     pub mesh: Option<String>,
+    /// Serve apps' `[[routes]]` on IP:PORT (overrides `[net] listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 fn split(spec: &str) -> anyhow::Result<(String, PathBuf)> {
@@ -73,6 +76,7 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         node: a.node.clone(),
         mesh: a.mesh.clone(),
     });
+    weft_net::unit::set_listen_flag(a.http.clone());
     let kernel = Kernel::boot_with(config, &state, crate::units::subsystems())
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;
