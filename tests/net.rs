@@ -72,7 +72,9 @@ fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
                             }
                         }
                     }
-                    "/redirect" => reply(&mut c, "302 Found", "location: http://10.9.9.9/x\r\n", ""),
+                    "/redirect" => {
+                        reply(&mut c, "302 Found", "location: http://10.9.9.9/x\r\n", "")
+                    }
                     _ => reply(&mut c, "404 Not Found", "", "no"),
                 }
             });
@@ -106,7 +108,11 @@ fn kinds<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json:
 
 fn fetch(state: &Path, url: &str) -> serde_json::Value {
     let msg = serde_json::json!({ "fetch": url }).to_string();
-    ok(state, &["agent", "send", "f", &msg, "--json", "--wait-ms", "10000"]).json()
+    ok(
+        state,
+        &["agent", "send", "f", &msg, "--json", "--wait-ms", "10000"],
+    )
+    .json()
 }
 
 #[test]
@@ -124,27 +130,64 @@ fn outbound_requests_are_allowed_refused_limited_and_recorded() {
     )
     .unwrap();
     let fetcher = guest("fetcher");
-    ok(&s, &["agent", "spawn", "f", fetcher.to_str().unwrap(), "--caps", caps.to_str().unwrap()]);
+    ok(
+        &s,
+        &[
+            "agent",
+            "spawn",
+            "f",
+            fetcher.to_str().unwrap(),
+            "--caps",
+            caps.to_str().unwrap(),
+        ],
+    );
 
     // Allowed: the answer comes back; the chain has the URL without its query.
-    let r = fetch(&s, &format!("http://127.0.0.1:{port}/status?key=hidden-query"));
-    assert_eq!((r["status"].as_u64(), r["body"].as_str()), (Some(200), Some("upstream ok")), "{r}");
-    assert!(seen.lock().unwrap().iter().any(|l| l.starts_with("/status?key=hidden-query")));
+    let r = fetch(
+        &s,
+        &format!("http://127.0.0.1:{port}/status?key=hidden-query"),
+    );
+    assert_eq!(
+        (r["status"].as_u64(), r["body"].as_str()),
+        (Some(200), Some("upstream ok")),
+        "{r}"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.starts_with("/status?key=hidden-query")));
 
     // Outside the allow-list: refused by the gate, nothing sent.
     let r = fetch(&s, &format!("http://127.0.0.1:{other}/status"));
-    assert!(r["error"].as_str().unwrap().contains("outside agent `f`'s network.outbound"), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside agent `f`'s network.outbound"),
+        "{r}"
+    );
 
     // `localhost` matches only the wildcard grant, which may not reach a
     // loopback address: refused after resolving, before connecting.
     let before = seen.lock().unwrap().len();
     let r = fetch(&s, &format!("http://localhost:{port}/status"));
     assert!(r["error"].as_str().unwrap().contains("not public"), "{r}");
-    assert_eq!(seen.lock().unwrap().len(), before, "a refused address was connected to");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "a refused address was connected to"
+    );
 
     // A redirect to a host outside the grants.
     let r = fetch(&s, &format!("http://127.0.0.1:{port}/redirect"));
-    assert!(r["error"].as_str().unwrap().contains("redirect to http://10.9.9.9/x"), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirect to http://10.9.9.9/x"),
+        "{r}"
+    );
 
     // Limits.
     let r = fetch(&s, &format!("http://127.0.0.1:{port}/slow"));
@@ -153,18 +196,37 @@ fn outbound_requests_are_allowed_refused_limited_and_recorded() {
     assert!(r["error"].as_str().unwrap().contains("BodySize"), "{r}");
 
     let events = chain(&s);
-    let http: Vec<_> = kinds(&events, "net.http").into_iter().map(|e| &e["payload"]).collect();
-    let outcomes: Vec<&str> = http.iter().map(|p| p["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["ok", "refused", "refused", "timeout", "too_large"], "{http:?}");
+    let http: Vec<_> = kinds(&events, "net.http")
+        .into_iter()
+        .map(|e| &e["payload"])
+        .collect();
+    let outcomes: Vec<&str> = http
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "refused", "refused", "timeout", "too_large"],
+        "{http:?}"
+    );
     assert_eq!(http[0]["url"], format!("http://127.0.0.1:{port}/status"));
-    assert_eq!((http[0]["status"].as_u64(), http[0]["bytes"].as_u64()), (Some(200), Some(11)));
+    assert_eq!(
+        (http[0]["status"].as_u64(), http[0]["bytes"].as_u64()),
+        (Some(200), Some(11))
+    );
     let text = ok(&s, &["chain", "export"]).stdout;
-    assert!(!text.contains("hidden-query"), "a query string reached the chain");
+    assert!(
+        !text.contains("hidden-query"),
+        "a query string reached the chain"
+    );
     assert!(kinds(&events, "gate.deny")
         .iter()
         .any(|e| e["payload"]["action"] == format!("net.http.127.0.0.1")));
     let logs = ok(&s, &["kernel", "logs"]).stdout;
-    assert!(logs.contains(&format!("net: f GET http://127.0.0.1:{port}/status -> 200")), "{logs}");
+    assert!(
+        logs.contains(&format!("net: f GET http://127.0.0.1:{port}/status -> 200")),
+        "{logs}"
+    );
 }
 
 /// `apps/webhook` pointed at `port`, with a second route whose agent waits
@@ -173,7 +235,9 @@ fn webhook_app(dir: &Path, port: u16) -> PathBuf {
     let app = dir.join("webhook");
     std::fs::create_dir_all(app.join("components")).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../apps/webhook/weftapp.toml");
-    let mut text = std::fs::read_to_string(src).unwrap().replace("8099", &port.to_string());
+    let mut text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("8099", &port.to_string());
     text = text.replace(
         "[environment]",
         &format!(
@@ -191,18 +255,36 @@ fn pack(dir: &Path, app: &Path) -> (PathBuf, String) {
     std::fs::write(&key, format!("{:064x}", 77)).unwrap();
     let out = app.with_extension("weftapp");
     let r = weaver(
-        &["app", "pack", app.to_str().unwrap(), "-o", out.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        &[
+            "app",
+            "pack",
+            app.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
         b"",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let public = r.stdout.split("signed by ").nth(1).unwrap().split(',').next().unwrap().to_string();
+    let public = r
+        .stdout
+        .split("signed by ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
     (out, public)
 }
 
 /// One HTTP/1.1 request; (status, body).
 fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     let mut c = TcpStream::connect(addr).unwrap();
-    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         c,
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -211,8 +293,15 @@ fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -
     .unwrap();
     let mut out = String::new();
     let _ = c.read_to_string(&mut out);
-    let status = out.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -222,18 +311,32 @@ fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
     let s = dir.path().join("state");
     let (port, seen) = upstream();
     let cfg = config(dir.path());
-    let _k = start_kernel(&s, &["--config", cfg.to_str().unwrap(), "--http", "127.0.0.1:0"]);
+    let _k = start_kernel(
+        &s,
+        &["--config", cfg.to_str().unwrap(), "--http", "127.0.0.1:0"],
+    );
     let (bundle, public) = pack(dir.path(), &webhook_app(dir.path(), port));
     ok(&s, &["trust", "add", "dev", &public]);
     ok(&s, &["app", "install", bundle.to_str().unwrap()]);
-    for (name, value) in [("API_KEY", "sk-very-secret-4711\n"), ("HOOK_TOKEN", "hook-token-0815")] {
+    for (name, value) in [
+        ("API_KEY", "sk-very-secret-4711\n"),
+        ("HOOK_TOKEN", "hook-token-0815"),
+    ] {
         let st = s.to_str().unwrap();
-        let r = weaver(&["--state", st, "secret", "set", "webhook", name], value.as_bytes());
+        let r = weaver(
+            &["--state", st, "secret", "set", "webhook", name],
+            value.as_bytes(),
+        );
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
-    assert_eq!(ok(&s, &["secret", "ls", "webhook"]).stdout, "API_KEY\nHOOK_TOKEN\n");
+    assert_eq!(
+        ok(&s, &["secret", "ls", "webhook"]).stdout,
+        "API_KEY\nHOOK_TOKEN\n"
+    );
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(s.join("secrets/webhook/API_KEY")).unwrap().permissions(),
+        &std::fs::metadata(s.join("secrets/webhook/API_KEY"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     ok(&s, &["app", "start", "webhook"]);
@@ -241,19 +344,50 @@ fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
     let addr = ls["listen"].as_str().unwrap().to_string();
     let app = &ls["apps"][0];
     assert_eq!(app["routes"][0]["path"], "/hooks/github");
-    assert!(app["agents"].to_string().contains(&format!("http://127.0.0.1:{port}")), "{ls}");
+    assert!(
+        app["agents"]
+            .to_string()
+            .contains(&format!("http://127.0.0.1:{port}")),
+        "{ls}"
+    );
 
     // The webhook reaches the agent, which calls upstream with the secret.
-    let (status, body) = http(&addr, "POST", "/hooks/github?x=1", Some("hook-token-0815"), "{\"a\":1}");
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/hooks/github?x=1",
+        Some("hook-token-0815"),
+        "{\"a\":1}",
+    );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, "POST /hooks/github got 7 bytes; upstream said 200: upstream ok");
-    assert!(seen.lock().unwrap().iter().any(|l| l == "/status Bearer sk-very-secret-4711"));
+    assert_eq!(
+        body,
+        "POST /hooks/github got 7 bytes; upstream said 200: upstream ok"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l == "/status Bearer sk-very-secret-4711"));
 
     assert_eq!(http(&addr, "POST", "/hooks/github", None, "").0, 401);
-    assert_eq!(http(&addr, "POST", "/hooks/github", Some("wrong"), "").0, 401);
+    assert_eq!(
+        http(&addr, "POST", "/hooks/github", Some("wrong"), "").0,
+        401
+    );
     assert_eq!(http(&addr, "GET", "/nowhere", None, "").0, 404);
     let big = "x".repeat(70_000);
-    assert_eq!(http(&addr, "POST", "/hooks/github", Some("hook-token-0815"), &big).0, 413);
+    assert_eq!(
+        http(
+            &addr,
+            "POST",
+            "/hooks/github",
+            Some("hook-token-0815"),
+            &big
+        )
+        .0,
+        413
+    );
     assert_eq!(http(&addr, "POST", "/hooks/slow", None, "").0, 504);
 
     ok(&s, &["app", "stop", "webhook"]);

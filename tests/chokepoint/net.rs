@@ -23,7 +23,9 @@ fn upstream() -> u16 {
             for mut c in l.incoming().flatten() {
                 let mut b = [0u8; 4096];
                 let _ = c.read(&mut b);
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
             }
         });
         port

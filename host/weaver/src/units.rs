@@ -47,7 +47,12 @@ const REGISTERED: &[Registration] = &[
     // Before apps: their `add-route` steps need it when apps resume.
     Registration {
         subsystem: || Arc::new(weft_net::NetUnit::new()),
-        cli: || vec![weft_net::control::net_cli(), weft_net::control::secret_cli()],
+        cli: || {
+            vec![
+                weft_net::control::net_cli(),
+                weft_net::control::secret_cli(),
+            ]
+        },
     },
     Registration {
         subsystem: || Arc::new(weft_apps::AppsUnit::default()),

@@ -68,7 +68,10 @@ pub fn valid_route_path(p: &str) -> bool {
         && p.len() <= 256
         && p.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
-        && (p == "/" || p[1..].split('/').all(|s| !s.is_empty() && s != "." && s != ".."))
+        && (p == "/"
+            || p[1..]
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".."))
 }
 
 /// A secret name: `[A-Za-z0-9_.-]`, 1-64 bytes, not starting with `.`.
@@ -224,7 +227,10 @@ impl Grant {
         let scheme = Scheme::parse(scheme)
             .ok_or_else(|| err(text, format!("scheme `{scheme}` is not http or https")))?;
         if rest.contains(['/', '?', '#', '@']) {
-            return Err(err(text, "a grant names scheme, host and port only (no path, query, user or fragment)"));
+            return Err(err(
+                text,
+                "a grant names scheme, host and port only (no path, query, user or fragment)",
+            ));
         }
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
             let (ip, after) = v6
@@ -392,7 +398,10 @@ mod tests {
             g("HTTP://*.Example.com:8080").host,
             HostPattern::Under("example.com".into())
         );
-        assert_eq!(g("http://[::1]:80").host, HostPattern::Ip("::1".parse().unwrap()));
+        assert_eq!(
+            g("http://[::1]:80").host,
+            HostPattern::Ip("::1".parse().unwrap())
+        );
         assert_eq!(g("https://*").host, HostPattern::Any);
         for bad in [
             "api.example.com",
@@ -464,7 +473,9 @@ mod tests {
         for ok in ["/", "/hooks/github", "/a-b/c_d.e~"] {
             assert!(valid_route_path(ok), "{ok}");
         }
-        for bad in ["", "hooks", "/a//b", "/a/../b", "/a/", "/a?b", "/a b", "/%2e"] {
+        for bad in [
+            "", "hooks", "/a//b", "/a/../b", "/a/", "/a?b", "/a b", "/%2e",
+        ] {
             assert!(!valid_route_path(bad), "{bad}");
         }
         assert!(valid_secret_name("API_KEY") && !valid_secret_name("../x"));

@@ -51,7 +51,9 @@ pub enum Request {
 pub(crate) async fn serve(unit: &NetUnit, cx: ControlCx<'_>) -> ControlReply {
     match cx.parse::<Request>("net")? {
         Request::SecretSet { app, name, value } => {
-            cx.kernel.act(cx.who, SecretSet { app, name, value }).await?;
+            cx.kernel
+                .act(cx.who, SecretSet { app, name, value })
+                .await?;
             Ok(json!({ "ok": true }))
         }
         Request::SecretRm { app, name } => {
@@ -72,11 +74,14 @@ pub(crate) async fn serve(unit: &NetUnit, cx: ControlCx<'_>) -> ControlReply {
 
 /// Every app's routes and its agents' outbound grants.
 fn listing(unit: &NetUnit, kernel: &Kernel) -> Value {
-    let mut apps: std::collections::BTreeMap<String, (Vec<Value>, Vec<Value>)> =
-        Default::default();
+    let mut apps: std::collections::BTreeMap<String, (Vec<Value>, Vec<Value>)> = Default::default();
     for p in kernel.processes() {
-        let Some(app) = p.owner.strip_prefix("app:") else { continue };
-        let Some(caps) = kernel.capabilities_of(p.pid) else { continue };
+        let Some(app) = p.owner.strip_prefix("app:") else {
+            continue;
+        };
+        let Some(caps) = kernel.capabilities_of(p.pid) else {
+            continue;
+        };
         if caps.network.outbound.is_empty() {
             continue;
         }
@@ -215,7 +220,11 @@ async fn run_net(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode>
                 let mut rows = Vec::new();
                 for a in items(&v["apps"]) {
                     for r in items(&a["routes"]) {
-                        let run = if r["running"] == json!(true) { "running" } else { "stopped" };
+                        let run = if r["running"] == json!(true) {
+                            "running"
+                        } else {
+                            "stopped"
+                        };
                         rows.push(vec![
                             cell(&a["app"]),
                             format!("route {}", cell(&r["path"])),

@@ -242,7 +242,9 @@ mod tests {
         let a = resolve(&t, &t.grants(&named)).await.unwrap();
         assert!(a.ip().is_loopback());
         let lit = Target::of(&"http://127.0.0.1:9/".parse().unwrap()).unwrap();
-        assert!(resolve(&lit, &lit.grants(&caps(&["http://127.0.0.1:*"]))).await.is_ok());
+        assert!(resolve(&lit, &lit.grants(&caps(&["http://127.0.0.1:*"])))
+            .await
+            .is_ok());
         assert!(resolve(&lit, &lit.grants(&wild)).await.is_err());
     }
 }

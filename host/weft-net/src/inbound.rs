@@ -21,7 +21,10 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use weft_kernel::console::LogLevel;
-use weft_kernel::{ActCx, Action, Kernel, KernelError, KernelResult, MessageTarget, Payload, Principal, SendOutcome};
+use weft_kernel::{
+    ActCx, Action, Kernel, KernelError, KernelResult, MessageTarget, Payload, Principal,
+    SendOutcome,
+};
 use weft_model::net::Route;
 
 use crate::NetConfig;
@@ -54,8 +57,8 @@ impl Routes {
     pub fn load(&self, file: PathBuf) -> Result<(), String> {
         match std::fs::read(&file) {
             Ok(b) => {
-                let v: Vec<RouteEntry> = serde_json::from_slice(&b)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                let v: Vec<RouteEntry> =
+                    serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", file.display()))?;
                 let mut m = self.lock();
                 for mut e in v {
                     // Running again only once the app's start says so.
@@ -71,7 +74,9 @@ impl Routes {
     }
 
     fn save(&self, m: &BTreeMap<String, RouteEntry>) -> Result<(), String> {
-        let Some(f) = self.file.get() else { return Ok(()) };
+        let Some(f) = self.file.get() else {
+            return Ok(());
+        };
         let list: Vec<&RouteEntry> = m.values().collect();
         let text = serde_json::to_vec_pretty(&list).map_err(|e| e.to_string())?;
         let tmp = f.with_extension("json.tmp");
@@ -86,11 +91,21 @@ impl Routes {
         let mut m = self.lock();
         if let Some(e) = m.get(&route.path) {
             if e.app != app {
-                return Err(format!("path `{}` is already routed to app `{}`", route.path, e.app));
+                return Err(format!(
+                    "path `{}` is already routed to app `{}`",
+                    route.path, e.app
+                ));
             }
         }
         let path = route.path.clone();
-        m.insert(path, RouteEntry { app: app.into(), route, running: true });
+        m.insert(
+            path,
+            RouteEntry {
+                app: app.into(),
+                route,
+                running: true,
+            },
+        );
         self.save(&m)
     }
 
@@ -100,7 +115,9 @@ impl Routes {
         if remove {
             m.retain(|_, e| e.app != app);
         } else {
-            m.values_mut().filter(|e| e.app == app).for_each(|e| e.running = false);
+            m.values_mut()
+                .filter(|e| e.app == app)
+                .for_each(|e| e.running = false);
         }
         self.save(&m)
     }
@@ -120,12 +137,20 @@ type Resp = Response<Full<Bytes>>;
 fn plain(status: StatusCode, text: impl Into<String>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(text.into() + "\n")));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 /// Serve `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, kernel: Kernel, routes: Arc<Routes>, cfg: Arc<NetConfig>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    kernel: Kernel,
+    routes: Arc<Routes>,
+    cfg: Arc<NetConfig>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _peer)) => s,
@@ -149,7 +174,12 @@ pub async fn serve(listener: tokio::net::TcpListener, kernel: Kernel, routes: Ar
     }
 }
 
-async fn handle(req: http::Request<Incoming>, kernel: &Kernel, routes: &Routes, cfg: &NetConfig) -> Resp {
+async fn handle(
+    req: http::Request<Incoming>,
+    kernel: &Kernel,
+    routes: &Routes,
+    cfg: &NetConfig,
+) -> Resp {
     let path = req.uri().path().to_string();
     // Unknown paths are not recorded: no app to attribute them to.
     let Some(entry) = routes.get(&path) else {
@@ -230,10 +260,19 @@ impl Action for NetIngress {
         let agent = format!("{}.{}", self.entry.app, r.agent);
         let bytes_in = self.body.as_ref().map(Bytes::len).unwrap_or(0);
         let (resp, outcome) = if !self.entry.running || kernel.pid_of(&agent).is_none() {
-            (plain(StatusCode::SERVICE_UNAVAILABLE, format!("app `{}` is not running", self.entry.app)), "stopped")
+            (
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("app `{}` is not running", self.entry.app),
+                ),
+                "stopped",
+            )
         } else if !token_ok(&kernel, &self.entry, &self.headers) {
             let mut r = plain(StatusCode::UNAUTHORIZED, "missing or bad bearer token");
-            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
             (r, "unauthorized")
         } else if let Some(body) = &self.body {
             let timeout = match r.timeout_ms {
@@ -241,37 +280,88 @@ impl Action for NetIngress {
                 n => Duration::from_millis(n),
             };
             let msg = message(&self, body);
-            let send = weft_kernel::ipc::SendMessage::new(MessageTarget::Named(agent.clone()), Payload::Json(msg)).wait(timeout);
-            match tokio::time::timeout(timeout + Duration::from_millis(100), kernel.act(cx.who(), send)).await {
+            let send = weft_kernel::ipc::SendMessage::new(
+                MessageTarget::Named(agent.clone()),
+                Payload::Json(msg),
+            )
+            .wait(timeout);
+            match tokio::time::timeout(
+                timeout + Duration::from_millis(100),
+                kernel.act(cx.who(), send),
+            )
+            .await
+            {
                 Ok(Ok(SendOutcome::Replied(p))) => (reply(p), "ok"),
-                Ok(Ok(other)) => (plain(StatusCode::BAD_GATEWAY, format!("no reply: {other:?}")), "failed"),
-                Ok(Err(KernelError::Timeout(_))) | Err(_) => {
-                    (plain(StatusCode::GATEWAY_TIMEOUT, format!("agent `{agent}` did not answer within {} ms", timeout.as_millis())), "timeout")
-                }
+                Ok(Ok(other)) => (
+                    plain(StatusCode::BAD_GATEWAY, format!("no reply: {other:?}")),
+                    "failed",
+                ),
+                Ok(Err(KernelError::Timeout(_))) | Err(_) => (
+                    plain(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "agent `{agent}` did not answer within {} ms",
+                            timeout.as_millis()
+                        ),
+                    ),
+                    "timeout",
+                ),
                 Ok(Err(e)) => (plain(StatusCode::BAD_GATEWAY, e.to_string()), "failed"),
             }
         } else {
-            (plain(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {} bytes", self.limit)), "too_large")
+            (
+                plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body over {} bytes", self.limit),
+                ),
+                "too_large",
+            )
         };
         let ms = self.started.elapsed().as_millis() as u64;
-        let bytes_out = hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0);
-        cx.record("net.ingress", &json!({
-            "app": self.entry.app, "path": r.path, "method": self.method, "agent": r.agent,
-            "status": resp.status().as_u16(), "bytes_in": bytes_in, "bytes_out": bytes_out,
-            "duration_ms": ms, "outcome": outcome,
-        }))?;
-        kernel.log(LogLevel::Info, format!("net: {} {} {} -> {} ({ms} ms)", self.entry.app, self.method, r.path, resp.status().as_u16()));
+        let bytes_out = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .unwrap_or(0);
+        cx.record(
+            "net.ingress",
+            &json!({
+                "app": self.entry.app, "path": r.path, "method": self.method, "agent": r.agent,
+                "status": resp.status().as_u16(), "bytes_in": bytes_in, "bytes_out": bytes_out,
+                "duration_ms": ms, "outcome": outcome,
+            }),
+        )?;
+        kernel.log(
+            LogLevel::Info,
+            format!(
+                "net: {} {} {} -> {} ({ms} ms)",
+                self.entry.app,
+                self.method,
+                r.path,
+                resp.status().as_u16()
+            ),
+        );
         Ok(resp)
     }
 }
 
 fn token_ok(kernel: &Kernel, e: &RouteEntry, headers: &http::HeaderMap) -> bool {
-    let Some(name) = &e.route.token_secret else { return true };
-    let Ok(Some(secret)) = crate::secrets::read(kernel.state_dir(), &e.app, name) else { return false };
+    let Some(name) = &e.route.token_secret else {
+        return true;
+    };
+    let Ok(Some(secret)) = crate::secrets::read(kernel.state_dir(), &e.app, name) else {
+        return false;
+    };
     let want = format!("Bearer {}", secret.trim_end());
-    let got = headers.get(http::header::AUTHORIZATION).map(HeaderValue::as_bytes).unwrap_or_default();
+    let got = headers
+        .get(http::header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
     // Constant time in the token's length.
-    got.len() == want.len() && got.iter().zip(want.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The message the agent gets.
@@ -312,10 +402,16 @@ fn reply(p: Payload) -> Resp {
     };
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     if let Some(Value::Object(h)) = headers {
         for (k, v) in h {
-            let (Ok(k), Some(Ok(v))) = (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str)) else { continue };
+            let (Ok(k), Some(Ok(v))) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) else {
+                continue;
+            };
             r.headers_mut().insert(k, v);
         }
     }

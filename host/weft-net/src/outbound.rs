@@ -70,7 +70,9 @@ impl WasiHttpHooks for NetHooks {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let Some((kernel, who)) = self.bound.clone() else {
             return Box::new(async {
-                Err(HttpError::InternalError(Some("no network in this store".into())))
+                Err(HttpError::InternalError(Some(
+                    "no network in this store".into(),
+                )))
             });
         };
         let msg = self.handling.map(|h| h.id).unwrap_or(0);
@@ -150,7 +152,10 @@ pub struct NetHttp {
 
 impl NetHttp {
     fn host(&self) -> &str {
-        self.target.as_ref().map(|t| t.host.as_str()).unwrap_or("invalid")
+        self.target
+            .as_ref()
+            .map(|t| t.host.as_str())
+            .unwrap_or("invalid")
     }
 }
 
@@ -169,7 +174,9 @@ impl Action for NetHttp {
     fn authorize(&mut self, who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
         let t = self.target.clone().map_err(KernelError::Invalid)?;
         let Principal::Agent(a) = who else {
-            return Err(KernelError::Denied("only agents make outbound requests".into()));
+            return Err(KernelError::Denied(
+                "only agents make outbound requests".into(),
+            ));
         };
         self.grants = t.grants(&a.caps.network);
         if self.grants.is_empty() {
@@ -214,7 +221,9 @@ impl Action for NetHttp {
             },
         };
         if let Ok(f) = &result {
-            if let (Some(to), Principal::Agent(a)) = (fetch::redirect_target(&t, &f.parts), cx.who()) {
+            if let (Some(to), Principal::Agent(a)) =
+                (fetch::redirect_target(&t, &f.parts), cx.who())
+            {
                 if to.grants(&a.caps.network).is_empty() {
                     result = Err(Failure::Refused(format!(
                         "redirect to {}, outside network.outbound",
@@ -237,11 +246,21 @@ impl Action for NetHttp {
             rec["error"] = json!(e.to_string());
         }
         cx.record("net.http", &rec)?;
-        let level = if result.is_ok() { LogLevel::Info } else { LogLevel::Warn };
-        let shown = status.map(|s| s.to_string()).unwrap_or_else(|| outcome.into());
+        let level = if result.is_ok() {
+            LogLevel::Info
+        } else {
+            LogLevel::Warn
+        };
+        let shown = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| outcome.into());
         kernel.log(
             level,
-            format!("net: {} {method} {} -> {shown} ({bytes} B, {ms} ms)", cx.who().gate_name(), t.url()),
+            format!(
+                "net: {} {method} {} -> {shown} ({bytes} B, {ms} ms)",
+                cx.who().gate_name(),
+                t.url()
+            ),
         );
         Ok(result)
     }
@@ -255,10 +274,14 @@ fn add_secrets(
     t: &Target,
     headers: &mut http::HeaderMap,
 ) -> Result<(), Failure> {
-    let Principal::Agent(a) = who else { return Ok(()) };
+    let Principal::Agent(a) = who else {
+        return Ok(());
+    };
     let app = a.owner.strip_prefix("app:");
     for s in &a.caps.network.secrets {
-        let Ok(g) = Grant::parse(&s.server) else { continue };
+        let Ok(g) = Grant::parse(&s.server) else {
+            continue;
+        };
         if !g.allows(t.scheme, &t.host, t.port) {
             continue;
         }

@@ -41,7 +41,9 @@ pub fn read(state: &Path, app: &str, name: &str) -> KernelResult<Option<String>>
     match std::fs::read_to_string(app_dir(state, app).join(name)) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(KernelError::Failed(format!("cannot read secret `{app}/{name}`: {e}"))),
+        Err(e) => Err(KernelError::Failed(format!(
+            "cannot read secret `{app}/{name}`: {e}"
+        ))),
     }
 }
 
@@ -51,7 +53,12 @@ pub fn list(state: &Path, app: &str) -> KernelResult<Vec<String>> {
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(KernelError::Failed(format!("cannot list {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(KernelError::Failed(format!(
+                "cannot list {}: {e}",
+                dir.display()
+            )))
+        }
     };
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
@@ -147,7 +154,10 @@ impl Action for SecretRemove {
             }
             Err(e) => return Err(KernelError::Failed(format!("cannot remove secret: {e}"))),
         }
-        cx.record("secret.remove", &json!({ "app": self.app, "name": self.name }))?;
+        cx.record(
+            "secret.remove",
+            &json!({ "app": self.app, "name": self.name }),
+        )?;
         Ok(())
     }
 }
@@ -161,9 +171,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = app_dir(d.path(), "web");
         write_secret(&dir, "API_KEY", "s3cr3t").unwrap();
-        let mode = std::fs::metadata(dir.join("API_KEY")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("API_KEY"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(read(d.path(), "web", "API_KEY").unwrap().as_deref(), Some("s3cr3t"));
+        assert_eq!(
+            read(d.path(), "web", "API_KEY").unwrap().as_deref(),
+            Some("s3cr3t")
+        );
         assert_eq!(list(d.path(), "web").unwrap(), ["API_KEY"]);
         assert_eq!(read(d.path(), "web", "NOPE").unwrap(), None);
         assert!(read(d.path(), "web", "../x").is_err());

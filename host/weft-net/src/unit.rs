@@ -85,11 +85,17 @@ impl Subsystem for NetUnit {
 
     fn init(&self, cx: &InitCx<'_>) -> Result<(), SubsystemError> {
         let mut section: NetConfig = cx.section().map_err(fail)?;
-        if let Some(a) = LISTEN_FLAG.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(a) = LISTEN_FLAG
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             section.listen = Some(a);
         }
         if section.timeout_ms == 0 || section.max_response_bytes == 0 {
-            return Err(fail("[net] timeout_ms and max_response_bytes must be above 0"));
+            return Err(fail(
+                "[net] timeout_ms and max_response_bytes must be above 0",
+            ));
         }
         self.routes
             .load(cx.state_dir().join("net-routes.json"))
@@ -101,12 +107,17 @@ impl Subsystem for NetUnit {
     fn start<'a>(&'a self, kernel: &'a Kernel) -> BoxFuture<'a, Result<(), SubsystemError>> {
         Box::pin(async move {
             let cfg = self.config();
-            let Some(addr) = cfg.listen.clone() else { return Ok(()) };
+            let Some(addr) = cfg.listen.clone() else {
+                return Ok(());
+            };
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .map_err(|e| fail(format!("cannot listen on {addr}: {e}")))?;
             let local = listener.local_addr().map_err(fail)?.to_string();
-            kernel.log(LogLevel::Info, format!("net: serving routes on http://{local}"));
+            kernel.log(
+                LogLevel::Info,
+                format!("net: serving routes on http://{local}"),
+            );
             let _ = self.listening.set(local);
             let task = tokio::spawn(crate::inbound::serve(
                 listener,
@@ -144,7 +155,10 @@ impl Subsystem for NetUnit {
     fn app_step<'a>(&'a self, cx: AppStepCx<'a>) -> BoxFuture<'a, KernelResult<()>> {
         Box::pin(async move {
             let Step::AddRoute(route) = cx.step else {
-                return Err(KernelError::Invalid(format!("net does not carry out {:?}", cx.step)));
+                return Err(KernelError::Invalid(format!(
+                    "net does not carry out {:?}",
+                    cx.step
+                )));
             };
             let action = RouteAdd {
                 app: cx.app_name().to_string(),
@@ -229,7 +243,10 @@ impl Action for RouteAdd {
         match who {
             Principal::App(a) if a.name() == self.app => Ok(()),
             Principal::Kernel => Ok(()),
-            _ => Err(KernelError::Denied(format!("only app `{}` routes its paths", self.app))),
+            _ => Err(KernelError::Denied(format!(
+                "only app `{}` routes its paths",
+                self.app
+            ))),
         }
     }
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<()> {

@@ -16,7 +16,9 @@ mod bindings {
     wit_bindgen::generate!({ path: "wit", world: "fetcher", generate_all });
 }
 use bindings::wasi::http::outgoing_handler;
-use bindings::wasi::http::types::{Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use bindings::wasi::http::types::{
+    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
 use bindings::wasi::io::streams::StreamError;
 use bindings::weft::kernel::ipc::{Message, Payload};
 
@@ -87,7 +89,9 @@ fn webhook(req: &Value) -> Value {
 
 /// One request through `wasi:http`; the response body as text.
 fn fetch(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("`{url}` is not a URL"))?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not a URL"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -108,14 +112,19 @@ fn fetch(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), S
     let bad = |what: &str| format!("bad {what} in `{url}`");
     req.set_method(&m).map_err(|()| bad("method"))?;
     req.set_scheme(Some(&s)).map_err(|()| bad("scheme"))?;
-    req.set_authority(Some(authority)).map_err(|()| bad("authority"))?;
-    req.set_path_with_query(Some(path)).map_err(|()| bad("path"))?;
+    req.set_authority(Some(authority))
+        .map_err(|()| bad("authority"))?;
+    req.set_path_with_query(Some(path))
+        .map_err(|()| bad("path"))?;
     if let Some(text) = body {
         let b = req.body().map_err(|()| "request body taken".to_string())?;
         {
-            let out = b.write().map_err(|()| "request body stream taken".to_string())?;
+            let out = b
+                .write()
+                .map_err(|()| "request body stream taken".to_string())?;
             for chunk in text.as_bytes().chunks(4096) {
-                out.blocking_write_and_flush(chunk).map_err(|e| format!("{e:?}"))?;
+                out.blocking_write_and_flush(chunk)
+                    .map_err(|e| format!("{e:?}"))?;
             }
         }
         OutgoingBody::finish(b, None).map_err(|e| format!("{e:?}"))?;
@@ -128,10 +137,14 @@ fn fetch(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), S
         Some(Err(())) | None => return Err("response already taken".into()),
     };
     let status = resp.status();
-    let body = resp.consume().map_err(|()| "response body taken".to_string())?;
+    let body = resp
+        .consume()
+        .map_err(|()| "response body taken".to_string())?;
     let mut buf = Vec::new();
     {
-        let stream = body.stream().map_err(|()| "response stream taken".to_string())?;
+        let stream = body
+            .stream()
+            .map_err(|()| "response stream taken".to_string())?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => buf.extend_from_slice(&chunk),

@@ -69,7 +69,11 @@ pub(crate) fn net_caps(
                 }
             }
             _ => {
-                cx.expected(lv, &key, "an array of { secret, server, header, prefix } tables");
+                cx.expected(
+                    lv,
+                    &key,
+                    "an array of { secret, server, header, prefix } tables",
+                );
                 *ok = false;
             }
         }
@@ -117,7 +121,11 @@ fn secret(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, outbound: &[String]) -> Opti
         good = false;
     }
     if prefix.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        cx.err(&span("prefix"), &t.key("prefix"), "a header prefix holds no control characters");
+        cx.err(
+            &span("prefix"),
+            &t.key("prefix"),
+            "a header prefix holds no control characters",
+        );
         good = false;
     }
     good.then_some(SecretHeader {
@@ -128,7 +136,13 @@ fn secret(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, outbound: &[String]) -> Opti
     })
 }
 
-const ROUTE_KEYS: &[&str] = &["path", "agent", "max_body_bytes", "timeout_ms", "token_secret"];
+const ROUTE_KEYS: &[&str] = &[
+    "path",
+    "agent",
+    "max_body_bytes",
+    "timeout_ms",
+    "token_secret",
+];
 
 /// One `[[routes]]` entry; `paths` holds the paths before it.
 pub(crate) fn route(
@@ -176,7 +190,8 @@ pub(crate) fn route(
             if valid_secret_name(&s) {
                 Some(Some(s))
             } else {
-                let m = format!("expected a secret name of [A-Za-z0-9_.-] (1-64 bytes), found \"{s}\"");
+                let m =
+                    format!("expected a secret name of [A-Za-z0-9_.-] (1-64 bytes), found \"{s}\"");
                 cx.err(&sv.span(), &t.key("token_secret"), m);
                 None
             }
