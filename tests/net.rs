@@ -221,7 +221,7 @@ fn outbound_requests_are_allowed_refused_limited_and_recorded() {
     );
     assert!(kinds(&events, "gate.deny")
         .iter()
-        .any(|e| e["payload"]["action"] == format!("net.http.127.0.0.1")));
+        .any(|e| e["payload"]["action"] == "net.http.127.0.0.1"));
     let logs = ok(&s, &["kernel", "logs"]).stdout;
     assert!(
         logs.contains(&format!("net: f GET http://127.0.0.1:{port}/status -> 200")),
