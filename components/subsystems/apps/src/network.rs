@@ -205,3 +205,79 @@ pub(crate) fn route(
         token_secret: token_secret?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use weft_model::plan::Step;
+
+    use crate::check::check;
+
+    const APP: &str = "[app]\nname = \"web\"\nversion = \"1.0.0\"\n";
+
+    fn errors(src: &str) -> Vec<String> {
+        match check(src, "weftapp.toml") {
+            Ok(p) => panic!("expected errors, got {p:?}"),
+            Err(d) => d.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn grants_secrets_and_routes_become_the_plan() {
+        let src = format!(
+            "{APP}[capabilities]\nnetwork = {{ outbound = [\"https://*.example.com\"] }}\n\
+             [[agents]]\nid = \"r\"\ncomponent = \"c/r.wasm\"\n\
+             capabilities = {{ network = {{ outbound = [\"https://api.example.com\"], secrets = [{{ secret = \"K\", server = \"https://api.example.com\", header = \"authorization\", prefix = \"Bearer \" }}] }} }}\n\
+             [[routes]]\npath = \"/hooks/gh\"\nagent = \"r\"\ntoken_secret = \"T\"\n"
+        );
+        let plan = check(&src, "weftapp.toml").unwrap();
+        let net = &plan.manifest.agents[0].capabilities.network;
+        assert_eq!(net.outbound, ["https://api.example.com"]);
+        assert_eq!(net.secrets[0].secret, "K");
+        let r = &plan.manifest.routes[0];
+        assert_eq!((r.path.as_str(), r.agent.as_str()), ("/hooks/gh", "r"));
+        assert_eq!(r.token_secret.as_deref(), Some("T"));
+        assert!(matches!(plan.start.last(), Some(Step::AddRoute(_))));
+    }
+
+    #[test]
+    fn bad_grants_excess_and_bad_routes_are_placed() {
+        let src = format!(
+            "{APP}[capabilities]\nnetwork = {{ outbound = [\"https://*.example.com\"] }}\n\
+             [[agents]]\nid = \"r\"\ncomponent = \"c/r.wasm\"\n\
+             capabilities = {{ network = {{ outbound = [\"ftp://x\", \"https://evil.org\"] }} }}\n\
+             [[routes]]\npath = \"/a/../b\"\nagent = \"nobody\"\n"
+        );
+        let e = errors(&src);
+        assert!(
+            e[0].starts_with("9:42: agents[0].capabilities.network.outbound[0]"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("scheme `ftp` is not http or https"), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("\"https://evil.org\" exceeds the app ceiling")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("11:8: routes[0].path")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("expected the id of an agent")),
+            "{e:?}"
+        );
+        let e = errors(&format!(
+            "{APP}[[agents]]\nid = \"r\"\ncomponent = \"c/r.wasm\"\n\
+             capabilities = {{ network = {{ outbound = [\"http://a.org\"], secrets = [{{ secret = \"K\", server = \"http://b.org\", header = \"Auth\" }}] }} }}\n"
+        ));
+        assert!(
+            e.iter()
+                .any(|m| m.contains("not within this agent's network.outbound")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.contains("lowercase HTTP header name")),
+            "{e:?}"
+        );
+    }
+}
