@@ -182,7 +182,9 @@ async fn main() {
             .header("host", "bench")
             .body(Full::new(Bytes::from_static(b"hi")))
             .expect("req");
-        let resp = tx.lock().await.send_request(req).await.expect("route");
+        let mut tx = tx.lock().await;
+        tx.ready().await.expect("route connection");
+        let resp = tx.send_request(req).await.expect("route");
         assert_eq!(resp.status(), 200);
         let _ = resp.into_body().collect().await;
     })
