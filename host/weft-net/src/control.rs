@@ -72,13 +72,12 @@ pub(crate) async fn serve(unit: &NetUnit, cx: ControlCx<'_>) -> ControlReply {
     }
 }
 
-/// Every app's routes and its agents' outbound grants.
+/// Every app's routes and its agents' outbound grants (agents started by hand under their owner).
 fn listing(unit: &NetUnit, kernel: &Kernel) -> Value {
     let mut apps: std::collections::BTreeMap<String, (Vec<Value>, Vec<Value>)> = Default::default();
     for p in kernel.processes() {
-        let Some(app) = p.owner.strip_prefix("app:") else {
-            continue;
-        };
+        // Agents started by hand are listed under their owner (`operator`).
+        let app = p.owner.strip_prefix("app:").unwrap_or(&p.owner);
         let Some(caps) = kernel.capabilities_of(p.pid) else {
             continue;
         };
