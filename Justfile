@@ -14,6 +14,8 @@ components:
     # Guests that apps/hello names, copied into its bundle dir (see apps/hello/README.md).
     mkdir -p apps/hello/components
     cp {{guests}}/probe.wasm {{guests}}/calc.wasm apps/hello/components/
+    mkdir -p apps/webhook/components
+    cp {{guests}}/fetcher.wasm apps/webhook/components/
     mkdir -p apps/polyglot/components
     cp {{guests}}/probe.wasm {{guests}}/wc.wasm components/dist/agent-py.wasm components/dist/wordcount-c.wasm components/dist/wordcount-py.wasm components/dist/wordcount-js.wasm apps/polyglot/components/
 

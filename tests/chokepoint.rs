@@ -32,6 +32,9 @@ use weft_kernel::{
     Restart, Spawn, SpawnRequest, Stop, Subsystem, SubsystemError,
 };
 
+#[path = "chokepoint/net.rs"]
+mod net;
+
 /// Records every (agent, action) governance is asked; denies while `deny`.
 #[derive(Default)]
 struct Recorder {
@@ -125,13 +128,16 @@ async fn boot() -> Env {
     config.escalation.wait_ms = 0;
     let rec = Arc::new(Recorder::default());
     let mut units = weft_subsystems::units();
+    units.push(Arc::new(weft_net::NetUnit::new()));
     units.push(Arc::new(AppsUnit::default()));
     // The dashboard unit, not serving: its one query still passes the gate.
     units.push(Arc::new(weft_ui::UiUnit::new()));
     units.push(Arc::new(RecordingUnit(rec.clone())));
+    weft_net::unit::set_listen_flag(Some("127.0.0.1:0".into()));
     let k = Kernel::boot_with(config, &dir.path().join("state"), units)
         .await
         .expect("boot");
+    net::prepare(&k).await;
     let bundles = dir.path().join("bundles");
     std::fs::create_dir_all(&bundles).unwrap();
     Env {
@@ -282,7 +288,7 @@ async fn wait_for(k: &Kernel, from: u64, kind: &str) {
 }
 
 fn action_matches(kind: &str, action: &str) -> bool {
-    match kind.strip_suffix(".*") {
+    match kind.strip_suffix(".**").or_else(|| kind.strip_suffix(".*")) {
         Some(prefix) => action.starts_with(&format!("{prefix}.")),
         None => action == kind,
     }
@@ -290,6 +296,9 @@ fn action_matches(kind: &str, action: &str) -> bool {
 
 fn scenario(kind: &str) -> Scenario {
     let s = |agent, effect| Scenario { agent, effect };
+    if let Some((agent, effect)) = net::scenario(kind) {
+        return s(agent, effect);
+    }
     match kind {
         "agent.spawn" => s("operator", Some("agent.spawn")),
         "agent.stop" => s("operator", Some("agent.stop")),
@@ -332,6 +341,7 @@ const KEY: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59d
 async fn setup(env: &Env, kind: &str) {
     let k = &env.k;
     env.rec.set_deny(false);
+    net::setup(k, kind).await;
     match kind {
         "ipc.unsubscribe" => {
             probe(k, "p", json!({ "op": "subscribe", "topic": "t" })).await;
@@ -683,7 +693,10 @@ async fn run(env: &Env, kind: &str) -> Result<(), String> {
             };
             k.act(&app, hook).await.map_err(err)
         }
-        other => panic!("no scenario for action kind `{other}`: add one"),
+        other => match net::run(k, other).await {
+            Some(r) => r,
+            None => panic!("no scenario for action kind `{other}`: add one"),
+        },
     }
 }
 
@@ -868,8 +881,10 @@ async fn every_control_command_and_syscall_reaches_the_gate() {
         ),
         ("apps", json!({ "op": "stop", "name": "hello" })),
         ("apps", json!({ "op": "rm", "name": "hello" })),
-        ("kernel", json!({ "op": "stop" })),
     ];
+    let mut requests = requests;
+    requests.extend(net::control_requests());
+    requests.push(("kernel", json!({ "op": "stop" })));
     let mut covered: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for (unit, req) in &requests {
         env.rec.clear();

@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// token guards it).
     #[arg(long)]
     pub ui_public: bool,
+    /// Serve apps' `[[routes]]` on IP:PORT (overrides `[net] listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 fn split(spec: &str) -> anyhow::Result<(String, PathBuf)> {
@@ -85,6 +88,7 @@ pub async fn run(state: Option<PathBuf>, a: RunArgs) -> anyhow::Result<ExitCode>
         listen: a.ui.clone(),
         public: a.ui_public,
     });
+    weft_net::unit::set_listen_flag(a.http.clone());
     let kernel = Kernel::boot_with(config, &state, crate::units::subsystems())
         .await
         .with_context(|| format!("booting a kernel on {}", state.display()))?;

@@ -49,6 +49,16 @@ const REGISTERED: &[Registration] = &[
         subsystem: || Arc::new(weft_cluster::unit::ClusterUnit::new()),
         cli: || vec![weft_cluster::unit::control::cli()],
     },
+    // Before apps: their `add-route` steps need it when apps resume.
+    Registration {
+        subsystem: || Arc::new(weft_net::NetUnit::new()),
+        cli: || {
+            vec![
+                weft_net::control::net_cli(),
+                weft_net::control::secret_cli(),
+            ]
+        },
+    },
     Registration {
         subsystem: || Arc::new(weft_apps::AppsUnit::default()),
         cli: weft_apps::control::cli,

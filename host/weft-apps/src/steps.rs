@@ -286,7 +286,7 @@ impl Version<'_> {
                 started.undo.push(Undo::Agent(name));
                 Ok(())
             }
-            Step::AddCron(_) => self.unit_step(step).await,
+            Step::AddCron(_) | Step::AddRoute(_) => self.unit_step(step).await,
             Step::VerifyDigests(_)
             | Step::CopyBundle
             | Step::Precompile(_)
@@ -456,7 +456,9 @@ pub(crate) fn unsupported(k: &Kernel, plan: &InstallPlan) -> Option<AppError> {
             Step::RegisterService(svc) if svc.source.is_container() => {
                 claimant(k, s).is_none().then(|| unclaimed(name, s))
             }
-            Step::AddCron(_) => claimant(k, s).is_none().then(|| unclaimed(name, s)),
+            Step::AddCron(_) | Step::AddRoute(_) => {
+                claimant(k, s).is_none().then(|| unclaimed(name, s))
+            }
             _ => None,
         })
 }

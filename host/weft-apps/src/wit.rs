@@ -67,6 +67,17 @@ fn manifest(x: w::Manifest) -> m::Manifest {
         },
         environment: x.environment,
         cron: x.cron.into_iter().map(cron).collect(),
+        routes: x
+            .routes
+            .into_iter()
+            .map(|r| weft_model::net::Route {
+                path: r.path,
+                agent: r.agent,
+                max_body_bytes: r.max_body_bytes,
+                timeout_ms: r.timeout_ms,
+                token_secret: r.token_secret,
+            })
+            .collect(),
     }
 }
 
@@ -93,6 +104,20 @@ fn caps(c: w::Capabilities) -> Capabilities {
         ecc: weft_model::EccCaps {
             ops: c.ecc.ops,
             namespaces: c.ecc.namespaces,
+        },
+        network: weft_model::NetCaps {
+            outbound: c.network.outbound,
+            secrets: c
+                .network
+                .secrets
+                .into_iter()
+                .map(|s| weft_model::net::SecretHeader {
+                    secret: s.secret,
+                    server: s.server,
+                    header: s.header,
+                    prefix: s.prefix,
+                })
+                .collect(),
         },
     }
 }
@@ -254,5 +279,12 @@ fn step(s: w::Step) -> m::Step {
         w::Step::RegisterService(s) => m::Step::RegisterService(service(s)),
         w::Step::SpawnAgent(a) => m::Step::SpawnAgent(agent(a)),
         w::Step::AddCron(c) => m::Step::AddCron(cron(c)),
+        w::Step::AddRoute(r) => m::Step::AddRoute(weft_model::net::Route {
+            path: r.path,
+            agent: r.agent,
+            max_body_bytes: r.max_body_bytes,
+            timeout_ms: r.timeout_ms,
+            token_secret: r.token_secret,
+        }),
     }
 }

@@ -398,6 +398,7 @@ fn strict_caps_with_ceiling_deny() -> weft_apps::types::Capabilities {
         spawn: false,
         cron: false,
         ecc: Default::default(),
+        network: Default::default(),
     }
 }
 

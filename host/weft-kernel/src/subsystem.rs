@@ -345,6 +345,19 @@ impl Extensions {
         self.map.insert(TypeId::of::<T>(), Box::new(value));
     }
 
+    /// The value of type `T`, attaching its default first if none was.
+    pub fn get_or_default<T: Any + Send + Default>(&mut self) -> &mut T {
+        let b = self
+            .map
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        match b.downcast_mut::<T>() {
+            Some(v) => v,
+            // The map is keyed by the type id: the box holds a `T`.
+            None => unreachable!("extension of the wrong type"),
+        }
+    }
+
     /// The value of type `T`, if one was attached.
     pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
         self.map

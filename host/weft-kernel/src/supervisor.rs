@@ -137,6 +137,10 @@ fn gate_actions(caps: &Capabilities) -> Vec<&'static str> {
         // Which ops on which namespaces: checked by the `ecc` unit.
         a.push("ecc.*");
     }
+    if !caps.network.outbound.is_empty() {
+        // Which hosts: checked by the `net` unit against the grants.
+        a.push("net.http.**");
+    }
     a
 }
 

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::glob::{covers, name_matches, Uncovered};
+use crate::net::NetCaps;
 
 /// An agent's capabilities, fixed at spawn. Nothing is allowed by default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,10 @@ pub struct Capabilities {
     /// their shape.
     #[serde(skip_serializing_if = "EccCaps::is_empty")]
     pub ecc: EccCaps,
+    /// Outbound HTTP grants (`crate::net`). Left out of the serialised
+    /// form when empty, like `ecc`.
+    #[serde(skip_serializing_if = "NetCaps::is_empty")]
+    pub network: NetCaps,
 }
 
 /// Every ECC operation an [`EccCaps::ops`] entry can name. Reads:
@@ -106,6 +111,28 @@ impl EccCaps {
                 }
             }
         }
+    }
+}
+
+/// Pushes an excess for every outbound grant no ceiling grant covers
+/// (an unparsable one included: the checker reports it with its place).
+fn net_within(own: &NetCaps, ceiling: &NetCaps, out: &mut Vec<Excess>) {
+    let max: Vec<_> = ceiling
+        .outbound
+        .iter()
+        .filter_map(|s| crate::net::Grant::parse(s).ok())
+        .collect();
+    for (i, s) in own.outbound.iter().enumerate() {
+        let message = match crate::net::Grant::parse(s) {
+            Err(e) => e.to_string(),
+            Ok(g) if max.iter().any(|c| g.within(c)) => continue,
+            Ok(_) => format!("\"{s}\" reaches beyond the ceiling's network.outbound"),
+        };
+        out.push(Excess {
+            field: format!("network.outbound[{i}]"),
+            message,
+            witness: None,
+        });
     }
 }
 
@@ -290,6 +317,7 @@ impl Capabilities {
             }
         }
         self.ecc.within(&ceiling.ecc, &mut out);
+        net_within(&self.network, &ceiling.network, &mut out);
         if out.is_empty() {
             Ok(())
         } else {
@@ -326,6 +354,7 @@ impl Capabilities {
                 ops: vec!["*".into()],
                 namespaces: vec!["*".into()],
             },
+            network: NetCaps::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! * [`glob`]: the one meaning of `*`, `?` and `**` in names and actions;
 //! * [`caps`]: an agent's capabilities and the app ceiling they must stay in;
+//! * [`net`]: outbound network grants and address checks;
 //! * [`limits`]: default per-agent limits;
 //! * [`effect`]: the governance effect dimensions;
 //! * [`plan`]: a checked `weftapp.toml` and its install plan;
@@ -19,8 +20,10 @@ mod cover;
 pub mod effect;
 pub mod glob;
 pub mod limits;
+pub mod net;
 pub mod plan;
 pub mod policy;
 
 pub use caps::{Capabilities, EccCaps, Excess, IpcScope, SandboxPolicy, ToolPermissions};
 pub use limits::AgentLimits;
+pub use net::NetCaps;

@@ -438,6 +438,9 @@ pub struct Manifest {
     pub environment: Option<String>,
     /// `[[cron]]`.
     pub cron: Vec<CronJob>,
+    /// `[[routes]]` (absent from plans stored before routes existed).
+    #[serde(default)]
+    pub routes: Vec<crate::net::Route>,
 }
 
 /// A hook to run.
@@ -474,6 +477,8 @@ pub enum Step {
     SpawnAgent(AgentSpec),
     /// Schedule this cron job, sent to `<app>.<target>`.
     AddCron(CronJob),
+    /// Route inbound HTTP requests on a path to `<app>.<agent>`.
+    AddRoute(crate::net::Route),
 }
 
 /// A checked manifest and the steps of each lifecycle operation.

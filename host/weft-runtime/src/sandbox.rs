@@ -129,6 +129,15 @@ impl<T> StoreData<T> {
     }
 }
 
+impl<T: Send> StoreData<T> {
+    /// The WASI resource table and the embedder's state at once, for host
+    /// interfaces (`wasi:http`) whose resources share WASI's table.
+    pub fn table_and_data(&mut self) -> (&mut wasmtime::component::ResourceTable, &mut T) {
+        let view = self.wasi.ctx();
+        (view.table, &mut self.data)
+    }
+}
+
 impl<T: Send> WasiView for StoreData<T> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.wasi.ctx()

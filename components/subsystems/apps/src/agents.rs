@@ -12,6 +12,7 @@ use weft_model::limits::AgentLimits;
 use weft_model::plan::{AgentRole, AgentSpec, CronJob, OnFailure, RestartPolicy};
 
 use crate::check::{name_ok, ID_CHARS};
+use crate::network::net_caps;
 use crate::paths::component_path;
 use crate::walk::{as_choice, as_int, as_str, join, Cx, Tbl, Val};
 
@@ -33,6 +34,7 @@ const CAP_KEYS: &[&str] = &[
     "spawn",
     "cron",
     "ecc",
+    "network",
 ];
 const LIMIT_KEYS: &[&str] = &[
     "fuel_per_message",
@@ -134,14 +136,14 @@ pub fn agent(
 }
 
 /// Where a capabilities value sits in the file, for a ceiling diagnostic.
-struct Spot {
+pub(crate) struct Spot {
     /// As [`Excess::field`] names it (indexes count the values kept).
-    field: String,
-    span: Range<usize>,
+    pub(crate) field: String,
+    pub(crate) span: Range<usize>,
     /// The dotted key of the diagnostic (indexes count the file's items).
-    key: String,
+    pub(crate) key: String,
     /// The pattern written there, for a list entry.
-    pattern: Option<String>,
+    pub(crate) pattern: Option<String>,
 }
 
 /// A capabilities table. With a ceiling, [`Capabilities::within`] decides
@@ -198,6 +200,9 @@ pub fn caps(
     if let Some(ev) = t.get("ecc") {
         out.ecc = ecc_caps(cx, ev, &t.key("ecc"), &mut spots, &mut ok);
     }
+    if let Some(nv) = t.get("network") {
+        out.network = net_caps(cx, nv, &t.key("network"), &mut spots, &mut ok);
+    }
     // What could not be read stays at its default, which is within any
     // ceiling, so checking the rest still reports every real excess.
     if let Some(c) = ceiling {
@@ -247,6 +252,11 @@ fn ceiling_message(e: &Excess, s: &Spot, c: &Capabilities) -> String {
                 "capabilities.ecc.namespaces ({})",
                 list_text(&c.ecc.namespaces)
             ),
+        ),
+        f if f.starts_with("network.outbound[") => format!(
+            "\"{}\" exceeds the app ceiling: capabilities.network.outbound ({}) does not cover it",
+            s.pattern.as_deref().unwrap_or_default(),
+            list_text(&c.network.outbound)
         ),
         "ipc" => format!(
             "exceeds the app ceiling; expected at most {} (capabilities.ipc)",

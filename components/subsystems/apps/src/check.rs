@@ -21,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "hooks",
     "environment",
     "cron",
+    "routes",
 ];
 
 /// Manifests larger than this are refused before parsing.
@@ -119,6 +120,10 @@ fn manifest(
         Some(v) => services::environment(cx, v).map(Some),
     };
     let cron = list(cx, &t, "cron", |cx, v, k| agents::cron_job(cx, v, k, &ids));
+    let mut paths = Vec::new();
+    let routes = list(cx, &t, "routes", |cx, v, k| {
+        crate::network::route(cx, v, k, &ids, &mut paths)
+    });
     Some(Manifest {
         app: app?,
         agents: agents?,
@@ -128,6 +133,7 @@ fn manifest(
         hooks: hooks?,
         environment: environment?,
         cron: cron?,
+        routes: routes?,
     })
 }
 
@@ -291,6 +297,7 @@ pub fn plan(m: Manifest) -> InstallPlan {
                 .map(Step::SpawnAgent),
         )
         .chain(m.cron.iter().cloned().map(Step::AddCron))
+        .chain(m.routes.iter().cloned().map(Step::AddRoute))
         .collect();
     let stop = hook("on-stop", &h.on_stop).into_iter().collect();
     let remove = hook("on-remove", &h.on_remove).into_iter().collect();

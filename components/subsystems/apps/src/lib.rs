@@ -11,6 +11,7 @@
 pub mod agents;
 pub mod check;
 pub mod containers;
+pub mod network;
 pub mod paths;
 pub mod services;
 pub mod walk;
@@ -100,6 +101,17 @@ fn manifest_w(x: m::Manifest) -> w::Manifest {
         },
         environment: x.environment,
         cron: x.cron.into_iter().map(cron_w).collect(),
+        routes: x.routes.into_iter().map(route_w).collect(),
+    }
+}
+
+fn route_w(r: weft_model::net::Route) -> w::Route {
+    w::Route {
+        path: r.path,
+        agent: r.agent,
+        max_body_bytes: r.max_body_bytes,
+        timeout_ms: r.timeout_ms,
+        token_secret: r.token_secret,
     }
 }
 
@@ -134,6 +146,20 @@ fn caps_w(x: c::Capabilities) -> w::Capabilities {
         ecc: w::EccCaps {
             ops: x.ecc.ops,
             namespaces: x.ecc.namespaces,
+        },
+        network: w::NetCaps {
+            outbound: x.network.outbound,
+            secrets: x
+                .network
+                .secrets
+                .into_iter()
+                .map(|s| w::SecretHeader {
+                    secret: s.secret,
+                    server: s.server,
+                    header: s.header,
+                    prefix: s.prefix,
+                })
+                .collect(),
         },
     }
 }
@@ -291,6 +317,7 @@ fn step_w(s: m::Step) -> w::Step {
         m::Step::RegisterService(s) => w::Step::RegisterService(service_w(s)),
         m::Step::SpawnAgent(a) => w::Step::SpawnAgent(agent_w(a)),
         m::Step::AddCron(c) => w::Step::AddCron(cron_w(c)),
+        m::Step::AddRoute(r) => w::Step::AddRoute(route_w(r)),
     }
 }
 

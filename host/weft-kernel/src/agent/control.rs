@@ -31,7 +31,7 @@ pub enum Request {
         config: Option<Value>,
         /// What it may do (the keys of an agent's `capabilities` in
         /// `weftapp.toml`); none when absent.
-        capabilities: Option<Capabilities>,
+        capabilities: Option<Box<Capabilities>>,
     },
     /// Stop an agent (and its descendants).
     Stop {
@@ -93,7 +93,7 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
                 .map_err(|e| ControlError::bad_request(e.to_string()))?;
             let mut req = SpawnRequest::new(name, c);
             req.config = config.unwrap_or_else(|| json!({}));
-            req.capabilities = capabilities.unwrap_or_default();
+            req.capabilities = capabilities.map(|c| *c).unwrap_or_default();
             let pid = cx.kernel.act(cx.who, Spawn::new(req)).await?;
             Ok(json!({ "pid": pid }))
         }
@@ -364,7 +364,7 @@ async fn run_agent(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCod
                 name: name.clone(),
                 component,
                 config,
-                capabilities,
+                capabilities: capabilities.map(Box::new),
             };
             let v = crate::ask!(state, "agents", &req);
             println!("spawned {name} (pid {})", cell(&v["pid"]));

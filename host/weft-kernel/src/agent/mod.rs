@@ -97,6 +97,12 @@ impl AgentCtx {
         self.handling
     }
 
+    /// The kernel this agent runs in (for host functions whose work
+    /// outlives the call, such as an outgoing HTTP request).
+    pub fn kernel(&self) -> crate::Kernel {
+        crate::Kernel::from_shared(self.shared.clone())
+    }
+
     /// The agent this store belongs to.
     pub fn principal(&self) -> &Principal {
         &self.me

@@ -1,0 +1,208 @@
+//! `cargo bench -p weft-net`: what the net unit costs, against a local
+//! HTTP server this bench starts, in one process with a real kernel and the
+//! real `fetcher` component (build the guests first: `just components`).
+//!
+//! Prints, per request (mean over N sequential requests):
+//! * outbound: a plain hyper client (new connection each time, as the unit
+//!   makes) vs an agent's `wasi:http` request through the kernel (gate,
+//!   chain record, address check), minus the message round trip it rides
+//!   on, and the ratio;
+//! * inbound: requests/s through a route to an echo agent vs the same
+//!   agent reached by a kernel send (what `weaver agent send` does, without
+//!   the CLI process).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use weft_kernel::ipc::SendMessage;
+use weft_kernel::{
+    Capabilities, Kernel, KernelConfig, MessageTarget, Payload, Principal, Spawn, SpawnRequest,
+};
+use weft_model::net::{NetCaps, Route};
+use weft_net::NetUnit;
+
+const N: u32 = 300;
+
+async fn server() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                        Bytes::from_static(b"ok"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn plain_get(addr: std::net::SocketAddr) {
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get("/x")
+        .header("host", addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .expect("req");
+    let resp = tx.send_request(req).await.expect("send");
+    let _ = resp.into_body().collect().await.expect("body");
+}
+
+async fn send(k: &Kernel, msg: serde_json::Value) -> Payload {
+    let s = SendMessage::new(MessageTarget::Named("bench.f".into()), Payload::Json(msg))
+        .wait(Duration::from_secs(10));
+    match k.act(&Principal::Operator, s).await.expect("send") {
+        weft_kernel::SendOutcome::Replied(p) => p,
+        other => panic!("no reply: {other:?}"),
+    }
+}
+
+async fn mean<F, Fut>(mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for _ in 0..20 {
+        f().await;
+    }
+    let t = Instant::now();
+    for _ in 0..N {
+        f().await;
+    }
+    t.elapsed() / N
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let wasm = root.join("components/target/wasm32-wasip2/release/fetcher.wasm");
+    assert!(
+        wasm.exists(),
+        "build the guests first (just components): {}",
+        wasm.display()
+    );
+    let addr = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    weft_net::unit::set_listen_flag(Some("127.0.0.1:0".into()));
+    let mut config = KernelConfig::default();
+    config.kernel.cache_dir = Some(dir.path().join("cache"));
+    let k = Kernel::boot_with(
+        config,
+        &dir.path().join("state"),
+        vec![Arc::new(NetUnit::new())],
+    )
+    .await
+    .expect("boot");
+    let component = k.load_component(&wasm).expect("load fetcher");
+    let mut req = SpawnRequest::new("bench.f", component);
+    req.capabilities = Capabilities {
+        network: NetCaps {
+            outbound: vec![format!("http://{addr}")],
+            secrets: vec![],
+        },
+        ..Capabilities::default()
+    };
+    req.config = json!({ "mode": "echo" });
+    let app = Principal::app("bench", None);
+    k.act(&app, Spawn::new(req)).await.expect("spawn");
+    let unit = k.subsystem::<NetUnit>().expect("net unit");
+    let route = Route {
+        path: "/echo".into(),
+        agent: "f".into(),
+        ..Route::default()
+    };
+    unit.routes().add("bench", route).expect("route");
+    let listen: std::net::SocketAddr = unit.listening().expect("listening").parse().expect("addr");
+
+    let plain = mean(|| plain_get(addr)).await;
+    let url = format!("http://{addr}/x?q=1");
+    let through = mean(|| {
+        let (k, url) = (&k, url.clone());
+        async move {
+            let _ = send(k, json!({ "fetch": url })).await;
+        }
+    })
+    .await;
+    let message = mean(|| async {
+        let _ = send(&k, json!({ "method": "GET", "path": "/" })).await;
+    })
+    .await;
+    let overhead = through.saturating_sub(message);
+    println!("outbound, mean of {N} sequential GETs to a local server:");
+    println!(
+        "  plain hyper client (new connection):       {:>9.1} µs",
+        plain.as_secs_f64() * 1e6
+    );
+    println!(
+        "  agent fetch through the kernel, total:     {:>9.1} µs",
+        through.as_secs_f64() * 1e6
+    );
+    println!(
+        "  the message round trip alone:              {:>9.1} µs",
+        message.as_secs_f64() * 1e6
+    );
+    println!(
+        "  outbound request (total - message):        {:>9.1} µs",
+        overhead.as_secs_f64() * 1e6
+    );
+    println!(
+        "  ratio outbound / plain:                    {:>9.2}x (goal <= 1.3x)",
+        overhead.as_secs_f64() / plain.as_secs_f64()
+    );
+
+    // Inbound: one keep-alive connection, sequential requests.
+    let s = tokio::net::TcpStream::connect(listen)
+        .await
+        .expect("connect route");
+    let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let tx = tokio::sync::Mutex::new(tx);
+    let route = mean(|| async {
+        let req = http::Request::post("/echo")
+            .header("host", "bench")
+            .body(Full::new(Bytes::from_static(b"hi")))
+            .expect("req");
+        let mut tx = tx.lock().await;
+        tx.ready().await.expect("route connection");
+        let resp = tx.send_request(req).await.expect("route");
+        assert_eq!(resp.status(), 200);
+        let _ = resp.into_body().collect().await;
+    })
+    .await;
+    println!("inbound, mean of {N} sequential requests to an echo agent:");
+    println!(
+        "  through the route (HTTP, gate, record):    {:>9.1} µs  {:>8.0} req/s",
+        route.as_secs_f64() * 1e6,
+        1.0 / route.as_secs_f64()
+    );
+    println!(
+        "  kernel send (as `agent send` does):        {:>9.1} µs  {:>8.0} req/s",
+        message.as_secs_f64() * 1e6,
+        1.0 / message.as_secs_f64()
+    );
+    println!(
+        "  ratio route / send:                        {:>9.2}x",
+        route.as_secs_f64() / message.as_secs_f64()
+    );
+    let _ = k.shutdown().await;
+}

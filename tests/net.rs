@@ -1,0 +1,410 @@
+//! The `net` unit through the real `weaver` binary, against HTTP servers
+//! this test starts on 127.0.0.1: outbound requests allowed, refused
+//! (allow-list, redirect, DNS answer), cut by the timeout and the size
+//! limit, all on the chain; a webhook route reaching an agent (token, body
+//! limit, timeout, a stopped app); secrets never in the chain export.
+
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_e2e::{guest, start_kernel, weaver, weaver_at as w, Run};
+
+fn ok(state: &Path, args: &[&str]) -> Run {
+    let r = w(state, args);
+    assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+    r
+}
+
+/// A small HTTP/1.1 server: `/status` (200, remembers its Authorization
+/// header), `/slow` (answers after 3 s), `/huge` (1 MB, no length),
+/// `/redirect` (302 to a host outside any grant), anything else 404.
+fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let seen = s2.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&b[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let auth = head
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                    .map(|l| l[14..].trim().to_string())
+                    .unwrap_or_default();
+                seen.lock().unwrap().push(format!("{path} {auth}"));
+                let reply = |c: &mut TcpStream, status: &str, extra: &str, body: &str| {
+                    let _ = write!(
+                        c,
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
+                        body.len()
+                    );
+                };
+                match path.split('?').next().unwrap() {
+                    "/status" => reply(&mut c, "200 OK", "", "upstream ok"),
+                    "/slow" => {
+                        std::thread::sleep(Duration::from_secs(3));
+                        reply(&mut c, "200 OK", "", "late");
+                    }
+                    "/huge" => {
+                        let _ = write!(c, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
+                        let chunk = vec![b'x'; 64 * 1024];
+                        for _ in 0..16 {
+                            if c.write_all(&chunk).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    "/redirect" => {
+                        reply(&mut c, "302 Found", "location: http://10.9.9.9/x\r\n", "")
+                    }
+                    _ => reply(&mut c, "404 Not Found", "", "no"),
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// `weft.toml` with tight `[net]` limits.
+fn config(dir: &Path) -> PathBuf {
+    let p = dir.join("weft.toml");
+    std::fs::write(
+        &p,
+        "[net]\ntimeout_ms = 1000\nmax_response_bytes = 100000\nmax_requests_per_message = 8\n",
+    )
+    .unwrap();
+    p
+}
+
+fn chain(state: &Path) -> Vec<serde_json::Value> {
+    ok(state, &["chain", "export"])
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn kinds<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn fetch(state: &Path, url: &str) -> serde_json::Value {
+    let msg = serde_json::json!({ "fetch": url }).to_string();
+    ok(
+        state,
+        &["agent", "send", "f", &msg, "--json", "--wait-ms", "10000"],
+    )
+    .json()
+}
+
+#[test]
+fn outbound_requests_are_allowed_refused_limited_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("state");
+    let (port, seen) = upstream();
+    let (other, _) = upstream();
+    let cfg = config(dir.path());
+    let _k = start_kernel(&s, &["--config", cfg.to_str().unwrap()]);
+    let caps = dir.path().join("caps.toml");
+    std::fs::write(
+        &caps,
+        format!("ipc = \"all\"\n[network]\noutbound = [\"http://127.0.0.1:{port}\", \"http://*:{port}\"]\n"),
+    )
+    .unwrap();
+    let fetcher = guest("fetcher");
+    ok(
+        &s,
+        &[
+            "agent",
+            "spawn",
+            "f",
+            fetcher.to_str().unwrap(),
+            "--caps",
+            caps.to_str().unwrap(),
+        ],
+    );
+
+    // Allowed: the answer comes back; the chain has the URL without its query.
+    let r = fetch(
+        &s,
+        &format!("http://127.0.0.1:{port}/status?key=hidden-query"),
+    );
+    assert_eq!(
+        (r["status"].as_u64(), r["body"].as_str()),
+        (Some(200), Some("upstream ok")),
+        "{r}"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.starts_with("/status?key=hidden-query")));
+
+    // Outside the allow-list: refused by the gate, nothing sent.
+    let r = fetch(&s, &format!("http://127.0.0.1:{other}/status"));
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside agent `f`'s network.outbound"),
+        "{r}"
+    );
+
+    // `localhost` matches only the wildcard grant, which may not reach a
+    // loopback address: refused after resolving, before connecting.
+    let before = seen.lock().unwrap().len();
+    let r = fetch(&s, &format!("http://localhost:{port}/status"));
+    assert!(r["error"].as_str().unwrap().contains("not public"), "{r}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "a refused address was connected to"
+    );
+
+    // A redirect to a host outside the grants.
+    let r = fetch(&s, &format!("http://127.0.0.1:{port}/redirect"));
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirect to http://10.9.9.9/x"),
+        "{r}"
+    );
+
+    // Limits.
+    let r = fetch(&s, &format!("http://127.0.0.1:{port}/slow"));
+    assert!(r["error"].as_str().unwrap().contains("Timeout"), "{r}");
+    let r = fetch(&s, &format!("http://127.0.0.1:{port}/huge"));
+    assert!(r["error"].as_str().unwrap().contains("BodySize"), "{r}");
+
+    let events = chain(&s);
+    let http: Vec<_> = kinds(&events, "net.http")
+        .into_iter()
+        .map(|e| &e["payload"])
+        .collect();
+    let outcomes: Vec<&str> = http
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "refused", "refused", "timeout", "too_large"],
+        "{http:?}"
+    );
+    assert_eq!(http[0]["url"], format!("http://127.0.0.1:{port}/status"));
+    assert_eq!(
+        (http[0]["status"].as_u64(), http[0]["bytes"].as_u64()),
+        (Some(200), Some(11))
+    );
+    let text = ok(&s, &["chain", "export"]).stdout;
+    assert!(
+        !text.contains("hidden-query"),
+        "a query string reached the chain"
+    );
+    assert!(kinds(&events, "gate.deny")
+        .iter()
+        .any(|e| e["payload"]["action"] == "net.http.127.0.0.1"));
+    let logs = ok(&s, &["kernel", "logs"]).stdout;
+    assert!(
+        logs.contains(&format!("net: f GET http://127.0.0.1:{port}/status -> 200")),
+        "{logs}"
+    );
+}
+
+/// `apps/webhook` pointed at `port`, with a second route whose agent waits
+/// on `/slow` longer than the route allows.
+fn webhook_app(dir: &Path, port: u16) -> PathBuf {
+    let app = dir.join("webhook");
+    std::fs::create_dir_all(app.join("components")).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../apps/webhook/weftapp.toml");
+    let mut text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("8099", &port.to_string());
+    text = text.replace(
+        "[environment]",
+        &format!(
+            "[[agents]]\nid = \"slowpoke\"\ncomponent = \"components/fetcher.wasm\"\nconfig = {{ upstream = \"http://127.0.0.1:{port}/slow\" }}\ncapabilities = {{ network = {{ outbound = [\"http://127.0.0.1:{port}\"] }} }}\n\n[[routes]]\npath = \"/hooks/slow\"\nagent = \"slowpoke\"\ntimeout_ms = 300\n\n[environment]"
+        ),
+    );
+    std::fs::write(app.join("weftapp.toml"), text).unwrap();
+    std::fs::copy(guest("fetcher"), app.join("components/fetcher.wasm")).unwrap();
+    app
+}
+
+/// Sign and pack `app`; returns the bundle and the public key.
+fn pack(dir: &Path, app: &Path) -> (PathBuf, String) {
+    let key = dir.join("key.hex");
+    std::fs::write(&key, format!("{:064x}", 77)).unwrap();
+    let out = app.with_extension("weftapp");
+    let r = weaver(
+        &[
+            "app",
+            "pack",
+            app.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let public = r
+        .stdout
+        .split("signed by ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    (out, public)
+}
+
+/// One HTTP/1.1 request; (status, body).
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("state");
+    let (port, seen) = upstream();
+    let cfg = config(dir.path());
+    let _k = start_kernel(
+        &s,
+        &["--config", cfg.to_str().unwrap(), "--http", "127.0.0.1:0"],
+    );
+    let (bundle, public) = pack(dir.path(), &webhook_app(dir.path(), port));
+    ok(&s, &["trust", "add", "dev", &public]);
+    ok(&s, &["app", "install", bundle.to_str().unwrap()]);
+    for (name, value) in [
+        ("API_KEY", "sk-very-secret-4711\n"),
+        ("HOOK_TOKEN", "hook-token-0815"),
+    ] {
+        let st = s.to_str().unwrap();
+        let r = weaver(
+            &["--state", st, "secret", "set", "webhook", name],
+            value.as_bytes(),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(
+        ok(&s, &["secret", "ls", "webhook"]).stdout,
+        "API_KEY\nHOOK_TOKEN\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.join("secrets/webhook/API_KEY"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    ok(&s, &["app", "start", "webhook"]);
+    let ls = ok(&s, &["net", "ls", "--json"]).json();
+    let addr = ls["listen"].as_str().unwrap().to_string();
+    let app = &ls["apps"][0];
+    assert_eq!(app["routes"][0]["path"], "/hooks/github");
+    assert!(
+        app["agents"]
+            .to_string()
+            .contains(&format!("http://127.0.0.1:{port}")),
+        "{ls}"
+    );
+
+    // The webhook reaches the agent, which calls upstream with the secret.
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/hooks/github?x=1",
+        Some("hook-token-0815"),
+        "{\"a\":1}",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "POST /hooks/github got 7 bytes; upstream said 200: upstream ok"
+    );
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l == "/status Bearer sk-very-secret-4711"));
+
+    assert_eq!(http(&addr, "POST", "/hooks/github", None, "").0, 401);
+    assert_eq!(
+        http(&addr, "POST", "/hooks/github", Some("wrong"), "").0,
+        401
+    );
+    assert_eq!(http(&addr, "GET", "/nowhere", None, "").0, 404);
+    let big = "x".repeat(70_000);
+    assert_eq!(
+        http(
+            &addr,
+            "POST",
+            "/hooks/github",
+            Some("hook-token-0815"),
+            &big
+        )
+        .0,
+        413
+    );
+    assert_eq!(http(&addr, "POST", "/hooks/slow", None, "").0, 504);
+
+    ok(&s, &["app", "stop", "webhook"]);
+    let (status, body) = http(&addr, "POST", "/hooks/github", Some("hook-token-0815"), "");
+    assert_eq!(status, 503, "{body}");
+
+    let text = ok(&s, &["chain", "export"]).stdout;
+    for secret in ["sk-very-secret-4711", "hook-token-0815"] {
+        assert!(!text.contains(secret), "secret `{secret}` is on the chain");
+    }
+    let events = chain(&s);
+    let statuses: Vec<u64> = kinds(&events, "net.ingress")
+        .iter()
+        .map(|e| e["payload"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 401, 401, 413, 504, 503]);
+    assert_eq!(kinds(&events, "secret.set").len(), 2);
+    ok(&s, &["secret", "rm", "webhook", "API_KEY"]);
+    assert_eq!(ok(&s, &["secret", "ls", "webhook"]).stdout, "HOOK_TOKEN\n");
+}
