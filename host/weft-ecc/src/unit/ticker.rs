@@ -115,6 +115,12 @@ impl Ticker {
 
     /// Tick until the kernel stops.
     pub(crate) async fn run(self: Arc<Self>, kernel: Kernel) {
+        {
+            // Planned at init; boot (calibration, apps resuming) is not drift.
+            let mut t = lock(&self.tick);
+            t.set_running(false, now_ns());
+            t.set_running(true, now_ns());
+        }
         loop {
             let due = lock(&self.tick).next_due();
             let now = now_ns();
