@@ -37,19 +37,7 @@ pub(crate) fn sync(cx: &mut ActCx<'_>, m: &AppManager, name: &str) -> KernelResu
         return Ok(());
     };
     cx.set_app_environment(name, &info.environment)?;
-    let meta = metadata(&info);
-    match cx.tree().get(&path) {
-        None => {
-            cx.tree().insert(&path, meta)?;
-        }
-        Some(node) => {
-            for (k, v) in meta {
-                if node.metadata.get(&k) != Some(&v) {
-                    cx.tree().update_meta(&path, &k, v)?;
-                }
-            }
-        }
-    }
+    cx.tree().upsert(&path, metadata(&info))?;
     Ok(())
 }
 

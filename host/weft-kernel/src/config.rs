@@ -347,7 +347,7 @@ impl KernelConfig {
             return bad("runtime.pool_instances", "must be at least 16");
         }
         for name in self.environments.keys() {
-            if !crate::environment::valid_name(name) {
+            if !weft_model::env::valid_env_name(name) {
                 return bad(
                     &format!("environments.{name}"),
                     "is not a valid environment name (1 to 32 of a-z, 0-9 and -, starting with a letter)",

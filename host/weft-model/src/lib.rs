@@ -18,6 +18,7 @@
 pub mod caps;
 mod cover;
 pub mod effect;
+pub mod env;
 pub mod glob;
 pub mod limits;
 pub mod net;

@@ -536,6 +536,24 @@ impl TreeManager {
         Ok(ev.seq)
     }
 
+    /// Make the node at `path` carry `metadata`: inserted if missing, else
+    /// each key whose value differs updated (one event per change, none if
+    /// nothing changed; keys not in `metadata` stay). Returns the changes.
+    pub fn upsert(&self, path: &str, metadata: Metadata) -> Result<usize, TreeError> {
+        let Some(have) = self.get(path) else {
+            self.insert(path, metadata)?;
+            return Ok(1);
+        };
+        let mut changes = 0;
+        for (k, v) in metadata {
+            if have.metadata.get(&k) != Some(&v) {
+                self.update_meta(path, &k, v)?;
+                changes += 1;
+            }
+        }
+        Ok(changes)
+    }
+
     /// The node at `path`, if any.
     pub fn get(&self, path: &str) -> Option<NodeView> {
         let st = self.read();

@@ -258,3 +258,18 @@ fn concurrent_inserts_keep_tree_and_chain_in_step() {
         );
     }
 }
+
+#[test]
+fn upsert_inserts_then_records_only_what_changed() {
+    let (_d, chain, tree) = setup();
+    tree.bootstrap().unwrap();
+    let m = meta(&[("a", json!(1)), ("b", json!("x"))]);
+    assert_eq!(tree.upsert("/apps/h", m.clone()).unwrap(), 1);
+    let len = chain.len();
+    assert_eq!(tree.upsert("/apps/h", m).unwrap(), 0);
+    assert_eq!(chain.len(), len, "no change, no event");
+    let m = meta(&[("a", json!(2)), ("b", json!("x"))]);
+    assert_eq!(tree.upsert("/apps/h", m).unwrap(), 1);
+    assert_eq!(chain.len(), len + 1);
+    assert_eq!(tree.get("/apps/h").unwrap().metadata["a"], json!(2));
+}

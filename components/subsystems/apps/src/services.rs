@@ -362,13 +362,7 @@ pub fn environment(cx: &mut Cx<'_>, v: &Val<'_>) -> Option<String> {
         "\"dev\", \"staging\", \"prod\" or another environment's name",
     )?;
     let name = as_str(cx, nv, &t.key("name"))?;
-    let valid = !name.is_empty()
-        && name.len() <= 32
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !valid {
+    if !weft_model::env::valid_env_name(&name) {
         cx.err(
             &nv.span(),
             &t.key("name"),

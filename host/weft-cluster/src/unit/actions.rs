@@ -297,21 +297,7 @@ impl Action for SyncPeers {
             }
         }
         for (name, meta) in self.want {
-            let path = format!("{PEERS}/{name}");
-            match tree.get(&path) {
-                None => {
-                    tree.insert(&path, meta)?;
-                    changes += 1;
-                }
-                Some(have) => {
-                    for (k, v) in meta {
-                        if have.metadata.get(&k) != Some(&v) {
-                            tree.update_meta(&path, &k, v)?;
-                            changes += 1;
-                        }
-                    }
-                }
-            }
+            changes += tree.upsert(&format!("{PEERS}/{name}"), meta)?;
         }
         Ok(changes)
     }

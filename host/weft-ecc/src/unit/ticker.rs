@@ -5,7 +5,7 @@
 //! subscribed, logs drift, and keeps the stats `weaver ecc tick` shows.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -13,7 +13,10 @@ use weft_kernel::console::LogLevel;
 use weft_kernel::ipc::SendMessage;
 use weft_kernel::{Kernel, KernelError, MessageTarget, Payload, Principal};
 
-use crate::{tick_config, CalibrationReport, CognitiveTick, TickConfig, TickWorkload};
+use crate::{
+    tick_config, CalibrationReport, CognitiveTick, PhysicalClock, SystemClock, TickConfig,
+    TickWorkload,
+};
 
 /// `[ecc.tick]` in `weft.toml`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,14 +83,10 @@ pub(crate) struct Ticker {
     published: Mutex<u64>,
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+use super::lock;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn now_ns() -> u64 {
+    SystemClock.now_ns()
 }
 
 impl Ticker {

@@ -23,9 +23,6 @@ use crate::act::Principal;
 /// The built-in environments, strictest last.
 pub const BUILT_IN: [&str; 3] = ["dev", "staging", "prod"];
 
-/// Longest environment name.
-pub const MAX_NAME: usize = 32;
-
 /// How much of an environment's activity the chain witnesses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -86,17 +83,6 @@ impl Environment {
             policy: s.policy.clone(),
         }
     }
-}
-
-/// Is `name` a valid environment name: 1 to 32 of `[a-z0-9-]`, starting
-/// with a letter?
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// The kernel's environments and which app runs in which.
@@ -215,18 +201,7 @@ impl Environments {
             meta.insert("audit".into(), json!(e.audit));
             meta.insert("learning".into(), json!(e.learning));
             meta.insert("policy".into(), json!(e.policy));
-            match tree.get(&path) {
-                None => {
-                    tree.insert(&path, meta)?;
-                }
-                Some(node) => {
-                    for (k, v) in meta {
-                        if node.metadata.get(&k) != Some(&v) {
-                            tree.update_meta(&path, &k, v)?;
-                        }
-                    }
-                }
-            }
+            tree.upsert(&path, meta)?;
         }
         Ok(())
     }
@@ -277,15 +252,5 @@ mod tests {
             .contains("dev, prod, qa, staging"));
         e.unassign("x");
         assert_eq!(e.of_app("x").name, "prod");
-    }
-
-    #[test]
-    fn names() {
-        assert!(valid_name("dev"));
-        assert!(valid_name("eu-west-2"));
-        assert!(!valid_name(""));
-        assert!(!valid_name("Dev"));
-        assert!(!valid_name("2x"));
-        assert!(!valid_name(&"a".repeat(33)));
     }
 }

@@ -158,6 +158,12 @@ fn policy_digest(p: &Option<Arc<str>>) -> Option<String> {
         .map(|t| blake3::hash(t.as_bytes()).to_hex().to_string())
 }
 
+/// Instances a governance component keeps for parallel checks: one per
+/// core, at most `max`.
+pub fn pool_size(max: usize) -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(max))
+}
+
 impl ComponentGovernance {
     /// Instantiate `component`, load `policy` (or keep the built-in one),
     /// and check it answers. `pool` instances serve checks in parallel.

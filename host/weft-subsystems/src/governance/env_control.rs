@@ -35,7 +35,7 @@ pub(super) fn install_own(
             )
         };
         let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
-        let pool = std::thread::available_parallelism().map_or(2, |n| n.get().min(2));
+        let pool = super::component::pool_size(2);
         let g = ComponentGovernance::new(
             cx.runtime(),
             shared.component(),

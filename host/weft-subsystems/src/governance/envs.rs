@@ -195,7 +195,7 @@ impl Action for SetEnvPolicy {
                 Some(g) => g.reload_policy(&policy).map_err(|e| e.to_string()),
                 None => {
                     let shared = shared.ok_or("governance is unavailable")?;
-                    let pool = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+                    let pool = super::component::pool_size(4);
                     let g = ComponentGovernance::new(
                         &runtime,
                         shared.component(),

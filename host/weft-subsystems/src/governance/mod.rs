@@ -139,7 +139,7 @@ impl Subsystem for GovernanceUnit {
                 }
                 None => None,
             };
-            let pool = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+            let pool = component::pool_size(4);
             ComponentGovernance::new(cx.runtime(), c, policy.as_deref(), default_limits(), pool)
         })();
         let learning = cx
