@@ -150,6 +150,10 @@ bench: components
     cargo bench --locked -p weft-kernel --bench kernel
     cargo bench --locked -p weft-subsystems --bench subsystems
     cargo bench --locked -p weft-mesh --bench mesh
+    cargo bench --locked -p weft-net --bench net
+    # One core, as its goals are stated (docs/ecc.md, "Bench"); several minutes.
+    cargo bench --locked -p weft-ecc --bench ecc --no-run
+    taskset -c 0 cargo bench --locked -p weft-ecc --bench ecc
 
 # The container benchmark needs a Docker engine (started privately, as in the tests).
 bench-containers: test-deps

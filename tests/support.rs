@@ -81,10 +81,17 @@ pub fn weaver_at(state: &Path, args: &[&str]) -> Run {
 /// once its control socket answers (a killed kernel leaves a stale socket
 /// file behind, so the file alone proves nothing).
 pub fn start_kernel(state: &Path, extra: &[&str]) -> KernelProc {
+    start_kernel_with(state, extra, &[])
+}
+
+/// [`start_kernel`] with extra environment variables for the kernel
+/// process (e.g. `TOKIO_WORKER_THREADS`).
+pub fn start_kernel_with(state: &Path, extra: &[&str], env: &[(&str, &str)]) -> KernelProc {
     use std::time::{Duration, Instant};
     let child = Command::new(weaver_bin())
         .args(["run", "--state", state.to_str().expect("utf-8 state path")])
         .args(extra)
+        .envs(env.iter().copied())
         .env("WEFT_CACHE_DIR", shared_cache_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -103,4 +110,30 @@ pub fn start_kernel(state: &Path, extra: &[&str]) -> KernelProc {
         assert!(Instant::now() < deadline, "kernel did not come up in 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Write an app directory `dir/NAME` holding `manifest` as its weftapp.toml
+/// and the test guests `guests` as `components/<guest>.wasm`, and pack it
+/// (unsigned) into `dir/NAME.weftapp`, which is returned.
+pub fn pack_app(dir: &Path, name: &str, manifest: &str, guests: &[&str]) -> std::path::PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(root.join("components")).expect("create the app dir");
+    std::fs::write(root.join("weftapp.toml"), manifest).expect("write weftapp.toml");
+    for g in guests {
+        std::fs::copy(guest(g), root.join(format!("components/{g}.wasm")))
+            .unwrap_or_else(|e| panic!("copy guest {g}: {e}"));
+    }
+    let out = dir.join(format!("{name}.weftapp"));
+    let r = weaver(
+        &[
+            "app",
+            "pack",
+            root.to_str().expect("utf-8 path"),
+            "-o",
+            out.to_str().expect("utf-8 path"),
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 0, "app pack {name}: {}", r.stderr);
+    out
 }

@@ -134,6 +134,16 @@ pub enum AppError {
         /// The kernel's error.
         source: Box<weft_kernel::KernelError>,
     },
+    /// A supervisor asked for an agent its app does not declare.
+    #[error("app `{app}` declares no agent `{agent}`{hint}")]
+    NoSuchAgent {
+        /// The app.
+        app: String,
+        /// The `[[agents]]` id asked for.
+        agent: String,
+        /// A "did you mean" suffix, or empty.
+        hint: String,
+    },
     /// The chain failed.
     #[error("chain: {0}")]
     Chain(#[from] weft_chain::ChainError),
@@ -164,7 +174,7 @@ impl AppError {
     pub fn kind(&self) -> &'static str {
         match self {
             AppError::RolledBack { source, .. } => source.kind(),
-            AppError::NotFound(_) => "not-found",
+            AppError::NotFound(_) | AppError::NoSuchAgent { .. } => "not-found",
             AppError::AlreadyInstalled(_) => "already-installed",
             AppError::BadState { .. } => "bad-state",
             AppError::SameVersion { .. } => "same-version",

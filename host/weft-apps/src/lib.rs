@@ -35,6 +35,7 @@ mod pack;
 pub mod pending;
 mod registry;
 mod steps;
+mod supervisor;
 mod tree;
 mod trust;
 pub mod unit;

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use weft_kernel::{ActCx, ClearReason, Kernel, Principal, ProcessState};
@@ -607,7 +607,10 @@ impl AppManager {
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => Ok(started),
+            Ok(()) => {
+                started.plan = Some(Arc::new(v.plan.clone()));
+                Ok(started)
+            }
             Err(e) => {
                 for p in v.undo(&started).await {
                     tracing::warn!("app {}: undoing a failed start: {p}", v.name);
@@ -736,6 +739,42 @@ impl AppManager {
             .check(&text, &file)
             .await
             .map_err(|e| AppError::Bundle(e.into()))
+    }
+
+    /// What a supervisor of running app `app` asks for when it starts the
+    /// app's `[[agents]]` entry `agent` as `<app>.<instance>`, and the app
+    /// principal whose ceiling bounds it.
+    pub(crate) fn agent_request(
+        &self,
+        app: &str,
+        agent: &str,
+        instance: &str,
+    ) -> Result<(weft_kernel::SpawnRequest, Arc<weft_kernel::AppPrincipal>), AppError> {
+        let plan = self
+            .lock_running()
+            .get(app)
+            .and_then(|s| s.plan.clone())
+            .ok_or_else(|| AppError::BadState {
+                name: app.to_string(),
+                state: "not running".into(),
+                action: "start its agents",
+            })?;
+        let Some(spec) = plan.manifest.agents.iter().find(|a| a.id == agent) else {
+            let ids = plan.manifest.agents.iter().map(|a| a.id.as_str());
+            return Err(AppError::NoSuchAgent {
+                app: app.to_string(),
+                agent: agent.to_string(),
+                hint: weft_kernel::suggest::hint(agent, ids),
+            });
+        };
+        let info = self.require(app)?;
+        let v = self.version(app, &info.version, &plan, &info.components);
+        let req = v.agent_request(spec, instance)?;
+        let principal = Arc::new(weft_kernel::AppPrincipal::new(
+            app,
+            plan.manifest.ceiling.clone(),
+        ));
+        Ok((req, principal))
     }
 
     // --- helpers -------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -16,7 +17,7 @@ use weft_kernel::tools::{RegisterTool, ToolEntry, UnregisterTool};
 use weft_kernel::{
     AppClearCx, AppStepCx, ClearReason, Kernel, KernelError, Principal, Spawn, SpawnRequest, Stop,
 };
-use weft_model::plan::{HookRun, InstallPlan, ServiceSource, Step};
+use weft_model::plan::{AgentSpec, HookRun, InstallPlan, ServiceSource, Step};
 use weft_runtime::{Limits, LoadedComponent};
 
 use crate::actions::RunHook;
@@ -37,6 +38,9 @@ pub(crate) struct Started {
     pub services: Vec<String>,
     /// Everything started, in order.
     pub undo: Vec<Undo>,
+    /// The plan it was started from, for its supervisors' `spawn`
+    /// (`None` when only the registry knew what ran).
+    pub plan: Option<Arc<InstallPlan>>,
 }
 
 /// How to take back one start step.
@@ -139,6 +143,23 @@ impl Version<'_> {
             .map_err(kernel_err(self.name, format!("loading `{rel}`")))
     }
 
+    /// What starting the app's agent `a` as `<app>.<instance>` asks the
+    /// kernel for: its component (digest re-checked), capabilities,
+    /// limits, restart policy, config, role and priority.
+    pub fn agent_request(&self, a: &AgentSpec, instance: &str) -> Result<SpawnRequest, AppError> {
+        let mut req = SpawnRequest::new(
+            format!("{}.{instance}", self.name),
+            self.load(&a.component)?,
+        );
+        req.capabilities = a.capabilities.clone();
+        req.limits = a.limits.clone();
+        req.restart = convert::restart(&a.restart);
+        req.config = convert::config(a);
+        req.role = Some(a.role);
+        req.priority = a.priority;
+        Ok(req)
+    }
+
     /// Run a hook (`run-hook` step) as the app: a tool gets
     /// `{"event": <event>, "app": <name>}`, a command runs with no args.
     pub async fn run_hook(&self, h: &HookRun) -> Result<(), AppError> {
@@ -209,7 +230,15 @@ impl Version<'_> {
                 Ok(())
             }
             Step::RegisterService(s) => match &s.source {
+                ServiceSource::Url(_) if claimant(k, step).is_some() => {
+                    // The net unit serves it over HTTP.
+                    self.unit_step(step).await?;
+                    started.services.push(s.name.clone());
+                    started.undo.push(Undo::Service(s.name.clone()));
+                    Ok(())
+                }
                 ServiceSource::Url(url) => {
+                    // No net unit: listed, but messages to it are refused.
                     let register = RegisterService {
                         name: s.name.clone(),
                         endpoint: ServiceEndpoint::External { url: url.clone() },
@@ -268,13 +297,9 @@ impl Version<'_> {
                 }
             },
             Step::SpawnAgent(a) => {
-                let name = format!("{}.{}", self.name, a.id);
-                let mut req = SpawnRequest::new(&name, self.load(&a.component)?);
-                req.capabilities = a.capabilities.clone();
-                req.limits = a.limits.clone();
-                req.restart = convert::restart(&a.restart);
-                req.config = convert::config(a);
+                let mut req = self.agent_request(a, &a.id)?;
                 req.lineage = Some(format!("app:{}@{}", self.name, self.version));
+                let name = req.name.clone();
                 let pid = k
                     .act(app, Spawn::new(req))
                     .await

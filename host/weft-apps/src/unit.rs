@@ -87,6 +87,10 @@ impl Subsystem for AppsUnit {
         "apps"
     }
 
+    fn link(&self, linker: &mut weft_kernel::agent::AgentLinker) -> weft_kernel::KernelResult<()> {
+        crate::supervisor::link(linker)
+    }
+
     fn init(&self, cx: &InitCx<'_>) -> Result<(), SubsystemError> {
         let err = |e: KernelError| SubsystemError::new("apps", e);
         let section: AppsSection = cx.section().map_err(err)?;

@@ -132,6 +132,11 @@ fn agent(a: w::AgentSpec) -> m::AgentSpec {
             w::AgentRole::Supervisor => m::AgentRole::Supervisor,
             w::AgentRole::System => m::AgentRole::System,
         },
+        priority: match a.priority {
+            w::AgentPriority::Low => m::AgentPriority::Low,
+            w::AgentPriority::Normal => m::AgentPriority::Normal,
+            w::AgentPriority::High => m::AgentPriority::High,
+        },
         auto_start: a.auto_start,
         capabilities: caps(a.capabilities),
         limits: a.limits.map(|l| AgentLimits {

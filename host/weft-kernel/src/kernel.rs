@@ -253,6 +253,9 @@ impl Kernel {
             // Agents import `ecc`; without the unit they get a typed error.
             crate::agent::no_ecc::link(&mut linker)?;
         }
+        if units.get("apps").is_none() {
+            crate::agent::no_supervisor::link(&mut linker)?;
+        }
 
         let capability = CapabilityGate::new();
         let bad = |e: weft_gate::GateError| KernelError::Invalid(e.to_string());
@@ -480,6 +483,11 @@ impl Kernel {
     /// Registered tools.
     pub fn tools(&self) -> Vec<ToolListing> {
         self.shared.tools.list()
+    }
+
+    /// The agents subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> Vec<Pid> {
+        self.shared.ipc.topics.subscribers(topic)
     }
 
     /// Registered services.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::Serialize;
 
-use crate::capability::Capabilities;
+use weft_model::plan::{AgentPriority, AgentRole};
+
+use crate::capability::{AgentLimits, Capabilities};
 use crate::error::{KernelError, KernelResult};
 
 /// A process id. 0 is the kernel itself.
@@ -137,6 +139,14 @@ pub struct ProcessEntry {
     pub last_failure: Option<String>,
     /// The principal that spawned it (`operator`, `app:hello`, an agent).
     pub owner: Arc<str>,
+    /// Its manifest role; `None` for agents started outside an app.
+    pub role: Option<AgentRole>,
+    /// Its scheduling share.
+    pub priority: AgentPriority,
+    /// Where it came from on the chain (`app:hello@1.0.0`, `agent:hello.boss`).
+    pub lineage: Option<Arc<str>>,
+    /// The limits each of its messages runs under.
+    pub limits: Arc<AgentLimits>,
 }
 
 /// What `inspect` and `ps` show.
@@ -160,6 +170,16 @@ pub struct ProcessInfo {
     pub last_failure: Option<String>,
     /// The principal that spawned it.
     pub owner: String,
+    /// See [`ProcessEntry::role`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<AgentRole>,
+    /// See [`ProcessEntry::priority`].
+    pub priority: AgentPriority,
+    /// See [`ProcessEntry::lineage`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
+    /// See [`ProcessEntry::limits`].
+    pub limits: AgentLimits,
     /// Its counters when the row was read.
     pub usage: UsageSnapshot,
 }
@@ -176,6 +196,10 @@ impl From<&ProcessEntry> for ProcessInfo {
             started_ns: e.started_ns,
             last_failure: e.last_failure.clone(),
             owner: e.owner.to_string(),
+            role: e.role,
+            priority: e.priority,
+            lineage: e.lineage.as_deref().map(str::to_string),
+            limits: (*e.limits).clone(),
             usage: e.usage.snapshot(),
         }
     }
@@ -332,6 +356,10 @@ mod tests {
             started_ns: 0,
             last_failure: None,
             owner: "kernel".into(),
+            role: None,
+            priority: AgentPriority::Normal,
+            lineage: None,
+            limits: Arc::default(),
         }
     }
 

@@ -11,7 +11,11 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use weft_runtime::{Grants, LoadedComponent};
 
-use crate::act::{valid_agent_name, ActCx, Action, AgentPrincipal, KernelView, Principal};
+use weft_model::plan::{AgentPriority, AgentRole};
+
+use crate::act::{
+    valid_agent_name, ActCx, Action, AgentPrincipal, AppPrincipal, KernelView, Principal,
+};
 use crate::agent::task::{self, AgentSpec};
 use crate::agent::{bindings, AgentPre};
 use crate::capability::{AgentLimits, Capabilities, IpcScope};
@@ -94,6 +98,10 @@ pub struct SpawnRequest {
     pub grants: Grants,
     /// Chain lineage parent, e.g. `app:hello@1.0.0`.
     pub lineage: Option<String>,
+    /// Its manifest role (apps set it); `None` binds no role rules.
+    pub role: Option<AgentRole>,
+    /// Its scheduling share.
+    pub priority: AgentPriority,
 }
 
 impl SpawnRequest {
@@ -109,13 +117,15 @@ impl SpawnRequest {
             config: json!({}),
             grants: Grants::default(),
             lineage: None,
+            role: None,
+            priority: AgentPriority::Normal,
         }
     }
 }
 
 /// The gate actions an agent's capabilities grant it. The in-process
 /// capability checks are finer; these rules make the gate deny by default.
-fn gate_actions(caps: &Capabilities) -> Vec<&'static str> {
+fn gate_actions(caps: &Capabilities, role: Option<AgentRole>) -> Vec<&'static str> {
     // Every agent may ask who it is, the time, random bytes, and log.
     let mut a = vec!["kernel.*"];
     if caps.ipc != IpcScope::None {
@@ -127,7 +137,7 @@ fn gate_actions(caps: &Capabilities) -> Vec<&'static str> {
     if caps.chain_append {
         a.push("chain.append");
     }
-    if caps.spawn {
+    if caps.spawn || role == Some(AgentRole::Supervisor) {
         a.extend(["agent.spawn", "agent.stop", "agent.restart"]);
     }
     if caps.cron {
@@ -170,6 +180,7 @@ pub struct Spawn {
     req: SpawnRequest,
     digest: String,
     pre: Option<AgentPre>,
+    app: Option<Arc<AppPrincipal>>,
 }
 
 impl Spawn {
@@ -180,6 +191,18 @@ impl Spawn {
             req,
             digest,
             pre: None,
+            app: None,
+        }
+    }
+
+    /// Spawn an agent `app` declares, asked by one of that app's
+    /// supervisors (`weft:kernel/supervisor`): the child is bounded by the
+    /// app's ceiling rather than by the supervisor's own capabilities, and
+    /// becomes the supervisor's child. Anyone else asking is refused.
+    pub fn for_app(req: SpawnRequest, app: Arc<AppPrincipal>) -> Self {
+        Spawn {
+            app: Some(app),
+            ..Spawn::new(req)
         }
     }
 }
@@ -235,6 +258,38 @@ impl Action for Spawn {
                     req.capabilities = std::mem::take(&mut req.capabilities).bounded_by(ceiling);
                 }
             }
+            Principal::Agent(a) if self.app.is_some() => {
+                let app = self.app.as_deref().ok_or_else(|| {
+                    KernelError::Failed("spawn for an app without the app".into())
+                })?;
+                if !a.is_supervisor() {
+                    return Err(KernelError::Denied(format!(
+                        "`{}` is a {}: only agents with role = \"supervisor\" may start agents of their app",
+                        a.name,
+                        a.role.map_or("agent outside an app", AgentRole::as_str)
+                    )));
+                }
+                if !app.owns_name(&a.name) || !app.owns_name(&req.name) {
+                    return Err(KernelError::Denied(format!(
+                        "`{}` may only start agents of its own app as `{}.*`, not `{}`",
+                        a.name,
+                        app.name(),
+                        req.name
+                    )));
+                }
+                if let Some(ceiling) = &app.ceiling {
+                    req.capabilities.within(ceiling).map_err(|x| {
+                        KernelError::Denied(format!(
+                            "agent `{}` exceeds the ceiling of app `{}`: {}",
+                            req.name,
+                            app.name(),
+                            excess_text(&x)
+                        ))
+                    })?;
+                    req.capabilities = std::mem::take(&mut req.capabilities).bounded_by(ceiling);
+                }
+                req.parent = Some(a.pid);
+            }
             Principal::Agent(a) => {
                 if !a.caps.spawn {
                     return Err(KernelError::Denied(format!(
@@ -277,6 +332,9 @@ impl Action for Spawn {
         let usage: Arc<Usage> = Arc::default();
         let name: Arc<str> = Arc::from(req.name.as_str());
         let owner: Arc<str> = Arc::from(cx.who().gate_name());
+        let limits = req
+            .limits
+            .unwrap_or_else(|| shared.config.agent_limits.clone());
         let pid = shared.agents.table.insert(ProcessEntry {
             pid: 0,
             name: name.clone(),
@@ -289,10 +347,11 @@ impl Action for Spawn {
             started_ns: weft_chain::now_ns(),
             last_failure: None,
             owner: owner.clone(),
+            role: req.role,
+            priority: req.priority,
+            lineage: req.lineage.as_deref().map(Arc::from),
+            limits: Arc::new(limits.clone()),
         })?;
-        let limits = req
-            .limits
-            .unwrap_or_else(|| shared.config.agent_limits.clone());
         let me = Arc::new(AgentPrincipal {
             pid,
             name: name.clone(),
@@ -302,6 +361,12 @@ impl Action for Spawn {
             max_messages: limits.max_messages,
             max_tool_calls: limits.max_tool_calls,
             owner: owner.clone(),
+            role: req.role,
+            app: match cx.who() {
+                Principal::App(a) => Some(Arc::from(a.name())),
+                Principal::Agent(a) => a.app.clone(),
+                Principal::Kernel | Principal::Operator => None,
+            },
         });
         shared.agents.principals.insert(pid, me.clone());
         let spec = Arc::new(AgentSpec {
@@ -311,12 +376,13 @@ impl Action for Spawn {
             restart: req.restart,
             config: req.config.to_string(),
             grants: req.grants,
+            priority: req.priority,
         });
         if let Err(e) = shared
             .gate
             .layered
             .capability
-            .allow(&name, &gate_actions(&caps))
+            .allow(&name, &gate_actions(&caps, req.role))
         {
             release(&shared, pid, &name, true);
             return Err(KernelError::Invalid(e.to_string()));
@@ -334,11 +400,13 @@ impl Action for Spawn {
             }
         };
         let recorded = (|| -> KernelResult<()> {
-            let seq = cx.record(
-                "agent.spawn",
-                &json!({ "pid": pid, "name": &*name, "parent": req.parent, "component": digest,
-                         "capabilities": &*caps, "owner": &*owner }),
-            )?;
+            let mut body = json!({ "pid": pid, "name": &*name, "parent": req.parent,
+                                   "component": digest, "capabilities": &*caps, "owner": &*owner });
+            if let Some(role) = req.role {
+                body["role"] = json!(role);
+                body["priority"] = json!(req.priority);
+            }
+            let seq = cx.record("agent.spawn", &body)?;
             cx.tree().insert(
                 &format!("/kernel/agents/{name}"),
                 [
@@ -422,7 +490,7 @@ fn may_manage(k: &Shared, who: &Principal, pid: Pid, owner: &str) -> bool {
         Principal::Kernel | Principal::Operator => true,
         Principal::App(_) => who.owns(owner),
         Principal::Agent(a) => {
-            if !a.caps.spawn {
+            if !a.caps.spawn && !a.is_supervisor() {
                 return false;
             }
             let mut cur = k.agents.table.get(pid).and_then(|e| e.parent);

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod net;
 pub mod plan;
 pub mod policy;
+pub mod role;
 
 pub use caps::{Capabilities, EccCaps, Excess, IpcScope, SandboxPolicy, ToolPermissions};
 pub use limits::AgentLimits;

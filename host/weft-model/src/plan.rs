@@ -7,6 +7,7 @@
 //! applied by the time a plan exists. Agent capabilities and limits are the
 //! kernel's own [`Capabilities`] and [`AgentLimits`].
 
+pub use crate::role::{AgentPriority, AgentRole};
 use serde::{Deserialize, Serialize};
 
 use crate::caps::Capabilities;
@@ -78,21 +79,6 @@ pub enum RestartPolicy {
     OnFailure(OnFailure),
 }
 
-/// An agent's `role`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentRole {
-    /// The default.
-    #[default]
-    Worker,
-    /// Directs workers.
-    Coordinator,
-    /// Watches other agents.
-    Supervisor,
-    /// Part of the system.
-    System,
-}
-
 /// One `[[agents]]` entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentSpec {
@@ -102,6 +88,9 @@ pub struct AgentSpec {
     pub component: String,
     /// Its role.
     pub role: AgentRole,
+    /// Its scheduling share.
+    #[serde(default)]
+    pub priority: AgentPriority,
     /// Spawned when the app starts.
     pub auto_start: bool,
     /// What it may do; `tools.deny` already holds the ceiling's denials.
@@ -510,6 +499,7 @@ mod tests {
             id: "a".into(),
             component: "a.wasm".into(),
             role: AgentRole::Coordinator,
+            priority: AgentPriority::High,
             auto_start: true,
             capabilities: Capabilities::trusted(),
             limits: Some(AgentLimits::default()),

@@ -277,7 +277,7 @@ fn add_secrets(
     let Principal::Agent(a) = who else {
         return Ok(());
     };
-    let app = a.owner.strip_prefix("app:");
+    let app = a.app.as_deref();
     for s in &a.caps.network.secrets {
         let Ok(g) = Grant::parse(&s.server) else {
             continue;

@@ -276,6 +276,21 @@ impl Runtime {
         Ok(store)
     }
 
+    /// Scale the fuel `store` runs between yields to the scheduler to
+    /// `quarters`/4 of the configured slice: under contention for a core,
+    /// a store's share of guest time follows its slice (an agent's
+    /// `priority`). The slice never drops below 1,000 fuel.
+    pub fn set_fuel_slice<T>(
+        &self,
+        store: &mut Store<StoreData<T>>,
+        quarters: u64,
+    ) -> Result<(), RunError> {
+        let slice = (self.inner.config.fuel_yield_interval.saturating_mul(quarters) / 4).max(1_000);
+        store
+            .fuel_async_yield_interval(Some(slice))
+            .map_err(|e| RunError::Host(format!("{e:#}")))
+    }
+
     /// Reset fuel and the wall-clock deadline for the next call.
     pub fn arm<T: Send>(&self, store: &mut Store<StoreData<T>>, limits: &Limits) {
         // Fuel is always enabled on our engine, so this cannot fail.

@@ -23,6 +23,7 @@ use std::hint::black_box;
 use serde_json::{json, Value};
 use weft::kernel::ipc::{Error, Level, Target};
 use weft::kernel::kernel as k;
+use weft::kernel::supervisor as sup;
 
 #[derive(Default)]
 struct State {
@@ -225,6 +226,36 @@ fn run_op(op: &Value, msg: &Message) -> Result<Value, String> {
         "spin" => loop {
             black_box(0);
         },
+        // Busy for `ms` of wall time; replies with how many rounds of work
+        // it got done (its share of the core, under contention).
+        "spin_ms" => {
+            let until = k::now() + op["ms"].as_u64().unwrap_or(100) * 1_000_000;
+            let mut rounds = 0u64;
+            while k::now() < until {
+                for i in 0..1_000u64 {
+                    black_box(i);
+                }
+                rounds += 1;
+            }
+            Ok(json!(rounds))
+        }
+        "spawn" => sup::spawn(
+            op["agent"].as_str().unwrap_or_default(),
+            op["name"].as_str().unwrap_or_default(),
+            op.get("config").map(|c| c.to_string()).as_deref(),
+        )
+        .map(|pid| json!(pid))
+        .map_err(err),
+        "stop" => sup::stop(op["name"].as_str().unwrap_or_default())
+            .map(|()| json!(null))
+            .map_err(err),
+        "restart" => sup::restart(op["name"].as_str().unwrap_or_default())
+            .map(|()| json!(null))
+            .map_err(err),
+        "children" => Ok(json!(sup::children()
+            .into_iter()
+            .map(|c| json!({ "pid": c.pid, "name": c.name, "state": c.state }))
+            .collect::<Vec<_>>())),
         other => Err(format!("unknown op {other:?}")),
     }
 }

@@ -9,7 +9,7 @@ use weft_model::caps::{
 };
 use weft_model::glob::Uncovered;
 use weft_model::limits::AgentLimits;
-use weft_model::plan::{AgentRole, AgentSpec, CronJob, OnFailure, RestartPolicy};
+use weft_model::plan::{AgentPriority, AgentRole, AgentSpec, CronJob, OnFailure, RestartPolicy};
 
 use crate::check::{name_ok, ID_CHARS};
 use crate::network::net_caps;
@@ -20,6 +20,7 @@ const AGENT_KEYS: &[&str] = &[
     "id",
     "component",
     "role",
+    "priority",
     "auto_start",
     "capabilities",
     "limits",
@@ -83,7 +84,7 @@ pub fn agent(
         .and_then(|cv| component_path(cx, cv, &t.key("component")));
     let role = match t.get("role") {
         None => Some(AgentRole::Worker),
-        Some(rv) => as_choice(
+        Some(rv) => match as_choice(
             cx,
             rv,
             &t.key("role"),
@@ -92,6 +93,30 @@ pub fn agent(
                 ("coordinator", AgentRole::Coordinator),
                 ("supervisor", AgentRole::Supervisor),
                 ("system", AgentRole::System),
+            ],
+        ) {
+            Some(AgentRole::System) => {
+                cx.err(
+                    &rv.span(),
+                    &t.key("role"),
+                    "role \"system\" is reserved for the kernel's own components; \
+                     expected \"worker\", \"coordinator\" or \"supervisor\"",
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    let priority = match t.get("priority") {
+        None => Some(AgentPriority::Normal),
+        Some(pv) => as_choice(
+            cx,
+            pv,
+            &t.key("priority"),
+            &[
+                ("low", AgentPriority::Low),
+                ("normal", AgentPriority::Normal),
+                ("high", AgentPriority::High),
             ],
         ),
     };
@@ -123,16 +148,39 @@ pub fn agent(
             }
         },
     };
+    // Starting agents is what the supervisor role is for.
+    if let (Some(r), Some(c), Some(sv)) = (role, &capabilities, spawn_value(&t)) {
+        if c.spawn && r != AgentRole::Supervisor {
+            cx.err(
+                &sv.span(),
+                &join(&t.key("capabilities"), "spawn"),
+                format!(
+                    "only a supervisor may start agents; expected role = \"supervisor\" \
+                     for this agent, found role \"{}\"",
+                    r.as_str()
+                ),
+            );
+        }
+    }
     Some(AgentSpec {
         id: id?,
         component: component?,
         role: role?,
+        priority: priority?,
         auto_start,
         capabilities: capabilities?,
         limits: limits?,
         restart: restart?,
         config: config?,
     })
+}
+
+/// The `spawn` value inside an agent's `capabilities` table, if any.
+fn spawn_value<'a, 'i>(t: &Tbl<'a, 'i>) -> Option<&'a Val<'i>> {
+    match t.get("capabilities")?.get_ref() {
+        DeValue::Table(caps) => caps.get("spawn"),
+        _ => None,
+    }
 }
 
 /// Where a capabilities value sits in the file, for a ceiling diagnostic.

@@ -174,6 +174,11 @@ fn agent_w(a: m::AgentSpec) -> w::AgentSpec {
             m::AgentRole::Supervisor => w::AgentRole::Supervisor,
             m::AgentRole::System => w::AgentRole::System,
         },
+        priority: match a.priority {
+            m::AgentPriority::Low => w::AgentPriority::Low,
+            m::AgentPriority::Normal => w::AgentPriority::Normal,
+            m::AgentPriority::High => w::AgentPriority::High,
+        },
         auto_start: a.auto_start,
         capabilities: caps_w(a.capabilities),
         limits: a.limits.map(|l| w::AgentLimits {

@@ -51,7 +51,7 @@ pub(crate) fn check(
                     agent.name
                 )));
             }
-            if let Some(app) = agent.owner.strip_prefix("app:") {
+            if let Some(app) = agent.app.as_deref() {
                 let shared = inner
                     .shares(app)
                     .iter()

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use weft_model::plan::AgentRole;
 use weft_model::Capabilities;
 
 use crate::process::{Pid, Usage, KERNEL_PID};
@@ -81,6 +82,26 @@ pub struct AgentPrincipal {
     pub max_tool_calls: u64,
     /// The principal that spawned it (`app:hello`, `operator`, an agent).
     pub owner: Arc<str>,
+    /// Its manifest role; `None` for agents started outside an app (by
+    /// the operator, the kernel or an agent's plain `spawn`), which the
+    /// role rules do not bind.
+    pub role: Option<AgentRole>,
+    /// The app it belongs to: the app that spawned it, or its spawner's
+    /// app (a supervisor's children are their app's too). Namespaces,
+    /// secrets and environments follow it.
+    pub app: Option<Arc<str>>,
+}
+
+impl AgentPrincipal {
+    /// May it publish to topics and broadcast (a worker may not)?
+    pub fn may_publish(&self) -> bool {
+        self.role.is_none_or(AgentRole::may_publish)
+    }
+
+    /// Is it an app's supervisor?
+    pub fn is_supervisor(&self) -> bool {
+        self.role == Some(AgentRole::Supervisor)
+    }
 }
 
 impl Principal {

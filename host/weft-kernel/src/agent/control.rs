@@ -118,6 +118,22 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
             if let Some(caps) = cx.kernel.capabilities_of(pid) {
                 v["capabilities"] = to_value(caps)?;
             }
+            // Its interfaces: the services it serves, the topics it hears.
+            let services: Vec<String> = cx
+                .kernel
+                .services()
+                .into_iter()
+                .filter(|s| s.owner_pid == Some(pid))
+                .map(|s| s.name)
+                .collect();
+            let topics: Vec<String> = cx
+                .kernel
+                .topics()
+                .into_iter()
+                .filter(|t| cx.kernel.subscribers(t).contains(&pid))
+                .collect();
+            v["services"] = json!(services);
+            v["topics"] = json!(topics);
             Ok(v)
         }
     }
@@ -403,6 +419,15 @@ fn read_caps(path: &Path) -> Result<Capabilities, String> {
     })
 }
 
+fn list(v: &Value) -> String {
+    let items: Vec<String> = items(v).iter().map(cell).collect();
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
 fn print_inspect(v: &Value) {
     let u = &v["usage"];
     let children: Vec<String> = items(&v["children"]).iter().map(cell).collect();
@@ -411,8 +436,13 @@ fn print_inspect(v: &Value) {
         ("pid", cell(&v["pid"])),
         ("state", cell(&v["state"])),
         ("owner", cell(&v["owner"])),
+        ("role", cell(&v["role"])),
+        ("priority", cell(&v["priority"])),
+        ("lineage", cell(&v["lineage"])),
         ("parent", cell(&v["parent"])),
         ("children", children.join(", ")),
+        ("services", list(&v["services"])),
+        ("topics", list(&v["topics"])),
         ("component", cell(&v["component"])),
         ("restarts", cell(&u["restarts"])),
         ("last failure", cell(&v["last_failure"])),
@@ -424,6 +454,17 @@ fn print_inspect(v: &Value) {
                 cell(&u["messages_sent"]),
                 cell(&u["tool_calls"]),
                 cell(&u["fuel_consumed"])
+            ),
+        ),
+        (
+            "limits",
+            format!(
+                "fuel/msg {} timeout {} ms memory {} messages {} tool calls {}",
+                cell(&v["limits"]["fuel_per_message"]),
+                cell(&v["limits"]["timeout_ms"]),
+                cell(&v["limits"]["max_memory_bytes"]),
+                cell(&v["limits"]["max_messages"]),
+                cell(&v["limits"]["max_tool_calls"])
             ),
         ),
         ("capabilities", v["capabilities"].to_string()),

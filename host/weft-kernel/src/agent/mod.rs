@@ -6,7 +6,10 @@
 pub mod bindings;
 pub mod control;
 pub(crate) mod no_ecc;
+pub(crate) mod no_supervisor;
 mod syscalls;
+
+pub use syscalls::to_wit_error;
 pub(crate) mod task;
 
 use std::collections::HashMap;

@@ -23,7 +23,7 @@ impl types::Host for StoreData<AgentCtx> {}
 impl ipc::Host for StoreData<AgentCtx> {}
 
 /// Map a kernel error onto the WIT error variant.
-pub(crate) fn to_wit_error(e: KernelError) -> ipc::Error {
+pub fn to_wit_error(e: KernelError) -> ipc::Error {
     match e {
         KernelError::Denied(m) | KernelError::Deferred(m) => ipc::Error::Denied(m),
         KernelError::NotFound(m) => ipc::Error::NotFound(m),

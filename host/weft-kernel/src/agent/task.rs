@@ -30,6 +30,7 @@ pub(crate) struct AgentSpec {
     pub restart: RestartPolicy,
     pub config: String,
     pub grants: Grants,
+    pub priority: weft_model::plan::AgentPriority,
 }
 
 /// A running instance.
@@ -89,6 +90,8 @@ pub(crate) async fn start(shared: &Arc<Shared>, spec: &AgentSpec) -> Result<Live
     );
     let rt = &shared.runtime;
     let mut store = rt.new_store(&limits, &grants, ctx).map_err(Failure::Run)?;
+    rt.set_fuel_slice(&mut store, spec.priority.slice_quarters())
+        .map_err(Failure::Run)?;
     let started = Instant::now();
     let pre = &spec.pre;
     let config = &spec.config;

@@ -153,7 +153,7 @@ impl Environments {
     }
 
     /// The environment `who` acts in: an app's own; an agent's is its
-    /// owning app's (`app:NAME` spawned it) or, failing that, the app
+    /// app's ([`crate::AgentPrincipal::app`]) or, failing that, the app
     /// whose namespace (`NAME.…`) it lives in; everyone else's is the
     /// default.
     pub fn of_principal(&self, who: &Principal) -> Arc<Environment> {
@@ -163,8 +163,8 @@ impl Environments {
         let app = match who {
             Principal::App(a) => Some(a.name()),
             Principal::Agent(a) => a
-                .owner
-                .strip_prefix("app:")
+                .app
+                .as_deref()
                 .or_else(|| a.name.split_once('.').map(|(app, _)| app)),
             _ => None,
         };

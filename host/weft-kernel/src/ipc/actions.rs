@@ -58,6 +58,18 @@ impl std::fmt::Debug for NativeEntry {
 /// waits for (a waiting sender sets its own limit).
 pub const SERVICE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Workers (the least-privileged role) send only to agents and services.
+fn worker_may_not(who: &Principal, what: &str) -> KernelResult<()> {
+    match who {
+        Principal::Agent(a) if !a.may_publish() => Err(KernelError::Denied(format!(
+            "`{}` is a worker and may not {what}: give it role = \"coordinator\" \
+             (or \"supervisor\") in weftapp.toml",
+            a.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Send a message (`ipc.send`, `ipc.publish` for a topic, `ipc.broadcast`).
 /// With [`SendMessage::wait`], waits for a direct target's reply.
 #[derive(Debug)]
@@ -247,6 +259,7 @@ impl Action for SendMessage {
                         "cannot wait for a reply from a topic".into(),
                     ));
                 }
+                worker_may_not(who, "publish to a topic")?;
                 let allowed = match who {
                     Principal::Kernel | Principal::Operator => true,
                     Principal::App(a) => a.owns_name(topic),
@@ -263,6 +276,7 @@ impl Action for SendMessage {
                         "cannot wait for a reply from a broadcast".into(),
                     ));
                 }
+                worker_may_not(who, "broadcast")?;
                 Resolved::Broadcast
             }
         });
