@@ -13,9 +13,12 @@
 //!   added by the host as request headers; never on the chain.
 //! * **Inbound**: `[[routes]]` served on `weaver run --http ADDR` /
 //!   `[net] listen` (see [`inbound`]).
+//! * **External services**: an app's `[[services]] url = ...`, called by
+//!   HTTP POST as the app (see [`external`]).
 
 pub mod config;
 pub mod control;
+pub mod external;
 pub mod fetch;
 pub mod inbound;
 pub mod outbound;

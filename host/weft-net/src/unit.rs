@@ -15,7 +15,7 @@ use weft_kernel::{
     InitCx, Kernel, KernelError, KernelResult, KernelView, Principal, Subsystem, SubsystemError,
 };
 use weft_model::net::Route;
-use weft_model::plan::Step;
+use weft_model::plan::{ServiceSource, Step};
 
 use crate::inbound::Routes;
 use crate::outbound::NetState;
@@ -141,7 +141,8 @@ impl Subsystem for NetUnit {
     }
 
     fn app_actions(&self) -> &'static [&'static str] {
-        &["net.ingress.*", "net.route.add", "net.route.clear"]
+        // `net.http.**`: the calls of the app's external (`url`) services.
+        &["net.ingress.*", "net.route.add", "net.route.clear", "net.http.**"]
     }
 
     fn control_ops(&self) -> &'static [&'static str] {
@@ -149,11 +150,27 @@ impl Subsystem for NetUnit {
     }
 
     fn claims_step(&self, step: &Step) -> bool {
-        matches!(step, Step::AddRoute(_))
+        match step {
+            Step::AddRoute(_) => true,
+            Step::RegisterService(s) => matches!(s.source, ServiceSource::Url(_)),
+            _ => false,
+        }
     }
 
     fn app_step<'a>(&'a self, cx: AppStepCx<'a>) -> BoxFuture<'a, KernelResult<()>> {
         Box::pin(async move {
+            if let Step::RegisterService(s) = cx.step {
+                if let ServiceSource::Url(url) = &s.source {
+                    return crate::external::register(
+                        cx.kernel,
+                        cx.app,
+                        &s.name,
+                        url,
+                        self.config(),
+                    )
+                    .await;
+                }
+            }
             let Step::AddRoute(route) = cx.step else {
                 return Err(KernelError::Invalid(format!(
                     "net does not carry out {:?}",

@@ -1,0 +1,181 @@
+//! An external (`url`) service through `weaver`: an agent's request to the
+//! service, and to one of its methods, becomes an HTTP POST to a local test
+//! server, whose response is the reply; a server error is the caller's
+//! error; every call is gated as the app and recorded as `net.http`; the
+//! service goes away with the app.
+
+// Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use weft_e2e::{pack_app, start_kernel, weaver_at, Run};
+
+/// What the test server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1: `/api` and `/api/<method>` echo the
+/// body back as JSON; `/api/boom` answers 500.
+fn serve() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut headers = Vec::new();
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    if k == "content-length" {
+                        len = v.parse().unwrap();
+                    }
+                    headers.push((k, v));
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            log.lock().unwrap().push(Seen {
+                path: path.clone(),
+                headers,
+                body: body.clone(),
+            });
+            let (status, out) = if path == "/api/boom" {
+                ("500 Internal Server Error", "it broke".to_string())
+            } else {
+                ("200 OK", json!({ "path": path, "got": body }).to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}",
+                out.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+fn ok(state: &Path, args: &[&str]) -> Run {
+    let r = weaver_at(state, args);
+    assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
+    r
+}
+
+fn call(state: &Path, to: &str, body: &str) -> Value {
+    let op = json!({ "op": "request", "to": to, "body": body, "timeout_ms": 5000 });
+    ok(
+        state,
+        &["agent", "send", "ext.caller", &op.to_string(), "--json"],
+    )
+    .json()
+}
+
+#[test]
+fn an_external_service_is_called_over_http_as_the_app() {
+    let (port, seen) = serve();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    let _k = start_kernel(&state, &[]);
+    let manifest = format!(
+        r#"
+[app]
+name = "ext"
+version = "0.1.0"
+
+[[agents]]
+id = "caller"
+component = "components/probe.wasm"
+capabilities = {{ ipc = "all" }}
+
+[[services]]
+name = "remote"
+url = "http://127.0.0.1:{port}/api"
+
+[environment]
+name = "dev"
+"#
+    );
+    let bundle = pack_app(d, "ext", &manifest, &["probe"]);
+    ok(&state, &["app", "install", bundle.to_str().unwrap()]);
+    ok(&state, &["app", "start", "ext"]);
+
+    let r = call(&state, "service:remote", "hello");
+    assert_eq!(r["ok"]["got"], "hello", "{r}");
+    assert_eq!(r["ok"]["path"], "/api");
+    let r = call(&state, "service:remote/summarize", "text");
+    assert_eq!(r["ok"]["path"], "/api/summarize", "{r}");
+    let r = call(&state, "service:remote/boom", "x");
+    let e = r["err"].to_string();
+    assert!(e.contains("500 Internal Server Error") && !e.contains("it broke"), "{r}");
+
+    let first = seen.lock().unwrap()[0].clone();
+    assert_eq!(first.body, "hello");
+    let header = |k: &str| {
+        first
+            .headers
+            .iter()
+            .find(|(h, _)| h == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("x-weft-service"), "remote");
+    assert_eq!(header("x-weft-sender"), "ext.caller");
+    assert!(header("content-type").starts_with("text/plain"));
+
+    // Gated as the app, recorded with the service named, bodies never.
+    let events: Vec<Value> = ok(&state, &["chain", "export"])
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let http: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "net.http" && e["payload"]["service"] == "remote")
+        .collect();
+    assert_eq!(http.len(), 3, "{http:?}");
+    assert!(http.iter().all(|e| e["source"] == "app:ext"), "{http:?}");
+    assert_eq!(http[2]["payload"]["outcome"], "status");
+    assert!(events.iter().any(|e| e["kind"] == "gate.permit"
+        && e["payload"]["action"] == "net.http.127.0.0.1"
+        && e["payload"]["agent"] == "app:ext"));
+    let leaks: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            let t = e.to_string();
+            t.contains("it broke") || t.contains("\\\"got\\\"") || t.contains("\"got\"")
+        })
+        .collect();
+    assert!(leaks.is_empty(), "bodies on the chain: {leaks:?}");
+
+    // Down and up with the app, gone with it.
+    ok(&state, &["app", "stop", "ext"]);
+    ok(&state, &["app", "start", "ext"]);
+    let r = call(&state, "service:remote", "again");
+    assert_eq!(r["ok"]["got"], "again", "{r}");
+    ok(&state, &["app", "rm", "ext"]);
+    let r = weaver_at(&state, &["tree", "ls", "/kernel/services", "--json"]);
+    assert!(!r.stdout.contains("remote"), "{}", r.stdout);
+}
