@@ -43,6 +43,12 @@ protoc:
 test-wasi: build
     cargo test --locked -p weft-e2e --test wasi_testsuite -- --nocapture
 
+# Every `weaver new` template, 4 languages x agent, tool, service: generated into a temp dir,
+# built by its own build.sh (which installs a missing toolchain at the pinned versions), installed
+# into a fresh kernel, started and talked to; prints each build's time. `just test` runs four.
+test-templates: build
+    WEFT_TEMPLATES=all cargo test --locked -p weft-e2e --test templates -- --nocapture
+
 # A release tarball, target/dist/weaver-VERSION-TARGET.tar.gz: the weaver binary (with its
 # subsystem components and the WIT built in), README, LICENSE, the getting-started guide,
 # shell completions and man pages. It runs from any directory, with nothing else installed.

@@ -11,6 +11,7 @@
 
 mod docs;
 mod doctor;
+mod new;
 mod run;
 mod units;
 
@@ -47,6 +48,7 @@ fn cli(commands: &[weft_kernel::control::cli::CliCommand]) -> Command {
         .subcommand(docs::completions_command())
         .subcommand(docs::wit_command())
         .subcommand(docs::man_command())
+        .subcommand(new::command())
         .subcommand(
             Command::new("doctor")
                 .about("What this machine has and lacks for Weft, each with its fix")
@@ -113,6 +115,10 @@ fn main() -> ExitCode {
             }
         };
         return finish(rt.block_on(run::run(state_arg, a)));
+    }
+    // Needs no kernel and no state dir.
+    if name == "new" {
+        return new::run(sub, embedded::WIT);
     }
     let Some(state) = state_arg.or_else(weft_kernel::default_state_dir) else {
         eprintln!("weaver: no state dir: pass --state DIR");

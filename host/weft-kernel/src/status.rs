@@ -13,7 +13,7 @@ use weft_tree::{NodeView, TreeError, TreeManager, TreeStats};
 
 use crate::act::Query;
 use crate::console::LogLevel;
-use crate::control::cli::{cell, items, output, table, CliCommand, CliContext, JsonFlag};
+use crate::control::cli::{cell, items, output, table, CliCommand, CliContext};
 use crate::control::{to_value, ControlCx, ControlError, ControlReply};
 use crate::subsystem::{BoxFuture, Subsystem};
 
@@ -196,12 +196,24 @@ async fn serve(cx: ControlCx<'_>) -> ControlReply {
 #[derive(Subcommand)]
 enum KernelCmd {
     /// State, processes, chain and subsystems.
-    Status(JsonFlag),
+    Status(StatusArgs),
     /// The kernel's log: its own lines, and each agent's `log` calls and
     /// stdout (info) / stderr (warn) lines under the agent's name.
     Logs(LogsArgs),
     /// Stop the kernel cleanly.
     Stop,
+}
+
+/// `weaver kernel status`.
+#[derive(Args)]
+struct StatusArgs {
+    /// Print the raw JSON result.
+    #[arg(long)]
+    json: bool,
+    /// Wait up to SECONDS for a kernel that is still booting to answer
+    /// (for scripts that start `weaver run` in the background).
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
 }
 
 /// `weaver kernel logs`. (`weaver logs APP/SERVICE` is a container's.)
@@ -307,6 +319,9 @@ async fn kernel(cx: &CliContext<'_>, m: &clap::ArgMatches) -> anyhow::Result<Exi
     let state = cx.state;
     match KernelCmd::from_arg_matches(m)? {
         KernelCmd::Status(f) => {
+            if let Some(secs) = f.wait {
+                wait_for_kernel(state, secs).await;
+            }
             let v = crate::ask!(state, "kernel", &Request::Status);
             Ok(output(f.json, &v, |v| {
                 let mut rows = vec![
@@ -345,6 +360,21 @@ async fn kernel(cx: &CliContext<'_>, m: &clap::ArgMatches) -> anyhow::Result<Exi
             }
             println!("kernel on {} stopped", state.display());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Poll until a kernel answers on `state` or `secs` pass; the status call
+/// that follows reports either way.
+async fn wait_for_kernel(state: &Path, secs: u64) {
+    use crate::control::client::{call, CallError};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match call(state, "kernel", &Request::Status, |_| {}).await {
+            Err(CallError::NoKernel(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            _ => return,
         }
     }
 }

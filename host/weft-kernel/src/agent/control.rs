@@ -272,8 +272,13 @@ pub fn cli() -> CliCommand {
 enum AgentCmd {
     /// Send a message and print the reply.
     Send {
+        /// The agent (`APP.ID` for an app's agent); with `--method`, a service.
         name: String,
         message: String,
+        /// Call this method of the service NAME (a service-method message:
+        /// the service sees `method` set) instead of messaging an agent.
+        #[arg(long, value_name = "METHOD")]
+        method: Option<String>,
         /// MESSAGE is JSON (sent as a JSON payload, not text).
         #[arg(long)]
         json: bool,
@@ -330,6 +335,7 @@ async fn run_agent(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCod
         AgentCmd::Send {
             name,
             message,
+            method,
             json,
             wait_ms,
         } => {
@@ -343,6 +349,7 @@ async fn run_agent(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCod
             };
             let req = crate::ipc::control::Request::Send {
                 name,
+                method,
                 text,
                 json,
                 wait_ms: Some(wait_ms),

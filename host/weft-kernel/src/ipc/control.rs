@@ -16,10 +16,15 @@ use crate::subsystem::{BoxFuture, Subsystem};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Request {
-    /// Send to an agent by name and wait for its reply.
+    /// Send to an agent by name (or to a service's method) and wait for
+    /// its reply.
     Send {
-        /// The agent's name.
+        /// The agent's name; with `method`, a registered service's name.
         name: String,
+        /// Send to this method of the service `name` (a service-method
+        /// message, as an agent's `ServiceMethod` target sends).
+        #[serde(default)]
+        method: Option<String>,
         /// A text payload (when `json` is absent).
         text: Option<String>,
         /// A JSON payload.
@@ -42,6 +47,7 @@ pub async fn serve(cx: ControlCx<'_>) -> ControlReply {
     match cx.parse::<Request>("ipc")? {
         Request::Send {
             name,
+            method,
             text,
             json,
             wait_ms,
@@ -52,7 +58,14 @@ pub async fn serve(cx: ControlCx<'_>) -> ControlReply {
                 _ => return Err(ControlError::bad_request("`send` needs `text` or `json`")),
             };
             let wait = Duration::from_millis(wait_ms.unwrap_or(5_000).min(600_000));
-            let send = SendMessage::new(MessageTarget::Named(name), payload).wait(wait);
+            let to = match method {
+                Some(method) => MessageTarget::ServiceMethod {
+                    service: name,
+                    method,
+                },
+                None => MessageTarget::Named(name),
+            };
+            let send = SendMessage::new(to, payload).wait(wait);
             match cx.kernel.act(cx.who, send).await? {
                 SendOutcome::Replied(p) => Ok(payload_json(p)),
                 other => Err(ControlError::kernel(format!(
