@@ -442,7 +442,10 @@ fn pki(leaves: &[&[&str]]) -> (String, Vec<Leaf>) {
 
 /// An HTTPS/1.1 server with `cert`: every request gets `secure ok, host
 /// <its Host header>`.
-fn tls_upstream(cert: rustls::pki_types::CertificateDer<'static>, key: rustls::pki_types::PrivateKeyDer<'static>) -> u16 {
+fn tls_upstream(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> u16 {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

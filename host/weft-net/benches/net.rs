@@ -103,8 +103,12 @@ async fn wire(addr: std::net::SocketAddr, pool: Option<&weft_net::pool::Pool<Emp
         secrets: vec![],
     };
     let grants = t.grants(&caps);
-    let a = weft_net::fetch::resolve(&t, &grants).await.expect("resolve");
-    let req = http::Request::get(url).body(Empty::<Bytes>::new()).expect("req");
+    let a = weft_net::fetch::resolve(&t, &grants)
+        .await
+        .expect("resolve");
+    let req = http::Request::get(url)
+        .body(Empty::<Bytes>::new())
+        .expect("req");
     let f = weft_net::fetch::send(a, &t, None, pool, req, 1 << 20)
         .await
         .expect("send");

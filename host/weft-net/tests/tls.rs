@@ -131,7 +131,10 @@ async fn a_server_signed_by_a_configured_ca_is_reached_by_ip_and_by_name() {
     // Relative to the config's directory.
     let tls = TlsClient::new(&[PathBuf::from("ca.pem")], Some(dir.path())).unwrap();
     for (url, grant) in [
-        (format!("https://127.0.0.1:{port}/x?k=v"), "https://127.0.0.1:*"),
+        (
+            format!("https://127.0.0.1:{port}/x?k=v"),
+            "https://127.0.0.1:*",
+        ),
         (format!("https://localhost:{port}/x"), "https://localhost:*"),
     ] {
         let f = get(&url, grant, &tls).await.unwrap();
@@ -194,7 +197,9 @@ async fn a_kept_connection_serves_only_its_own_host_and_address() {
             let t = Target::of(&url.parse().unwrap()).unwrap();
             let grants = t.grants(&caps(&[grant]));
             let a = fetch::resolve(&t, &grants).await.unwrap();
-            let req = http::Request::get(&url).body(Empty::<Bytes>::new()).unwrap();
+            let req = http::Request::get(&url)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
             let f = fetch::send(a, &t, Some(tls), Some(pool), req, 1 << 20)
                 .await
                 .unwrap();
@@ -208,7 +213,11 @@ async fn a_kept_connection_serves_only_its_own_host_and_address() {
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "not reused");
     assert_eq!(pool.idle(), 1);
     // Same address, another host name: its own connection (and handshake).
-    get(format!("https://localhost:{}/", addr.port()), "https://localhost:*").await;
+    get(
+        format!("https://localhost:{}/", addr.port()),
+        "https://localhost:*",
+    )
+    .await;
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     assert_eq!(pool.idle(), 2);
 }
@@ -216,8 +225,14 @@ async fn a_kept_connection_serves_only_its_own_host_and_address() {
 #[tokio::test]
 async fn grants_and_the_address_check_apply_to_https() {
     let t = Target::of(&"https://127.0.0.1:8443/x".parse().unwrap()).unwrap();
-    assert!(t.grants(&caps(&["http://127.0.0.1:*"])).is_empty(), "http grant let https through");
-    assert!(t.grants(&caps(&["https://127.0.0.1"])).is_empty(), "default port 443 matched 8443");
+    assert!(
+        t.grants(&caps(&["http://127.0.0.1:*"])).is_empty(),
+        "http grant let https through"
+    );
+    assert!(
+        t.grants(&caps(&["https://127.0.0.1"])).is_empty(),
+        "default port 443 matched 8443"
+    );
     assert!(t.grants(&caps(&["https://127.0.0.1:9443"])).is_empty());
     assert!(!t.grants(&caps(&["https://127.0.0.1:8443"])).is_empty());
     assert!(!t.grants(&caps(&["https://127.0.0.1:*"])).is_empty());
