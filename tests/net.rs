@@ -1,8 +1,10 @@
 //! The `net` unit through the real `weaver` binary, against HTTP servers
 //! this test starts on 127.0.0.1: outbound requests allowed, refused
 //! (allow-list, redirect, DNS answer), cut by the timeout and the size
-//! limit, all on the chain; a webhook route reaching an agent (token, body
-//! limit, timeout, a stopped app); secrets never in the chain export.
+//! limit, all on the chain; `https` to a TLS server with a test CA
+//! (trusted through `[net] ca_certs`, a leaf for another name refused); a
+//! webhook route reaching an agent (token, body limit, timeout, a stopped
+//! app); secrets never in the chain export.
 
 // Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
 #![allow(clippy::unwrap_used)]
@@ -407,4 +409,195 @@ fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
     assert_eq!(kinds(&events, "secret.set").len(), 2);
     ok(&s, &["secret", "rm", "webhook", "API_KEY"]);
     assert_eq!(ok(&s, &["secret", "ls", "webhook"]).stdout, "HOOK_TOKEN\n");
+}
+
+type Leaf = (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// A test CA (as PEM) and one leaf it signed for each list of names.
+fn pki(leaves: &[&[&str]]) -> (String, Vec<Leaf>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "Weft e2e CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = p.self_signed(&ca_key).unwrap();
+    let leaves = leaves
+        .iter()
+        .map(|names| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let key = KeyPair::generate().unwrap();
+            let leaf = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &ca, &ca_key)
+                .unwrap();
+            let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+            (leaf.der().clone(), key.into())
+        })
+        .collect();
+    (ca.pem(), leaves)
+}
+
+/// An HTTPS/1.1 server with `cert`: every request gets `secure ok, host
+/// <its Host header>`.
+fn tls_upstream(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> u16 {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let config = Arc::new(config);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut s = rustls::StreamOwned::new(conn, c);
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&b[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let host = head
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("host:"))
+                    .map(|l| l[5..].trim().to_string())
+                    .unwrap_or_default();
+                let body = format!("secure ok, host {host}");
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_outbound_is_verified_allow_listed_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("state");
+    // Two leaves of one CA: one for this host, one for another name.
+    let (ca, mut leaves) = pki(&[&["localhost", "127.0.0.1"], &["other.example"]]);
+    let (cert, key) = leaves.remove(0);
+    let good = tls_upstream(cert, key);
+    let (cert, key) = leaves.remove(0);
+    let misnamed = tls_upstream(cert, key);
+    std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
+
+    // A broken ca_certs file is a boot error naming it.
+    std::fs::write(dir.path().join("bad.pem"), "no certificate here\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[net]\nca_certs = [\"bad.pem\"]\n").unwrap();
+    let r = weaver(
+        &[
+            "--state",
+            dir.path().join("bad-state").to_str().unwrap(),
+            "run",
+            "--config",
+            bad.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_ne!(r.code, 0, "booted with a bad CA file");
+    assert!(r.stderr.contains("bad.pem"), "{}", r.stderr);
+
+    let cfg = dir.path().join("weft.toml");
+    std::fs::write(&cfg, "[net]\ntimeout_ms = 5000\nca_certs = [\"ca.pem\"]\n").unwrap();
+    let _k = start_kernel(&s, &["--config", cfg.to_str().unwrap()]);
+    let caps = dir.path().join("caps.toml");
+    std::fs::write(
+        &caps,
+        format!("ipc = \"all\"\n[network]\noutbound = [\"https://127.0.0.1:{good}\", \"https://127.0.0.1:{misnamed}\", \"https://localhost:{good}\"]\n"),
+    )
+    .unwrap();
+    let fetcher = guest("fetcher");
+    let spawn = [
+        "agent",
+        "spawn",
+        "f",
+        fetcher.to_str().unwrap(),
+        "--caps",
+        caps.to_str().unwrap(),
+    ];
+    ok(&s, &spawn);
+
+    // Trusted through ca_certs, by IP and by name; Host is the checked host.
+    for host in ["127.0.0.1", "localhost"] {
+        let r = fetch(&s, &format!("https://{host}:{good}/status?key=hidden"));
+        let want = format!("secure ok, host {host}:{good}");
+        assert_eq!(
+            (r["status"].as_u64(), r["body"].as_str()),
+            (Some(200), Some(want.as_str())),
+            "{r}"
+        );
+    }
+    // The right CA, the wrong name.
+    let r = fetch(&s, &format!("https://127.0.0.1:{misnamed}/status"));
+    assert!(
+        r["error"].as_str().unwrap().contains("TlsCertificateError"),
+        "{r}"
+    );
+    // The grants still decide: plain http to the same port, another port.
+    for url in [
+        format!("http://127.0.0.1:{good}/status"),
+        format!("https://127.0.0.1:{}/status", good.wrapping_add(1)),
+    ] {
+        let r = fetch(&s, &url);
+        assert!(
+            r["error"].as_str().unwrap().contains("outside agent `f`'s"),
+            "{url}: {r}"
+        );
+    }
+
+    let events = chain(&s);
+    let http: Vec<_> = kinds(&events, "net.http")
+        .into_iter()
+        .map(|e| &e["payload"])
+        .collect();
+    let seen: Vec<(&str, &str)> = http
+        .iter()
+        .map(|p| (p["url"].as_str().unwrap(), p["outcome"].as_str().unwrap()))
+        .collect();
+    let (a, b, c) = (
+        format!("https://127.0.0.1:{good}/status"),
+        format!("https://localhost:{good}/status"),
+        format!("https://127.0.0.1:{misnamed}/status"),
+    );
+    assert_eq!(seen, [(&*a, "ok"), (&*b, "ok"), (&*c, "tls")], "{http:?}");
+    assert_eq!(http[0]["status"], 200);
+    assert!(
+        http[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("hostname mismatch"),
+        "{:?}",
+        http[2]
+    );
+    assert!(!ok(&s, &["chain", "export"]).stdout.contains("hidden"));
+    let denied = kinds(&events, "gate.deny")
+        .iter()
+        .filter(|e| e["payload"]["action"] == "net.http.127.0.0.1")
+        .count();
+    assert_eq!(denied, 2, "the two requests outside the grants");
 }

@@ -3,10 +3,11 @@
 //! real `fetcher` component (build the guests first: `just components`).
 //!
 //! Prints, per request (mean over N sequential requests):
-//! * outbound: a plain hyper client (new connection each time, as the unit
-//!   makes) vs an agent's `wasi:http` request through the kernel (gate,
-//!   chain record, address check), minus the message round trip it rides
-//!   on, and the ratio;
+//! * outbound: a plain hyper client (a new connection each time, and one
+//!   kept connection as reqwest's pool would) and the unit's wire code alone
+//!   vs an agent's `wasi:http` request through the kernel (gate, chain
+//!   record, address check, kept connection), minus the message round trip
+//!   it rides on, and the ratios;
 //! * inbound: requests/s through a route to an echo agent vs the same
 //!   agent reached by a kernel send (what `weaver agent send` does, without
 //!   the CLI process).
@@ -64,6 +65,54 @@ async fn plain_get(addr: std::net::SocketAddr) {
         .expect("req");
     let resp = tx.send_request(req).await.expect("send");
     let _ = resp.into_body().collect().await.expect("body");
+}
+
+/// A plain hyper client that keeps its connection (as reqwest does).
+struct KeepAlive(tokio::sync::Mutex<Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>>);
+
+impl KeepAlive {
+    async fn get(&self, addr: std::net::SocketAddr) {
+        let mut slot = self.0.lock().await;
+        if slot.is_none() {
+            let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let _ = s.set_nodelay(true);
+            let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            *slot = Some(tx);
+        }
+        let tx = slot.as_mut().expect("connection");
+        tx.ready().await.expect("ready");
+        let req = http::Request::get("/x")
+            .header("host", addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .expect("req");
+        let resp = tx.send_request(req).await.expect("send");
+        let _ = resp.into_body().collect().await.expect("body");
+    }
+}
+
+/// The unit's wire code alone (resolve, address check, connect or reuse,
+/// read): no kernel, no guest.
+async fn wire(addr: std::net::SocketAddr, pool: Option<&weft_net::pool::Pool<Empty<Bytes>>>) {
+    let url = format!("http://{addr}/x?q=1");
+    let t = weft_net::fetch::Target::of(&url.parse().expect("url")).expect("target");
+    let caps = NetCaps {
+        outbound: vec![format!("http://{addr}")],
+        secrets: vec![],
+    };
+    let grants = t.grants(&caps);
+    let a = weft_net::fetch::resolve(&t, &grants)
+        .await
+        .expect("resolve");
+    let req = http::Request::get(url)
+        .body(Empty::<Bytes>::new())
+        .expect("req");
+    let f = weft_net::fetch::send(a, &t, None, pool, req, 1 << 20)
+        .await
+        .expect("send");
+    assert_eq!(f.parts.status, 200);
 }
 
 async fn send(k: &Kernel, msg: serde_json::Value) -> Payload {
@@ -133,6 +182,11 @@ async fn main() {
     let listen: std::net::SocketAddr = unit.listening().expect("listening").parse().expect("addr");
 
     let plain = mean(|| plain_get(addr)).await;
+    let keep = KeepAlive(tokio::sync::Mutex::new(None));
+    let plain_keep = mean(|| keep.get(addr)).await;
+    let wire_new = mean(|| wire(addr, None)).await;
+    let pool = weft_net::pool::Pool::default();
+    let wire_kept = mean(|| wire(addr, Some(&pool))).await;
     let url = format!("http://{addr}/x?q=1");
     let through = mean(|| {
         let (k, url) = (&k, url.clone());
@@ -146,25 +200,46 @@ async fn main() {
     })
     .await;
     let overhead = through.saturating_sub(message);
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!("outbound, mean of {N} sequential GETs to a local server:");
     println!(
-        "  plain hyper client (new connection):       {:>9.1} µs",
-        plain.as_secs_f64() * 1e6
+        "  plain hyper client, new connection each:   {:>9.1} µs",
+        us(plain)
+    );
+    println!(
+        "  plain hyper client, kept connection:       {:>9.1} µs",
+        us(plain_keep)
+    );
+    println!(
+        "  unit's wire code alone, new connection:    {:>9.1} µs",
+        us(wire_new)
+    );
+    println!(
+        "  unit's wire code alone, kept connection:   {:>9.1} µs",
+        us(wire_kept)
     );
     println!(
         "  agent fetch through the kernel, total:     {:>9.1} µs",
-        through.as_secs_f64() * 1e6
+        us(through)
     );
     println!(
         "  the message round trip alone:              {:>9.1} µs",
-        message.as_secs_f64() * 1e6
+        us(message)
     );
     println!(
         "  outbound request (total - message):        {:>9.1} µs",
-        overhead.as_secs_f64() * 1e6
+        us(overhead)
     );
     println!(
-        "  ratio outbound / plain:                    {:>9.2}x (goal <= 1.3x)",
+        "    of which kernel, wasi:http, guest:       {:>9.1} µs",
+        us(overhead.saturating_sub(wire_kept))
+    );
+    println!(
+        "  ratio outbound / plain kept connection:    {:>9.2}x (goal <= 1.3x)",
+        overhead.as_secs_f64() / plain_keep.as_secs_f64()
+    );
+    println!(
+        "  ratio outbound / plain new connection:     {:>9.2}x",
         overhead.as_secs_f64() / plain.as_secs_f64()
     );
 

@@ -1,6 +1,10 @@
 //! `[net]` in `weft.toml`.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
+
+use crate::tls::TlsClient;
 
 /// The unit's section. Every key optional.
 #[derive(Clone, Debug, Deserialize)]
@@ -19,6 +23,12 @@ pub struct NetConfig {
     pub max_body_bytes: u64,
     /// Default time limit of a route, ms.
     pub route_timeout_ms: u64,
+    /// PEM files of CAs trusted for outbound `https` besides the compiled-in
+    /// Mozilla roots (relative to `weft.toml`'s directory).
+    pub ca_certs: Vec<PathBuf>,
+    /// The TLS client built from those at boot (none before `init`).
+    #[serde(skip)]
+    pub tls: Option<TlsClient>,
 }
 
 impl Default for NetConfig {
@@ -30,6 +40,8 @@ impl Default for NetConfig {
             listen: None,
             max_body_bytes: 1 << 20,
             route_timeout_ms: 10_000,
+            ca_certs: Vec::new(),
+            tls: None,
         }
     }
 }

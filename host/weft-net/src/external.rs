@@ -104,6 +104,7 @@ impl SystemService for ExternalService {
             grant: self.grant.clone(),
             timeout: req.timeout.min(Duration::from_millis(self.config.timeout_ms)),
             limit: self.config.max_response_bytes,
+            config: self.config.clone(),
             req,
         };
         Box::pin(async move {
@@ -122,6 +123,7 @@ struct ExternalCall {
     grant: Grant,
     timeout: Duration,
     limit: u64,
+    config: Arc<NetConfig>,
     req: ServiceRequest,
 }
 
@@ -190,9 +192,12 @@ impl Action for ExternalCall {
             .map_err(|e| KernelError::Invalid(format!("request to {}: {e}", t.url())))?;
         let started = Instant::now();
         let grants = [self.grant.clone()];
+        let tls = self.config.tls.as_ref();
         let result = match tokio::time::timeout(self.timeout, async {
             let addr = fetch::resolve(t, &grants).await?;
-            fetch::send(addr, request, self.limit).await
+            // No kept connections: calls of a service are not a hot loop
+            // of one agent, and a fresh connection is the simpler truth.
+            fetch::send(addr, t, tls, None::<&crate::pool::Pool<Full<Bytes>>>, request, self.limit).await
         })
         .await
         {

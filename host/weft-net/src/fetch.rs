@@ -9,6 +9,9 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use weft_model::net::{Grant, NetCaps, Scheme};
 
+use crate::pool::{Conn, Key, Pool};
+use crate::tls::TlsClient;
+
 /// Where a request goes, as the grants see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -45,15 +48,21 @@ impl Target {
 
     /// The URL as recorded: no query, no fragment, no credentials.
     pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority(), self.path)
+    }
+
+    /// `host[:port]` as a `Host` header carries it (port only when not the
+    /// scheme's default).
+    pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
         if self.port == self.scheme.default_port() {
-            format!("{}://{host}{}", self.scheme, self.path)
+            host
         } else {
-            format!("{}://{host}:{}{}", self.scheme, self.port, self.path)
+            format!("{host}:{}", self.port)
         }
     }
 
@@ -75,6 +84,13 @@ pub enum Failure {
     /// The response body went over `[net] max_response_bytes`.
     #[error("response larger than {0} bytes")]
     TooLarge(u64),
+    /// The TLS handshake failed on the certificate (untrusted, wrong name,
+    /// expired).
+    #[error("TLS: {0}")]
+    Certificate(String),
+    /// The TLS handshake failed otherwise (protocol, alert).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Could not resolve, connect, or speak HTTP.
     #[error("failed: {0}")]
     Failed(String),
@@ -87,6 +103,7 @@ impl Failure {
             Failure::Refused(_) => "refused",
             Failure::Timeout(_) => "timeout",
             Failure::TooLarge(_) => "too_large",
+            Failure::Certificate(_) | Failure::Tls(_) => "tls",
             Failure::Failed(_) => "failed",
         }
     }
@@ -125,10 +142,15 @@ pub struct Fetched {
     pub body: Bytes,
 }
 
-/// Send `req` over a new HTTP/1.1 connection to `addr`, reading at most
-/// `limit` body bytes. `req`'s URI is sent in origin form.
+/// Send `req` to `t` at `addr` (TLS with `tls` for `https`), reading at
+/// most `limit` body bytes; `req`'s URI is sent in origin form. With `pool`,
+/// an idle connection opened for this very `t` and `addr` is reused, and the
+/// connection is kept after a response read in full.
 pub async fn send<B>(
     addr: SocketAddr,
+    t: &Target,
+    tls: Option<&TlsClient>,
+    pool: Option<&Pool<B>>,
     mut req: http::Request<B>,
     limit: u64,
 ) -> Result<Fetched, Failure>
@@ -136,11 +158,6 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if req.uri().scheme_str() == Some("https") {
-        return Err(Failure::Failed(
-            "https is not supported by this build (no TLS client is linked)".into(),
-        ));
-    }
     let origin = req
         .uri()
         .path_and_query()
@@ -149,20 +166,89 @@ where
     *req.uri_mut() = origin
         .parse()
         .map_err(|e| Failure::Failed(format!("bad path: {e}")))?;
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| Failure::Failed(format!("cannot connect to {addr}: {e}")))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| Failure::Failed(format!("HTTP handshake with {addr}: {e}")))?;
-    let conn = tokio::spawn(async move {
-        let _closed_or_broken = conn.await;
-    });
-    let resp = sender
+    // HTTP/1.1 requires `Host`, and virtual hosts route on it: always the
+    // checked host, so a guest cannot pick another site behind an allowed IP.
+    let host = http::HeaderValue::from_str(&t.authority())
+        .map_err(|e| Failure::Failed(format!("bad host `{}`: {e}", t.host)))?;
+    req.headers_mut().insert(http::header::HOST, host);
+    let key = Key::new(t, addr);
+    if let Some(pool) = pool {
+        while let Some(mut conn) = pool.take(&key) {
+            if conn.sender.ready().await.is_err() {
+                continue;
+            }
+            match conn.sender.try_send_request(req).await {
+                Ok(resp) => return read(resp, conn, limit, Some((pool, key))).await,
+                // Closed before the request went out: the next one, or a new one.
+                Err(mut e) => match e.take_message() {
+                    Some(r) => req = r,
+                    None => {
+                        let e = e.into_error();
+                        return Err(Failure::Failed(format!("request to {addr}: {e}")));
+                    }
+                },
+            }
+        }
+    }
+    let mut conn = connect(addr, t, tls).await?;
+    let resp = conn
+        .sender
         .send_request(req)
         .await
         .map_err(|e| Failure::Failed(format!("request to {addr}: {e}")))?;
+    read(resp, conn, limit, pool.map(|p| (p, key))).await
+}
+
+/// A new connection to exactly `addr`: TCP, then for `https` the TLS
+/// handshake, then HTTP/1.1.
+async fn connect<B>(
+    addr: SocketAddr,
+    t: &Target,
+    tls: Option<&TlsClient>,
+) -> Result<Conn<B>, Failure>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| Failure::Failed(format!("cannot connect to {addr}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    match t.scheme {
+        Scheme::Http => handshake(TokioIo::new(tcp), addr).await,
+        Scheme::Https => {
+            let tls = tls.ok_or_else(|| {
+                Failure::Tls("no TLS client (the net unit was not initialised)".into())
+            })?;
+            let stream = tls.connect(&t.host, tcp).await?;
+            handshake(TokioIo::new(stream), addr).await
+        }
+    }
+}
+
+async fn handshake<IO, B>(io: IO, addr: SocketAddr) -> Result<Conn<B>, Failure>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| Failure::Failed(format!("HTTP handshake with {addr}: {e}")))?;
+    let task = tokio::spawn(async move {
+        let _closed_or_broken = conn.await;
+    });
+    Ok(Conn::new(sender, task.abort_handle()))
+}
+
+/// Read `resp`'s body (at most `limit` bytes), then keep `conn` in the pool
+/// if there is one. Over the limit, `conn` is dropped (closed).
+async fn read<B>(
+    resp: http::Response<hyper::body::Incoming>,
+    conn: Conn<B>,
+    limit: u64,
+    keep: Option<(&Pool<B>, Key)>,
+) -> Result<Fetched, Failure> {
     let (parts, mut body) = resp.into_parts();
     if let Some(n) = parts
         .headers
@@ -171,7 +257,6 @@ where
         .and_then(|v| v.parse::<u64>().ok())
     {
         if n > limit {
-            conn.abort();
             return Err(Failure::TooLarge(limit));
         }
     }
@@ -180,11 +265,13 @@ where
         let frame = frame.map_err(|e| Failure::Failed(format!("reading the response: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if (buf.len() + data.len()) as u64 > limit {
-                conn.abort();
                 return Err(Failure::TooLarge(limit));
             }
             buf.extend_from_slice(&data);
         }
+    }
+    if let Some((pool, key)) = keep {
+        pool.put(key, conn);
     }
     Ok(Fetched {
         parts,

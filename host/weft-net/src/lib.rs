@@ -22,7 +22,9 @@ pub mod external;
 pub mod fetch;
 pub mod inbound;
 pub mod outbound;
+pub mod pool;
 pub mod secrets;
+pub mod tls;
 pub mod unit;
 
 pub use config::NetConfig;

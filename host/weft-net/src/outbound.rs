@@ -23,6 +23,7 @@ use weft_model::net::Grant;
 use weft_runtime::StoreData;
 
 use crate::fetch::{self, Failure, Fetched, Target};
+use crate::pool::Pool;
 use crate::NetConfig;
 
 /// An agent instance's `wasi:http` state (attached in `prepare`).
@@ -54,6 +55,9 @@ struct NetHooks {
     handling: Option<Handling>,
     /// (message id, requests made while handling it).
     counted: (u64, u32),
+    /// This agent's idle connections (reused only after each request's own
+    /// grant and address check, see [`crate::pool`]).
+    pool: Arc<Pool<WasiBody>>,
 }
 
 type SendResult = wasmtime_wasi_http::Result<(
@@ -83,6 +87,7 @@ impl WasiHttpHooks for NetHooks {
         let action = NetHttp {
             over_limit: self.counted.1 > self.config.max_requests_per_message,
             config: self.config.clone(),
+            pool: self.pool.clone(),
             target: Target::of(request.uri()),
             request,
             grants: Vec::new(),
@@ -99,6 +104,8 @@ impl WasiHttpHooks for NetHooks {
                 }
                 Ok(Err(Failure::Timeout(_))) => Err(HttpError::HttpResponseTimeout),
                 Ok(Err(Failure::TooLarge(n))) => Err(HttpError::HttpResponseBodySize(Some(n))),
+                Ok(Err(Failure::Certificate(_))) => Err(HttpError::TlsCertificateError),
+                Ok(Err(Failure::Tls(_))) => Err(HttpError::TlsProtocolError),
                 Ok(Err(f)) => Err(HttpError::InternalError(Some(f.to_string()))),
                 Err(e) => Err(HttpError::InternalError(Some(e.to_string()))),
             }
@@ -147,6 +154,7 @@ pub struct NetHttp {
     target: Result<Target, String>,
     over_limit: bool,
     config: Arc<NetConfig>,
+    pool: Arc<Pool<WasiBody>>,
     grants: Vec<Grant>,
 }
 
@@ -200,6 +208,7 @@ impl Action for NetHttp {
             mut request,
             target,
             config,
+            pool,
             grants,
             ..
         } = self;
@@ -212,7 +221,9 @@ impl Action for NetHttp {
             Err(e) => Err(e),
             Ok(()) => match tokio::time::timeout(limit, async {
                 let addr = fetch::resolve(&t, &grants).await?;
-                fetch::send(addr, request, config.max_response_bytes).await
+                let tls = config.tls.as_ref();
+                let limit = config.max_response_bytes;
+                fetch::send(addr, &t, tls, Some(&*pool), request, limit).await
             })
             .await
             {

@@ -97,6 +97,8 @@ impl Subsystem for NetUnit {
                 "[net] timeout_ms and max_response_bytes must be above 0",
             ));
         }
+        let base = cx.config_path().and_then(|p| p.parent());
+        section.tls = Some(crate::tls::TlsClient::new(&section.ca_certs, base).map_err(fail)?);
         self.routes
             .load(cx.state_dir().join("net-routes.json"))
             .map_err(fail)?;
