@@ -129,8 +129,13 @@ name = "dev"
     assert_eq!(r["ok"]["path"], "/api/summarize", "{r}");
     let r = call(&state, "service:remote/boom", "x");
     let e = r["err"].to_string();
-    assert!(e.contains("500 Internal Server Error") && !e.contains("it broke"), "{r}");
+    assert!(
+        e.contains("500 Internal Server Error") && !e.contains("it broke"),
+        "{r}"
+    );
 
+    let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+    assert_eq!(paths, ["/api", "/api/summarize", "/api/boom"]);
     let first = seen.lock().unwrap()[0].clone();
     assert_eq!(first.body, "hello");
     let header = |k: &str| {

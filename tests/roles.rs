@@ -90,7 +90,11 @@ fn a_supervisor_manages_workers_of_its_app_and_a_worker_may_not() {
     assert!(!names(&state).contains(&"crew.worker".to_string()));
 
     // The supervisor starts two instances of the declared worker.
-    let r = op(&state, "crew.boss", json!({ "op": "spawn", "agent": "worker", "name": "w1" }));
+    let r = op(
+        &state,
+        "crew.boss",
+        json!({ "op": "spawn", "agent": "worker", "name": "w1" }),
+    );
     let w1 = r["ok"].as_u64().unwrap_or_else(|| panic!("{r}"));
     let r = op(
         &state,
@@ -125,12 +129,23 @@ fn a_supervisor_manages_workers_of_its_app_and_a_worker_may_not() {
     assert_eq!(kid_names, ["crew.w1", "crew.w2"], "{kids}");
 
     // Unknown entries, other apps' names: refused with the reason.
-    let r = op(&state, "crew.boss", json!({ "op": "spawn", "agent": "wroker", "name": "x" }));
+    let r = op(
+        &state,
+        "crew.boss",
+        json!({ "op": "spawn", "agent": "wroker", "name": "x" }),
+    );
     let e = r["err"].to_string();
-    assert!(e.contains("declares no agent `wroker`") && e.contains("worker"), "{e}");
+    assert!(
+        e.contains("declares no agent `wroker`") && e.contains("worker"),
+        "{e}"
+    );
 
     // A worker is not a supervisor: denied, and the denial is recorded.
-    let r = op(&state, "crew.w1", json!({ "op": "spawn", "agent": "worker", "name": "w9" }));
+    let r = op(
+        &state,
+        "crew.w1",
+        json!({ "op": "spawn", "agent": "worker", "name": "w9" }),
+    );
     let e = r["err"].to_string();
     assert!(e.contains("Denied") && e.contains("is a worker"), "{e}");
     let r = op(&state, "crew.w1", json!({ "op": "stop", "name": "w2" }));
@@ -148,16 +163,30 @@ fn a_supervisor_manages_workers_of_its_app_and_a_worker_may_not() {
     assert_eq!(denials.len(), 1, "gate.deny of the worker's spawn");
 
     // Workers do not publish; coordinators do.
-    let r = op(&state, "crew.w1", json!({ "op": "send", "to": "topic:news", "body": "hi" }));
+    let r = op(
+        &state,
+        "crew.w1",
+        json!({ "op": "send", "to": "topic:news", "body": "hi" }),
+    );
     assert!(
-        r["err"].to_string().contains("is a worker and may not publish"),
+        r["err"]
+            .to_string()
+            .contains("is a worker and may not publish"),
         "{r}"
     );
-    let r = op(&state, "crew.lead", json!({ "op": "send", "to": "topic:news", "body": "hi" }));
+    let r = op(
+        &state,
+        "crew.lead",
+        json!({ "op": "send", "to": "topic:news", "body": "hi" }),
+    );
     assert!(r["ok"].is_u64(), "{r}");
 
     // Restart and stop, by the supervisor.
-    let r = op(&state, "crew.boss", json!({ "op": "restart", "name": "w1" }));
+    let r = op(
+        &state,
+        "crew.boss",
+        json!({ "op": "restart", "name": "w1" }),
+    );
     assert_eq!(r, json!({ "ok": null }));
     let r = op(&state, "crew.boss", json!({ "op": "stop", "name": "w1" }));
     assert_eq!(r, json!({ "ok": null }));
@@ -258,6 +287,9 @@ fn a_high_priority_agent_gets_more_guest_time_under_contention() {
         lo["ok"].as_u64().unwrap_or_else(|| panic!("{lo}")),
     );
     // Slices of 16:1; the sends' skew lets one run alone briefly.
-    eprintln!("rounds in 2 s: high {hi}, low {lo} ({:.1}x)", hi as f64 / lo.max(1) as f64);
+    eprintln!(
+        "rounds in 2 s: high {hi}, low {lo} ({:.1}x)",
+        hi as f64 / lo.max(1) as f64
+    );
     assert!(hi > 3 * lo, "high {hi} rounds vs low {lo}");
 }

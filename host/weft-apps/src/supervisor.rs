@@ -46,10 +46,9 @@ impl SupervisorHost<'_> {
     /// The caller's name and the app it belongs to.
     fn app(&self) -> Result<(String, String), Error> {
         let me = self.ctx.principal();
-        let app = me
-            .agent()
-            .and_then(|a| a.app.as_deref())
-            .ok_or_else(|| Error::Denied(format!("`{}` is not an agent of an app", me.gate_name())))?;
+        let app = me.agent().and_then(|a| a.app.as_deref()).ok_or_else(|| {
+            Error::Denied(format!("`{}` is not an agent of an app", me.gate_name()))
+        })?;
         Ok((me.gate_name().to_string(), app.to_string()))
     }
 

@@ -32,7 +32,7 @@ async fn hello_app_gives_the_expected_plan() {
         (a.id.as_str(), a.component.as_str()),
         ("greeter", "components/probe.wasm")
     );
-    assert_eq!(a.role, AgentRole::Worker);
+    assert_eq!(a.role, AgentRole::Coordinator);
     assert!(a.auto_start);
     assert_eq!(a.capabilities.tools.allow, vec!["calc".to_string()]);
     assert_eq!(a.capabilities.ipc, IpcScope::All);
@@ -101,7 +101,7 @@ spawn = true
 [[agents]]
 id = "boss"
 component = "c/boss.wasm"
-role = "coordinator"
+role = "supervisor"
 capabilities = { tools = { allow = ["calc"] }, ipc = { named = ["worker-1"] }, spawn = true }
 restart = "always"
 

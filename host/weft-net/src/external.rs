@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
-use weft_kernel::ipc::service::{
-    AuditLevel, ServiceEndpoint, ServiceRequest, SystemService,
-};
+use weft_kernel::ipc::service::{AuditLevel, ServiceEndpoint, ServiceRequest, SystemService};
 use weft_kernel::ipc::RegisterService;
 use weft_kernel::{
     ActCx, Action, BoxFuture, Kernel, KernelError, KernelResult, KernelView, Payload, Principal,
@@ -37,7 +35,9 @@ pub(crate) async fn register(
     let uri: http::Uri = url.parse().map_err(|e| bad(format!("{e}")))?;
     let target = Target::of(&uri).map_err(bad)?;
     if uri.query().is_some() {
-        return Err(bad("a query is not allowed (secrets belong in `weaver secret`)".into()));
+        return Err(bad(
+            "a query is not allowed (secrets belong in `weaver secret`)".into(),
+        ));
     }
     let host = if target.host.contains(':') {
         format!("[{}]", target.host)
@@ -102,7 +102,9 @@ impl SystemService for ExternalService {
             service: self.name.clone(),
             target,
             grant: self.grant.clone(),
-            timeout: req.timeout.min(Duration::from_millis(self.config.timeout_ms)),
+            timeout: req
+                .timeout
+                .min(Duration::from_millis(self.config.timeout_ms)),
             limit: self.config.max_response_bytes,
             config: self.config.clone(),
             req,
@@ -197,7 +199,15 @@ impl Action for ExternalCall {
             let addr = fetch::resolve(t, &grants).await?;
             // No kept connections: calls of a service are not a hot loop
             // of one agent, and a fresh connection is the simpler truth.
-            fetch::send(addr, t, tls, None::<&crate::pool::Pool<Full<Bytes>>>, request, self.limit).await
+            fetch::send(
+                addr,
+                t,
+                tls,
+                None::<&crate::pool::Pool<Full<Bytes>>>,
+                request,
+                self.limit,
+            )
+            .await
         })
         .await
         {

@@ -144,7 +144,12 @@ impl Subsystem for NetUnit {
 
     fn app_actions(&self) -> &'static [&'static str] {
         // `net.http.**`: the calls of the app's external (`url`) services.
-        &["net.ingress.*", "net.route.add", "net.route.clear", "net.http.**"]
+        &[
+            "net.ingress.*",
+            "net.route.add",
+            "net.route.clear",
+            "net.http.**",
+        ]
     }
 
     fn control_ops(&self) -> &'static [&'static str] {

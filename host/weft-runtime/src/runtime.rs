@@ -285,7 +285,13 @@ impl Runtime {
         store: &mut Store<StoreData<T>>,
         quarters: u64,
     ) -> Result<(), RunError> {
-        let slice = (self.inner.config.fuel_yield_interval.saturating_mul(quarters) / 4).max(1_000);
+        let slice = (self
+            .inner
+            .config
+            .fuel_yield_interval
+            .saturating_mul(quarters)
+            / 4)
+        .max(1_000);
         store
             .fuel_async_yield_interval(Some(slice))
             .map_err(|e| RunError::Host(format!("{e:#}")))

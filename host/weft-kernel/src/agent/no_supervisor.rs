@@ -25,9 +25,8 @@ fn off<T>() -> Result<T, Error> {
 
 /// Link the fallback.
 pub(crate) fn link(linker: &mut AgentLinker) -> KernelResult<()> {
-    supervisor::add_to_linker::<_, NoSupervisor>(linker, |_| NoSupervisor).map_err(|e| {
-        KernelError::Failed(format!("cannot link the supervisor fallback: {e:#}"))
-    })
+    supervisor::add_to_linker::<_, NoSupervisor>(linker, |_| NoSupervisor)
+        .map_err(|e| KernelError::Failed(format!("cannot link the supervisor fallback: {e:#}")))
 }
 
 impl supervisor::Host for NoSupervisor {
