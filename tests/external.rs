@@ -134,7 +134,12 @@ name = "dev"
         "{r}"
     );
 
-    let paths: Vec<String> = seen.lock().unwrap().iter().map(|s| s.path.clone()).collect();
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
     assert_eq!(paths, ["/api", "/api/summarize", "/api/boom"]);
     let first = seen.lock().unwrap()[0].clone();
     assert_eq!(first.body, "hello");

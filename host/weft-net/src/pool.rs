@@ -63,9 +63,12 @@ impl<B> Drop for Conn<B> {
     }
 }
 
+/// Kept connections of one key, each with when it went idle.
+type Idle<B> = Vec<(Conn<B>, Instant)>;
+
 /// Idle connections by [`Key`].
 pub struct Pool<B> {
-    idle: Mutex<HashMap<Key, Vec<(Conn<B>, Instant)>>>,
+    idle: Mutex<HashMap<Key, Idle<B>>>,
 }
 
 impl<B> Default for Pool<B> {
