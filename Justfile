@@ -161,6 +161,29 @@ bench: components
     cargo bench --locked -p weft-ecc --bench ecc --no-run
     taskset -c 0 cargo bench --locked -p weft-ecc --bench ecc
 
+# What preemption costs on a real program: ripgrep 15 (built for wasm32-wasip2 into
+# target/bench-tools) counting a regex over a generated 90 MB corpus, in one process: raw
+# wasmtime, + fuel, + epochs, Weft's runtime in each `preemption` mode; then as processes,
+# `weaver tool run` against `wasmtime run` 48.0.8 (installed there too; its first build takes
+# a while). Medians and ratios.
+bench-preemption: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tools=$PWD/target/bench-tools
+    mkdir -p "$tools"
+    [ -f "$tools/bin/rg.wasm" ] || cargo install ripgrep --version '=15.1.0' --locked --target wasm32-wasip2 --root "$tools"
+    corpus="$tools/corpus"
+    helper=host/weft-runtime/benches/preemption.py
+    [ -f "$corpus/words.txt" ] || { mkdir -p "$corpus"; python3 $helper corpus "$corpus"; }
+    args=(-c '[a-z]+ab\b' /data/words.txt)
+    cargo bench --locked -p weft-runtime --bench preemption -- "$tools/bin/rg.wasm" "$corpus" "${args[@]}"
+    [ -x "$tools/bin/wasmtime" ] || cargo install wasmtime-cli --version '=48.0.8' --locked --root "$tools"
+    cargo build --release --locked -p weaver
+    echo "as processes, median of 5 (after one warm-up each):"
+    base=$(python3 $helper time "$tools/bin/wasmtime" run --dir "$corpus::/data" "$tools/bin/rg.wasm" "${args[@]}")
+    ours=$(python3 $helper time target/release/weaver tool run --file "$tools/bin/rg.wasm" --dir "$corpus::/data:ro" --fuel 100000000000 --timeout-ms 600000 -- "${args[@]}")
+    python3 -c "b, o = $base, $ours; print(f'  wasmtime run     {b*1e3:8.1} ms'); print(f'  weaver tool run  {o*1e3:8.1} ms  {o/b:.2f}x (goal <= 1.1x)')"
+
 # The container benchmark needs a Docker engine (started privately, as in the tests).
 bench-containers: test-deps
     cargo bench --locked -p weft-containers --bench containers

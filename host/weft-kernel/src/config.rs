@@ -120,7 +120,12 @@ pub struct KernelSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeSection {
-    /// Epoch tick in milliseconds: the resolution of every deadline.
+    /// Where a running guest's deadline is checked: at its fuel yields
+    /// (`yields`, the default) or also by epoch checks compiled into every
+    /// loop (`epochs`: finer, slower on loop-heavy code).
+    pub preemption: PreemptionMode,
+    /// Epoch tick in milliseconds, under `preemption = "epochs"`: the
+    /// resolution of every deadline.
     pub epoch_tick_ms: u64,
     /// Fuel between cooperative yields of a busy guest.
     pub fuel_yield_interval: u64,
@@ -191,9 +196,21 @@ impl Default for KernelSection {
     }
 }
 
+/// `[runtime] preemption`: see `weft_runtime::Preemption`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreemptionMode {
+    /// At fuel yields only.
+    #[default]
+    Yields,
+    /// Epoch checks in the compiled code as well.
+    Epochs,
+}
+
 impl Default for RuntimeSection {
     fn default() -> Self {
         RuntimeSection {
+            preemption: PreemptionMode::Yields,
             epoch_tick_ms: 1,
             fuel_yield_interval: 100_000,
             pool_instances: 12_000,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use weft_chain::{ChainConfig, ChainManager, SigningKeyFile};
 use weft_gate::{CapabilityGate, CapabilityRule, ChainedGate, GateBackend, GateDecision};
-use weft_runtime::{LoadedComponent, PoolConfig, Runtime, RuntimeConfig};
+use weft_runtime::{LoadedComponent, PoolConfig, Preemption, Runtime, RuntimeConfig};
 use weft_tree::TreeManager;
 
 use crate::act::{Action, Principal};
@@ -218,7 +218,12 @@ impl Kernel {
         let r = &config.runtime;
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(cache_dir),
-            epoch_tick: Duration::from_millis(r.epoch_tick_ms),
+            preemption: match r.preemption {
+                crate::config::PreemptionMode::Yields => Preemption::Yields,
+                crate::config::PreemptionMode::Epochs => Preemption::Epochs {
+                    tick: Duration::from_millis(r.epoch_tick_ms),
+                },
+            },
             fuel_yield_interval: r.fuel_yield_interval,
             pool: PoolConfig {
                 total_component_instances: r.pool_instances,

@@ -1,7 +1,7 @@
 //! Weft's component runtime.
 //!
 //! One [`Runtime`] owns one wasmtime [`wasmtime::Engine`] configured for the
-//! component model, async calls, fuel, epoch deadlines and the pooling
+//! component model, async calls, fuel, wall-clock deadlines and the pooling
 //! allocator. It runs components and, as they are, WASI preview1 core
 //! modules ([`ComponentKind::Preview1`]) under the same limits and grants. Everything a guest may consume is bounded by [`Limits`];
 //! everything it may touch is granted explicitly by [`Grants`]. Failures are
@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod blocking;
 mod cache;
 mod command;
 mod config;
@@ -33,7 +34,7 @@ mod tool;
 
 pub use cache::{CacheError, Digest, LoadSource};
 pub use command::CommandOutcome;
-pub use config::{Limits, PoolConfig, RuntimeConfig};
+pub use config::{Limits, PoolConfig, Preemption, RuntimeConfig};
 pub use error::{Failure, GuestDetail, RunError, Usage};
 pub use output::BoundedOutput;
 pub use runtime::{Code, ComponentKind, LoadedComponent, Runtime};

@@ -1,4 +1,4 @@
-//! [`Runtime`]: the one engine, its epoch ticker, the artifact cache and the
+//! [`Runtime`]: the one engine, its deadlines, the artifact cache and the
 //! pre-instantiated components. Cheap to clone; share it everywhere.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use wasmtime::{
 };
 
 use crate::cache::{ArtifactCache, Digest, LoadSource};
-use crate::config::{Limits, RuntimeConfig};
+use crate::config::{Limits, Preemption, RuntimeConfig};
 use crate::error::{classify, DeadlineHit, FailureContext, RunError};
 use crate::sandbox::{Grants, StoreData};
 
@@ -116,8 +116,8 @@ impl Drop for Inner {
 }
 
 impl Runtime {
-    /// Build the engine (component model, fuel, epochs, pooling allocator)
-    /// and start the epoch ticker thread.
+    /// Build the engine (component model, fuel, pooling allocator; epochs
+    /// and their ticker thread only under [`Preemption::Epochs`]).
     ///
     /// A configured cache dir is created (mode 0700) if missing; one that is
     /// not private to the current user is refused with
@@ -134,7 +134,9 @@ impl Runtime {
             .as_deref()
             .map(|dir| ArtifactCache::new(dir, &engine));
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone())?;
+        if let Preemption::Epochs { tick } = config.preemption {
+            spawn_ticker(engine.clone(), tick, ticker_stop.clone())?;
+        }
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
@@ -266,12 +268,14 @@ impl Runtime {
         store
             .fuel_async_yield_interval(Some(self.inner.config.fuel_yield_interval))
             .map_err(|e| RunError::Host(format!("{e:#}")))?;
-        // Installed once; `arm` only moves the epoch deadline, so arming a
-        // call costs no allocation and no clock read. The ticker never runs
-        // fast, so reaching the deadline in ticks means the time is up.
-        store.epoch_deadline_callback(|cx| {
-            Err::<UpdateDeadline, _>(wasmtime::Error::new(DeadlineHit(cx.data().timeout)))
-        });
+        if let Preemption::Epochs { .. } = self.inner.config.preemption {
+            // Installed once; `arm` only moves the epoch deadline, so arming
+            // a call costs no allocation and no clock read. The ticker never
+            // runs fast, so reaching the deadline in ticks means the time is up.
+            store.epoch_deadline_callback(|cx| {
+                Err::<UpdateDeadline, _>(wasmtime::Error::new(DeadlineHit(cx.data().timeout)))
+            });
+        }
         self.arm(&mut store, &limits);
         Ok(store)
     }
@@ -302,7 +306,9 @@ impl Runtime {
         // Fuel is always enabled on our engine, so this cannot fail.
         let _ = store.set_fuel(limits.fuel);
         store.data_mut().timeout = limits.timeout;
-        store.set_epoch_deadline(ticks_for(limits.timeout, self.inner.config.epoch_tick));
+        if let Preemption::Epochs { tick } = self.inner.config.preemption {
+            store.set_epoch_deadline(ticks_for(limits.timeout, tick));
+        }
     }
 
     /// Fuel consumed since the last [`Runtime::arm`] with `limits`.
@@ -324,13 +330,14 @@ impl Runtime {
         }
     }
 
-    /// Run `call` against `store` under the store's deadline, with a host
-    /// timer as a backstop for time spent outside wasm, and classify any
-    /// failure. A call that finishes on its first poll (most do) never
-    /// reads the clock or touches the timer wheel: the backstop starts at
-    /// the first yield, which is at most one fuel-yield slice (or one host
-    /// call) after the call began; the guest's own deadline counts from
-    /// [`Runtime::arm`].
+    /// Run `call` against `store` under the store's deadline and classify
+    /// any failure. A call that finishes on its first poll (most do) never
+    /// reads the clock or touches the timer wheel: the deadline's timer
+    /// starts at the first yield, which is at most one fuel slice (or one
+    /// host call) after the call began, and drops the call at the first
+    /// yield after it fires. Under [`Preemption::Epochs`] it is only a
+    /// backstop for time spent outside wasm: the guest's own deadline then
+    /// counts from [`Runtime::arm`].
     pub async fn guard<T: Send, R>(
         &self,
         store: &mut Store<StoreData<T>>,
@@ -343,8 +350,7 @@ impl Runtime {
             match first {
                 Poll::Ready(r) => Ok(r),
                 Poll::Pending => {
-                    let grace = self.inner.config.epoch_tick * 50 + Duration::from_millis(50);
-                    let backstop = tokio::time::Instant::now() + limits.timeout + grace;
+                    let backstop = tokio::time::Instant::now() + limits.timeout + self.grace();
                     tokio::time::timeout_at(backstop, fut).await
                 }
             }
@@ -355,6 +361,37 @@ impl Runtime {
             Err(_) => wasmtime::Error::new(DeadlineHit(limits.timeout)),
         };
         Err(self.classify(store, limits, err))
+    }
+
+    /// [`Runtime::guard`] for synchronous callers (the gate's governance
+    /// and other subsystem components): drives `call` on this thread,
+    /// parking between polls, and drops it at the first yield past the
+    /// deadline. The store must have been armed.
+    pub fn guard_blocking<T: Send, R>(
+        &self,
+        store: &mut Store<StoreData<T>>,
+        limits: &Limits,
+        call: impl AsyncFnOnce(&mut Store<StoreData<T>>) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let outcome = {
+            let fut = std::pin::pin!(call(&mut *store));
+            crate::blocking::drive(fut, limits.timeout + self.grace())
+        };
+        let err = match outcome {
+            Some(Ok(r)) => return Ok(r),
+            Some(Err(e)) => e,
+            None => wasmtime::Error::new(DeadlineHit(limits.timeout)),
+        };
+        Err(self.classify(store, limits, err))
+    }
+
+    /// How long past its deadline the host timer waits: none when it is the
+    /// deadline, time for the epoch to fire first when it is a backstop.
+    fn grace(&self) -> Duration {
+        match self.inner.config.preemption {
+            Preemption::Yields => Duration::ZERO,
+            Preemption::Epochs { tick } => tick * 50 + Duration::from_millis(50),
+        }
     }
 
     /// Turn a raw error from a call on `store` into a [`RunError`].
@@ -418,7 +455,7 @@ fn engine_config(rc: &RuntimeConfig) -> Result<Config, RunError> {
     let mut c = Config::new();
     c.wasm_component_model(true)
         .consume_fuel(true)
-        .epoch_interruption(true)
+        .epoch_interruption(matches!(rc.preemption, Preemption::Epochs { .. }))
         .max_wasm_stack(rc.max_wasm_stack)
         // Fiber stacks must hold the wasm stack plus host frames.
         .async_stack_size(rc.max_wasm_stack + (1 << 20))

@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use weft_runtime::{
-    ComponentKind, DirGrant, Grants, Limits, LoadSource, RunError, Runtime, RuntimeConfig,
+    ComponentKind, DirGrant, Grants, Limits, LoadSource, Preemption, RunError, Runtime,
+    RuntimeConfig,
 };
 use weft_testkit::{guest, shared_cache_dir};
 
@@ -115,7 +116,24 @@ async fn infinite_loop_runs_out_of_fuel() {
 
 #[tokio::test]
 async fn infinite_loop_hits_the_deadline() {
-    let rt = runtime();
+    loop_hits_the_deadline(runtime()).await;
+}
+
+/// The finer, costlier mode stops the same guest.
+#[tokio::test]
+async fn infinite_loop_hits_the_deadline_with_epochs() {
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(shared_cache_dir()),
+        preemption: Preemption::Epochs {
+            tick: Duration::from_millis(1),
+        },
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    loop_hits_the_deadline(rt).await;
+}
+
+async fn loop_hits_the_deadline(rt: Runtime) {
     let l = Limits {
         fuel: u64::MAX / 2,
         timeout: Duration::from_millis(200),
@@ -354,4 +372,37 @@ async fn busy_guest_yields_to_others() {
         "good guest waited {quick:?} behind the hog"
     );
     assert!(hog_took >= Duration::from_secs(3));
+}
+
+/// Synchronous callers (the gate calling the governance component) get the
+/// same deadline from `guard_blocking`, on a thread with no async runtime
+/// driving it, and the runtime serves afterwards.
+#[test]
+fn a_blocking_call_is_dropped_at_its_deadline() {
+    let rt = runtime();
+    let c = rt.load_file(&guest("misbehave")).unwrap();
+    let pre = rt.tool_pre(&c).unwrap();
+    let l = Limits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(200),
+        ..limits()
+    };
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let _enter = tokio.enter();
+    let mut store = rt.new_store(&l, &Grants::default(), ()).unwrap();
+    let start = Instant::now();
+    let e = rt
+        .guard_blocking(&mut store, &l, async |s| {
+            let tool = pre.instantiate_async(&mut *s).await?;
+            tool.call_invoke(&mut *s, &r#"{"mode":"loop"}"#.to_string())
+                .await
+        })
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(e, RunError::Timeout { .. }), "{e:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    tokio.block_on(still_serves(&rt));
 }

@@ -2,15 +2,14 @@
 //! kernel's `CronService` are synchronous traits).
 //!
 //! Stores from [`Runtime::new_store`] yield on fuel, so calls must be async;
-//! they are driven here by a small parking executor on the caller's thread.
+//! they are driven on the caller's thread by [`Runtime::guard_blocking`].
 //! Subsystem components import nothing but WASI, so a call never waits on
 //! the host: the fiber only yields to let the executor poll it again.
 //! Each call is armed with the fuel and deadline of [`Limits`], and a failure
 //! is classified into a [`RunError`] like any other guest's.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Mutex;
 
 use wasmtime::Store;
 use weft_runtime::{Grants, Limits, LoadedComponent, RunError, Runtime, StoreData};
@@ -98,32 +97,7 @@ impl<W: World> Guest<W> {
     ) -> Result<R, RunError> {
         let _enter = self.handle.as_ref().map(|h| h.enter());
         self.runtime.arm(store, limits);
-        let out = block_on(f(store));
-        out.map_err(|e| self.runtime.classify(store, limits, e))
-    }
-}
-
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Drive `f` to completion on this thread.
-pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        match f.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::park(),
-        }
+        self.runtime.guard_blocking(store, limits, f)
     }
 }
 
