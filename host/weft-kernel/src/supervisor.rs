@@ -174,10 +174,15 @@ pub(crate) fn agent_pre(shared: &Shared, c: &LoadedComponent) -> KernelResult<Ag
     Ok(pre)
 }
 
-/// Start an agent (`agent.spawn`). Returns its pid once its `init` has
-/// succeeded; a failing `init` fails the spawn.
+/// Start an agent (`agent.spawn`). [`Spawn::new`] returns its pid once its
+/// `init` has succeeded, and a failing `init` fails the spawn (what app start
+/// and upgrade rollback need). [`Spawn::detached`] returns it as soon as the
+/// process is gated, recorded and registered; instantiation and `init` then
+/// run in the agent's own task, and a failing `init` is a crash handled by
+/// its restart policy, like any other.
 pub struct Spawn {
     req: SpawnRequest,
+    wait: bool,
     digest: String,
     pre: Option<AgentPre>,
     app: Option<Arc<AppPrincipal>>,
@@ -189,9 +194,19 @@ impl Spawn {
         let digest = req.component.digest.to_hex();
         Spawn {
             req,
+            wait: true,
             digest,
             pre: None,
             app: None,
+        }
+    }
+
+    /// Spawn what `req` describes without waiting for its `init` (see
+    /// [`Spawn`]): messages sent to the pid meanwhile wait in its inbox.
+    pub fn detached(req: SpawnRequest) -> Self {
+        Spawn {
+            wait: false,
+            ..Spawn::new(req)
         }
     }
 
@@ -199,10 +214,12 @@ impl Spawn {
     /// supervisors (`weft:kernel/supervisor`): the child is bounded by the
     /// app's ceiling rather than by the supervisor's own capabilities, and
     /// becomes the supervisor's child. Anyone else asking is refused.
+    /// Detached: the supervisor learns of a failing `init` as it learns of
+    /// any crash of its children.
     pub fn for_app(req: SpawnRequest, app: Arc<AppPrincipal>) -> Self {
         Spawn {
             app: Some(app),
-            ..Spawn::new(req)
+            ..Spawn::detached(req)
         }
     }
 }
@@ -390,14 +407,18 @@ impl Action for Spawn {
         let inbox = shared.ipc.router.register(pid);
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
         shared.agents.controls.insert(pid, ctl_tx);
-        let live = match task::start(&shared, &spec).await {
-            Ok(l) => l,
-            Err(f) => {
-                release(&shared, pid, &name, true);
-                return Err(KernelError::Failed(format!(
-                    "agent `{name}` did not start: {f}"
-                )));
+        let live = if self.wait {
+            match task::start(&shared, &spec).await {
+                Ok(l) => Some(l),
+                Err(f) => {
+                    release(&shared, pid, &name, true);
+                    return Err(KernelError::Failed(format!(
+                        "agent `{name}` did not start: {f}"
+                    )));
+                }
             }
+        } else {
+            None
         };
         let recorded = (|| -> KernelResult<()> {
             let mut body = json!({ "pid": pid, "name": &*name, "parent": req.parent,

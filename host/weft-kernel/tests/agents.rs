@@ -124,6 +124,72 @@ async fn ipc_scope_denial_is_an_error_not_a_crash() {
         .is_string());
 }
 
+/// A detached spawn answers once the process is gated, recorded and
+/// registered: a message sent at once waits in the inbox for `init`, and a
+/// failing `init` is a crash its restart policy handles, on the chain after
+/// the spawn.
+#[tokio::test]
+async fn a_detached_spawn_runs_init_in_the_agents_task() {
+    let t = boot().await;
+    let k = &t.kernel;
+    let mut req = weft_kernel::SpawnRequest::new("quick", probe(k));
+    req.config = json!({"mode": "echo"});
+    let pid = k
+        .act(
+            &weft_kernel::Principal::Operator,
+            weft_kernel::Spawn::detached(req),
+        )
+        .await
+        .unwrap();
+    let reply = k
+        .request(
+            MessageTarget::Agent(pid),
+            Payload::Text("hi".into()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply, Payload::Text("hi".into()));
+    assert_eq!(k.inspect(pid).unwrap().state, ProcessState::Running);
+
+    let mut req = weft_kernel::SpawnRequest::new("doomed", probe(k));
+    req.config = json!({"fail_init": true});
+    req.restart = RestartPolicy::OnFailure {
+        max_retries: 1,
+        backoff: Duration::from_millis(10),
+    };
+    let pid = k
+        .act(
+            &weft_kernel::Principal::Operator,
+            weft_kernel::Spawn::detached(req),
+        )
+        .await
+        .expect("a detached spawn does not wait for init");
+    eventually("give up", || {
+        k.inspect(pid)
+            .is_some_and(|i| i.state == ProcessState::Stopped)
+    })
+    .await;
+    let events = chain_kinds(k);
+    let of = |kind: &str| {
+        events
+            .iter()
+            .position(|(k, p)| k == kind && (p["pid"] == pid))
+            .unwrap_or_else(|| panic!("no {kind} for {pid}"))
+    };
+    assert!(of("agent.spawn") < of("agent.crash"));
+    assert!(of("agent.crash") < of("agent.give_up"));
+    let crash = events
+        .iter()
+        .find(|(k, p)| k == "agent.crash" && p["pid"] == pid)
+        .unwrap();
+    assert_eq!(crash.1["kind"], "init error");
+    assert!(crash.1["error"]
+        .as_str()
+        .unwrap()
+        .contains("asked to fail init"));
+}
+
 #[tokio::test]
 async fn trapping_agent_restarts_with_backoff_then_gives_up() {
     let t = boot().await;

@@ -179,6 +179,15 @@ impl Action for NetHttp {
         json!({ "method": self.request.method().as_str(), "url": url })
     }
 
+    /// The permit covers what the gate saw (method and URL without its
+    /// query), so a repeat of the same request reuses it until policy
+    /// changes; the grant and address checks and the `net.http` record still
+    /// happen on every request.
+    fn reuse_permit(&self) -> Option<Cow<'_, str>> {
+        let t = self.target.as_ref().ok()?;
+        Some(format!("{} {}", self.request.method(), t.url()).into())
+    }
+
     fn authorize(&mut self, who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
         let t = self.target.clone().map_err(KernelError::Invalid)?;
         let Principal::Agent(a) = who else {

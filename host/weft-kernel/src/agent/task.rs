@@ -130,15 +130,16 @@ fn account(spec: &AgentSpec, u: weft_runtime::Usage) {
         .fetch_add(u.wall.as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// The task body. `live` is the instance `spawn` already started.
+/// The task body. `live` is the instance `spawn` already started, if it
+/// waited for `init`; else the task starts it.
 pub(crate) async fn run(
     mut guard: TaskGuard,
-    live: Live,
+    live: Option<Live>,
     mut inbox: mpsc::Receiver<Envelope>,
     mut control: mpsc::Receiver<Control>,
 ) {
     let (shared, spec) = (guard.shared.clone(), guard.spec.clone());
-    let mut live = Some(live);
+    let mut live = live;
     let mut attempts: u32 = 0;
     loop {
         let exit = match live.take() {
