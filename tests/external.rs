@@ -155,6 +155,16 @@ name = "dev"
     assert_eq!(header("x-weft-sender"), "ext.caller");
     assert!(header("content-type").starts_with("text/plain"));
 
+    // One line per call in the kernel log, the failure a warning.
+    let logs = ok(&state, &["kernel", "logs"]).stdout;
+    assert!(
+        logs.contains(&format!(
+            "net: app:ext service `remote` POST http://127.0.0.1:{port}/api/summarize -> 200"
+        )),
+        "{logs}"
+    );
+    assert!(logs.contains("/api/boom -> 500"), "{logs}");
+
     // Gated as the app, recorded with the service named, bodies never.
     let events: Vec<Value> = ok(&state, &["chain", "export"])
         .stdout

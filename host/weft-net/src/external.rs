@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
+use weft_kernel::console::LogLevel;
 use weft_kernel::ipc::service::{AuditLevel, ServiceEndpoint, ServiceRequest, SystemService};
 use weft_kernel::ipc::RegisterService;
 use weft_kernel::{
@@ -232,6 +233,24 @@ impl Action for ExternalCall {
             rec["error"] = json!(e.to_string());
         }
         cx.record("net.http", &rec)?;
+        // One line per call in `weaver kernel logs`, as agents' requests get.
+        let shown = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| outcome.into());
+        let level = if outcome == "ok" {
+            LogLevel::Info
+        } else {
+            LogLevel::Warn
+        };
+        cx.kernel().log(
+            level,
+            format!(
+                "net: {} service `{}` POST {} -> {shown} ({bytes} B, {ms} ms)",
+                cx.who().gate_name(),
+                self.service,
+                t.url()
+            ),
+        );
         Ok(match result {
             Ok(f) if f.parts.status.is_success() => Ok(payload_of(&f.parts, f.body)),
             // The error is recorded with the reply: the status, never the body.
