@@ -344,6 +344,33 @@ fn agents_store_search_are_refused_and_survive_a_kill_9() {
     assert!(Path::new(&s).join("ecc/ecc.snapshot").exists());
 }
 
+/// `[ecc] shares` in weft.toml opens a namespace outside the app's own to
+/// that app's agents (still only within their `ecc` capabilities); the
+/// same request without it is refused (above).
+#[test]
+fn ecc_shares_open_another_namespace_to_an_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = dir.path().join("state");
+    let cfg = dir.path().join("weft.toml");
+    std::fs::write(&cfg, "[ecc]\nshares = { mem = [\"other\"] }\n").unwrap();
+    let _k = start_kernel(&s, &["--config", cfg.to_str().unwrap()]);
+    let bundle = app(dir.path(), &s, MANIFEST);
+    ok(&s, &["app", "install", bundle.to_str().unwrap()]);
+    ok(&s, &["app", "start", "mem"]);
+    let r = send(
+        &s,
+        "keeper",
+        json!({"op": "link", "ns": "other", "from": 1, "to": 2}),
+    );
+    assert_eq!(r["ok"]["created"], true, "{r}");
+    // The share does not widen the agent's own grant: the reader's
+    // capabilities name only mem/*.
+    let r = send(&s, "reader", json!({"op": "stats", "ns": "other"}));
+    assert_eq!(r["err"]["kind"], "denied", "{r}");
+    let stats = ok(&s, &["ecc", "stats", "--json"]).json();
+    assert!(stats.to_string().contains("\"other\""), "{stats}");
+}
+
 #[test]
 fn ecc_capabilities_in_manifests_are_checked_with_file_line_col() {
     let dir = tempfile::tempdir().unwrap();
