@@ -67,6 +67,14 @@ fn cli(commands: &[weft_kernel::control::cli::CliCommand]) -> Command {
 
 use clap::Args as _;
 
+/// mimalloc rather than glibc's malloc: the kernel's hot paths (a message, a
+/// spawn, a chain record) are many small allocations freed on other threads,
+/// where glibc's arenas contend. Measured by the kernel bench, which runs with
+/// it too: 4 ping-pong pairs 244k → 490k messages/s, a detached spawn 21.7 →
+/// 13.0 µs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     weft_kernel::components::embed(embedded::EMBEDDED);
     // Colour only for a person at a terminal, and never under NO_COLOR.

@@ -14,6 +14,10 @@ use weft_kernel::{
     Spawn, SpawnRequest,
 };
 
+/// The allocator `weaver` runs the kernel with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -66,7 +70,7 @@ async fn bench() {
     let probe = k
         .load_component(&weft_testkit::guest("probe"))
         .expect("probe");
-    let mut rows: Vec<(String, String, String, Option<bool>)> = Vec::new();
+    let mut rows: Rows = Vec::new();
 
     // Spawn as the caller sees it: gated, recorded and registered; the
     // instance and its `init` come up in the agent's own task.
@@ -209,39 +213,22 @@ async fn bench() {
         }
     }
 
-    // Memory per idle agent: RSS growth over 10,000 live agents.
-    let count = 10_000;
-    let before = rss_bytes();
-    for i in 0..count {
-        k.spawn(SpawnRequest::new(format!("idle{i}"), probe.clone()))
-            .await
-            .expect("spawn idle");
-    }
-    let after = rss_bytes();
-    let per = (after.saturating_sub(before)) / count as u64;
-    let total_mib = (after.saturating_sub(before)) as f64 / (1 << 20) as f64;
-    rows.push((
-        format!("memory per idle agent ({count} live)"),
-        format!("{:.1} KiB ({total_mib:.0} MiB total)", per as f64 / 1024.0),
-        "10,000 in ≤ 1 GiB".into(),
-        Some(total_mib <= 1024.0),
-    ));
-    // What stays resident once they are gone: freed pool slots keep up to
-    // `[runtime] keep_resident_kib` of dirtied memory for fast reuse.
-    for p in k.processes() {
-        k.stop(p.pid).await.expect("stop");
-    }
-    let gone = rss_bytes();
-    rows.push((
-        format!("resident memory still held after stopping all {count}"),
-        format!(
-            "{:.0} MiB ({:.1} KiB per freed slot)",
-            gone.saturating_sub(before) as f64 / (1 << 20) as f64,
-            gone.saturating_sub(before) as f64 / count as f64 / 1024.0
-        ),
-        "—".into(),
-        None,
-    ));
+    // Memory per idle agent, and what stays resident once they are gone:
+    // freed pool slots keep up to `[runtime] keep_resident_kib` of dirtied
+    // memory for fast reuse. Measured with the default, then with 0 on a
+    // fresh kernel (the first one shut down and dropped).
+    idle_memory(&k, &probe, "keep_resident_kib = 1024 (default)", &mut rows).await;
+    k.shutdown().await.expect("shutdown");
+    drop((k, probe));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = KernelConfig::default();
+    config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
+    config.runtime.keep_resident_kib = 0;
+    let k = Kernel::boot(config, dir.path()).await.expect("boot");
+    let probe = k
+        .load_component(&weft_testkit::guest("probe"))
+        .expect("probe");
+    idle_memory(&k, &probe, "keep_resident_kib = 0", &mut rows).await;
     k.shutdown().await.expect("shutdown");
 
     println!("\n## weft-kernel\n");
@@ -255,4 +242,69 @@ async fn bench() {
         };
         println!("| {m} | {v} | {g} | {met} |");
     }
+}
+
+type Rows = Vec<(String, String, String, Option<bool>)>;
+
+/// RSS growth over 10,000 idle agents on `k`, what is still held after
+/// they stop, and spawn_and_wait on a reused slot with this kernel's
+/// keep-resident setting (`label`).
+async fn idle_memory(
+    k: &Kernel,
+    probe: &weft_runtime::LoadedComponent,
+    label: &str,
+    rows: &mut Rows,
+) {
+    let count = 10_000;
+    let before = rss_bytes();
+    for i in 0..count {
+        k.spawn(SpawnRequest::new(format!("idle{i}"), probe.clone()))
+            .await
+            .expect("spawn idle");
+    }
+    let after = rss_bytes();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let total = after.saturating_sub(before);
+    rows.push((
+        format!("memory per idle agent ({count} live), {label}"),
+        format!(
+            "{:.1} KiB ({:.0} MiB total)",
+            total as f64 / count as f64 / 1024.0,
+            mib(total)
+        ),
+        "10,000 in ≤ 512 MiB".into(),
+        Some(mib(total) <= 512.0),
+    ));
+    for p in k.processes() {
+        k.stop(p.pid).await.expect("stop");
+    }
+    let gone = rss_bytes();
+    rows.push((
+        format!("resident after stopping all {count} vs before spawning, {label}"),
+        format!(
+            "{:.0} → {:.0} MiB ({:.2}x)",
+            mib(before),
+            mib(gone),
+            gone as f64 / before as f64
+        ),
+        "≤ 1.2x".into(),
+        Some(gone as f64 <= before as f64 * 1.2),
+    ));
+    let mut lat = Vec::with_capacity(500);
+    for i in 0..500 {
+        let t = Instant::now();
+        let pid = k
+            .spawn(SpawnRequest::new(format!("r{i}"), probe.clone()))
+            .await
+            .expect("spawn");
+        lat.push(t.elapsed());
+        k.stop(pid).await.expect("stop");
+    }
+    lat.sort();
+    rows.push((
+        format!("spawn_and_wait on a reused slot, median, {label}"),
+        format!("{:.1} µs", lat[250].as_secs_f64() * 1e6),
+        "≤ 30 µs".into(),
+        Some(lat[250] <= Duration::from_micros(30)),
+    ));
 }
