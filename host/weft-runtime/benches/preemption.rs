@@ -5,7 +5,8 @@
 //! Runs the WASI command `PROGRAM` with `DIR` preopened as `/data` and
 //! `ARGS` as its arguments, in one process, round-robin so drift hits every
 //! row alike, and prints the median wall time of each way of running it
-//! against raw wasmtime (no fuel, no epochs: what `wasmtime run` does):
+//! against raw wasmtime (no fuel, no epochs, file reads on the calling
+//! thread: what `wasmtime run` does):
 //! raw with fuel, raw with epochs, and Weft's runtime under each
 //! [`Preemption`] mode (fuel, limits, the pooling allocator and its
 //! deadline).
@@ -70,6 +71,8 @@ impl RawEngine {
         let out = MemoryOutputPipe::new(1 << 20);
         let err = MemoryOutputPipe::new(1 << 20);
         let mut b = WasiCtx::builder();
+        // As `wasmtime run` does: file reads on this thread.
+        b.allow_blocking_current_thread(true);
         b.args(args).stdout(out.clone()).stderr(err.clone());
         b.preopened_dir(dir, "/data", FsPerms::ReadOnly)
             .expect("preopen");
@@ -105,6 +108,8 @@ fn weft(cache: &std::path::Path, preemption: Preemption, slice: u64) -> Runtime 
         cache_dir: Some(cache.to_path_buf()),
         preemption,
         fuel_yield_interval: slice,
+        // As `weaver tool run FILE` does.
+        blocking_fs: true,
         ..RuntimeConfig::default()
     })
     .expect("runtime")

@@ -66,6 +66,12 @@ pub struct RuntimeConfig {
     pub fuel_yield_interval: u64,
     /// Wasm stack per call; overflowing it raises `StackOverflow`.
     pub max_wasm_stack: usize,
+    /// Guests' file operations run on the calling thread rather than on
+    /// tokio's blocking pool. Right for one guest in its own process
+    /// (`weaver tool run FILE`: ripgrep over 90 MB spends a third of its
+    /// time handing 64 KiB reads to the pool and back); wrong for a kernel,
+    /// where a slow disk would stall every guest sharing the thread.
+    pub blocking_fs: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -76,6 +82,7 @@ impl Default for RuntimeConfig {
             preemption: Preemption::Yields,
             fuel_yield_interval: 100_000,
             max_wasm_stack: 1 << 20,
+            blocking_fs: false,
         }
     }
 }
@@ -94,8 +101,8 @@ pub enum Preemption {
     Yields,
     /// Also an epoch check at every function entry and loop header, ticked by
     /// a thread every `tick`: a deadline is noticed within a tick even inside
-    /// one slice, at a cost on loop-heavy code (ripgrep over 90 MB: about a
-    /// third more time than fuel alone).
+    /// one slice, at a cost on loop-heavy code (ripgrep over 90 MB: 3–7%
+    /// more time than `Yields`; docs/kernel.md has the figures).
     Epochs {
         /// How often the epoch advances; the resolution of every deadline.
         tick: Duration,

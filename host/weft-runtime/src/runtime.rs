@@ -263,7 +263,10 @@ impl Runtime {
         data: T,
     ) -> Result<Store<StoreData<T>>, RunError> {
         let limits = self.clamp(limits);
-        let mut store = Store::new(&self.inner.engine, StoreData::new(&limits, grants, data)?);
+        let mut store = Store::new(
+            &self.inner.engine,
+            StoreData::new(&limits, grants, self.inner.config.blocking_fs, data)?,
+        );
         store.limiter(|s| &mut s.limiter);
         store
             .fuel_async_yield_interval(Some(self.inner.config.fuel_yield_interval))

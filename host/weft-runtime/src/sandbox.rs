@@ -75,10 +75,16 @@ pub struct StoreData<T> {
 }
 
 impl<T> StoreData<T> {
-    pub(crate) fn new(limits: &Limits, grants: &Grants, data: T) -> Result<Self, RunError> {
+    pub(crate) fn new(
+        limits: &Limits,
+        grants: &Grants,
+        blocking_fs: bool,
+        data: T,
+    ) -> Result<Self, RunError> {
         let stdout = BoundedOutput::new("stdout", limits.max_output_bytes);
         let stderr = BoundedOutput::new("stderr", limits.max_output_bytes);
         let mut b = WasiCtx::builder();
+        b.allow_blocking_current_thread(blocking_fs);
         b.stdout(stdout.clone()).stderr(stderr.clone());
         b.stdin(MemoryInputPipe::new(grants.stdin.clone()));
         b.args(&grants.args);
