@@ -224,6 +224,25 @@ impl Spawn {
     }
 }
 
+/// Keep `req` within `app`'s ceiling: asking for more is refused, and what
+/// the agent gets is bounded by it (an app's own spawns and its
+/// supervisors' alike).
+fn bound_by_ceiling(req: &mut SpawnRequest, app: &AppPrincipal) -> KernelResult<()> {
+    let Some(ceiling) = &app.ceiling else {
+        return Ok(());
+    };
+    req.capabilities.within(ceiling).map_err(|x| {
+        KernelError::Denied(format!(
+            "agent `{}` exceeds the ceiling of app `{}`: {}",
+            req.name,
+            app.name(),
+            excess_text(&x)
+        ))
+    })?;
+    req.capabilities = std::mem::take(&mut req.capabilities).bounded_by(ceiling);
+    Ok(())
+}
+
 fn excess_text(excess: &[weft_model::Excess]) -> String {
     excess
         .iter()
@@ -263,17 +282,7 @@ impl Action for Spawn {
                         req.name
                     )));
                 }
-                if let Some(ceiling) = &app.ceiling {
-                    req.capabilities.within(ceiling).map_err(|x| {
-                        KernelError::Denied(format!(
-                            "agent `{}` exceeds the ceiling of app `{}`: {}",
-                            req.name,
-                            app.name(),
-                            excess_text(&x)
-                        ))
-                    })?;
-                    req.capabilities = std::mem::take(&mut req.capabilities).bounded_by(ceiling);
-                }
+                bound_by_ceiling(req, app)?;
             }
             Principal::Agent(a) if self.app.is_some() => {
                 let app = self.app.as_deref().ok_or_else(|| {
@@ -294,17 +303,7 @@ impl Action for Spawn {
                         req.name
                     )));
                 }
-                if let Some(ceiling) = &app.ceiling {
-                    req.capabilities.within(ceiling).map_err(|x| {
-                        KernelError::Denied(format!(
-                            "agent `{}` exceeds the ceiling of app `{}`: {}",
-                            req.name,
-                            app.name(),
-                            excess_text(&x)
-                        ))
-                    })?;
-                    req.capabilities = std::mem::take(&mut req.capabilities).bounded_by(ceiling);
-                }
+                bound_by_ceiling(req, app)?;
                 req.parent = Some(a.pid);
             }
             Principal::Agent(a) => {

@@ -523,3 +523,28 @@ async fn lifecycle_and_limits() {
     assert_eq!(kinds.first().map(String::as_str), Some("chain.genesis"));
     assert!(kinds.contains(&"kernel.boot".into()) && kinds.contains(&"kernel.shutdown".into()));
 }
+
+/// An app's spawn is held to its ceiling in the kernel too (the manifest
+/// check is the first line, not the only one): more is refused as a denial
+/// on the chain, and what fits is granted.
+#[tokio::test]
+async fn an_apps_spawn_beyond_its_ceiling_is_denied() {
+    let t = boot().await;
+    let k = &t.kernel;
+    let ceiling = Capabilities::default();
+    let app = weft_kernel::Principal::app("tight", Some(ceiling));
+    let mut req = weft_kernel::SpawnRequest::new("tight.greedy", probe(k));
+    req.capabilities = all_ipc();
+    let e = k.act(&app, weft_kernel::Spawn::new(req)).await.unwrap_err();
+    assert!(matches!(e, KernelError::Denied(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("agent `tight.greedy` exceeds the ceiling of app `tight`"),
+        "{e}"
+    );
+    assert!(chain_kinds(k)
+        .iter()
+        .any(|(kind, p)| kind == "gate.deny" && p["action"] == "agent.spawn"));
+    let req = weft_kernel::SpawnRequest::new("tight.modest", probe(k));
+    k.act(&app, weft_kernel::Spawn::new(req)).await.unwrap();
+}
