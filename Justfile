@@ -184,7 +184,7 @@ bench-preemption: build
     base=$(python3 $helper time "$tools/bin/wasmtime" run --dir "$corpus::/data" "$tools/bin/rg.wasm" "${args[@]}")
     pre=$(python3 $helper time "$tools/bin/wasmtime" run --allow-precompiled --dir "$corpus::/data" "$tools/bin/rg.cwasm" "${args[@]}")
     ours=$(python3 $helper time target/release/weaver tool run --file "$tools/bin/rg.wasm" --dir "$corpus::/data:ro" --fuel 100000000000 --timeout-ms 600000 -- "${args[@]}")
-    python3 -c "b, p, o = $base, $pre, $ours; print(f'  wasmtime run                 {b*1e3:8.1} ms'); print(f'  wasmtime run, precompiled    {p*1e3:8.1} ms'); print(f'  weaver tool run (its cache)  {o*1e3:8.1} ms  {o/b:.2f}x wasmtime run (goal <= 1.1x), {o/p:.2f}x precompiled')"
+    python3 -c "b, p, o = $base, $pre, $ours; print(f'  wasmtime run                 {b*1e3:8.1f} ms'); print(f'  wasmtime run, precompiled    {p*1e3:8.1f} ms'); print(f'  weaver tool run (its cache)  {o*1e3:8.1f} ms  {o/b:.2f}x wasmtime run (goal <= 1.1x), {o/p:.2f}x precompiled')"
 
 # The container benchmark needs a Docker engine (started privately, as in the tests).
 bench-containers: test-deps
