@@ -62,14 +62,20 @@ async fn main() {
     tokio::spawn(bench()).await.expect("bench");
 }
 
-async fn bench() {
+/// A kernel on a fresh state dir (kept alive with it) and the probe agent.
+async fn boot(config: KernelConfig) -> (Kernel, weft_runtime::LoadedComponent, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = KernelConfig::default();
+    let mut config = config;
     config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
     let k = Kernel::boot(config, dir.path()).await.expect("boot");
     let probe = k
         .load_component(&weft_testkit::guest("probe"))
         .expect("probe");
+    (k, probe, dir)
+}
+
+async fn bench() {
+    let (k, probe, _dir) = boot(KernelConfig::default()).await;
     let mut rows: Rows = Vec::new();
 
     // Spawn as the caller sees it: gated, recorded and registered; the
@@ -220,14 +226,9 @@ async fn bench() {
     idle_memory(&k, &probe, "keep_resident_kib = 1024 (default)", &mut rows).await;
     k.shutdown().await.expect("shutdown");
     drop((k, probe));
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut config = KernelConfig::default();
-    config.kernel.cache_dir = Some(weft_testkit::shared_cache_dir());
     config.runtime.keep_resident_kib = 0;
-    let k = Kernel::boot(config, dir.path()).await.expect("boot");
-    let probe = k
-        .load_component(&weft_testkit::guest("probe"))
-        .expect("probe");
+    let (k, probe, _dir2) = boot(config).await;
     idle_memory(&k, &probe, "keep_resident_kib = 0", &mut rows).await;
     k.shutdown().await.expect("shutdown");
 

@@ -351,19 +351,14 @@ impl Runtime {
             let mut fut = std::pin::pin!(call(&mut *store));
             let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
             match first {
-                Poll::Ready(r) => Ok(r),
+                Poll::Ready(r) => Some(r),
                 Poll::Pending => {
                     let backstop = tokio::time::Instant::now() + limits.timeout + self.grace();
-                    tokio::time::timeout_at(backstop, fut).await
+                    tokio::time::timeout_at(backstop, fut).await.ok()
                 }
             }
         };
-        let err = match outcome {
-            Ok(Ok(r)) => return Ok(r),
-            Ok(Err(e)) => e,
-            Err(_) => wasmtime::Error::new(DeadlineHit(limits.timeout)),
-        };
-        Err(self.classify(store, limits, err))
+        self.settle(store, limits, outcome)
     }
 
     /// [`Runtime::guard`] for synchronous callers (the gate's governance
@@ -380,6 +375,17 @@ impl Runtime {
             let fut = std::pin::pin!(call(&mut *store));
             crate::blocking::drive(fut, limits.timeout + self.grace())
         };
+        self.settle(store, limits, outcome)
+    }
+
+    /// A guarded call's outcome (`None`: dropped at its deadline) as a
+    /// result, failures classified.
+    fn settle<T, R>(
+        &self,
+        store: &Store<StoreData<T>>,
+        limits: &Limits,
+        outcome: Option<wasmtime::Result<R>>,
+    ) -> Result<R, RunError> {
         let err = match outcome {
             Some(Ok(r)) => return Ok(r),
             Some(Err(e)) => e,

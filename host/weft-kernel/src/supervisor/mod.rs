@@ -192,6 +192,24 @@ fn may_manage(k: &Shared, who: &Principal, pid: Pid, owner: &str) -> bool {
     }
 }
 
+/// The name of agent `pid`, if `who` may `verb` it (see [`may_manage`]).
+fn managed(k: &Shared, who: &Principal, pid: Pid, verb: &str) -> KernelResult<Arc<str>> {
+    let e = k
+        .agents
+        .table
+        .get(pid)
+        .ok_or(KernelError::NoSuchProcess(pid))?;
+    if !may_manage(k, who, pid, &e.owner) {
+        return Err(KernelError::Denied(format!(
+            "`{}` may not {verb} `{}` (spawned by `{}`)",
+            who.gate_name(),
+            e.name,
+            e.owner
+        )));
+    }
+    Ok(e.name.clone())
+}
+
 /// Stop an agent and (first) all its descendants (`agent.stop`).
 #[derive(Debug)]
 pub struct Stop {
@@ -219,21 +237,7 @@ impl Action for Stop {
     }
 
     fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
-        let k = k.shared();
-        let e = k
-            .agents
-            .table
-            .get(self.pid)
-            .ok_or(KernelError::NoSuchProcess(self.pid))?;
-        self.name = Some(e.name.clone());
-        if !may_manage(k, who, self.pid, &e.owner) {
-            return Err(KernelError::Denied(format!(
-                "`{}` may not stop `{}` (spawned by `{}`)",
-                who.gate_name(),
-                e.name,
-                e.owner
-            )));
-        }
+        self.name = Some(managed(k.shared(), who, self.pid, "stop")?);
         Ok(())
     }
 
@@ -325,21 +329,7 @@ impl Action for Restart {
     }
 
     fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
-        let k = k.shared();
-        let e = k
-            .agents
-            .table
-            .get(self.pid)
-            .ok_or(KernelError::NoSuchProcess(self.pid))?;
-        self.name = Some(e.name.clone());
-        if !may_manage(k, who, self.pid, &e.owner) {
-            return Err(KernelError::Denied(format!(
-                "`{}` may not restart `{}` (spawned by `{}`)",
-                who.gate_name(),
-                e.name,
-                e.owner
-            )));
-        }
+        self.name = Some(managed(k.shared(), who, self.pid, "restart")?);
         Ok(())
     }
 
