@@ -15,7 +15,7 @@ components:
     mkdir -p apps/hello/components
     cp {{guests}}/probe.wasm {{guests}}/calc.wasm apps/hello/components/
     mkdir -p apps/webhook/components
-    cp {{guests}}/fetcher.wasm apps/webhook/components/
+    cp {{guests}}/fetcher.wasm {{guests}}/hello_http.wasm apps/webhook/components/
     mkdir -p apps/polyglot/components
     cp {{guests}}/probe.wasm {{guests}}/wc.wasm components/dist/agent-py.wasm components/dist/wordcount-c.wasm components/dist/wordcount-py.wasm components/dist/wordcount-js.wasm apps/polyglot/components/
 

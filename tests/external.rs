@@ -7,75 +7,11 @@
 // Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
+use weft_e2e::upstream::Upstream;
 use weft_e2e::{pack_app, start_kernel, weaver_at, Run};
-
-/// What the test server saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-/// A tiny HTTP/1.1 server on 127.0.0.1: `/api` and `/api/<method>` echo the
-/// body back as JSON; `/api/boom` answers 500.
-fn serve() -> (u16, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut r = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-            let mut headers = Vec::new();
-            let mut len = 0usize;
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    if k == "content-length" {
-                        len = v.parse().unwrap();
-                    }
-                    headers.push((k, v));
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            let body = String::from_utf8_lossy(&body).into_owned();
-            log.lock().unwrap().push(Seen {
-                path: path.clone(),
-                headers,
-                body: body.clone(),
-            });
-            let (status, out) = if path == "/api/boom" {
-                ("500 Internal Server Error", "it broke".to_string())
-            } else {
-                ("200 OK", json!({ "path": path, "got": body }).to_string())
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}",
-                out.len()
-            );
-        }
-    });
-    (port, seen)
-}
 
 fn ok(state: &Path, args: &[&str]) -> Run {
     let r = weaver_at(state, args);
@@ -94,7 +30,8 @@ fn call(state: &Path, to: &str, body: &str) -> Value {
 
 #[test]
 fn an_external_service_is_called_over_http_as_the_app() {
-    let (port, seen) = serve();
+    let up = Upstream::start();
+    let port = up.port;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let state = d.join("state");
@@ -134,26 +71,14 @@ name = "dev"
         "{r}"
     );
 
-    let paths: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.path.clone())
-        .collect();
+    let seen = up.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
     assert_eq!(paths, ["/api", "/api/summarize", "/api/boom"]);
-    let first = seen.lock().unwrap()[0].clone();
+    let first = &seen[0];
     assert_eq!(first.body, "hello");
-    let header = |k: &str| {
-        first
-            .headers
-            .iter()
-            .find(|(h, _)| h == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    assert_eq!(header("x-weft-service"), "remote");
-    assert_eq!(header("x-weft-sender"), "ext.caller");
-    assert!(header("content-type").starts_with("text/plain"));
+    assert_eq!(first.header("x-weft-service"), "remote");
+    assert_eq!(first.header("x-weft-sender"), "ext.caller");
+    assert!(first.header("content-type").starts_with("text/plain"));
 
     // One line per call in the kernel log, the failure a warning.
     let logs = ok(&state, &["kernel", "logs"]).stdout;

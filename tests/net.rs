@@ -10,79 +10,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
+use weft_e2e::upstream::{request as http, Upstream};
 use weft_e2e::{guest, start_kernel, weaver, weaver_at as w, Run};
 
 fn ok(state: &Path, args: &[&str]) -> Run {
     let r = w(state, args);
     assert_eq!(r.code, 0, "{args:?}: {}{}", r.stdout, r.stderr);
     r
-}
-
-/// A small HTTP/1.1 server: `/status` (200, remembers its Authorization
-/// header), `/slow` (answers after 3 s), `/huge` (1 MB, no length),
-/// `/redirect` (302 to a host outside any grant), anything else 404.
-fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let seen = s2.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut b = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut b) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&b[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).to_string();
-                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let auth = head
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
-                    .map(|l| l[14..].trim().to_string())
-                    .unwrap_or_default();
-                seen.lock().unwrap().push(format!("{path} {auth}"));
-                let reply = |c: &mut TcpStream, status: &str, extra: &str, body: &str| {
-                    let _ = write!(
-                        c,
-                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
-                        body.len()
-                    );
-                };
-                match path.split('?').next().unwrap() {
-                    "/status" => reply(&mut c, "200 OK", "", "upstream ok"),
-                    "/slow" => {
-                        std::thread::sleep(Duration::from_secs(3));
-                        reply(&mut c, "200 OK", "", "late");
-                    }
-                    "/huge" => {
-                        let _ = write!(c, "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
-                        let chunk = vec![b'x'; 64 * 1024];
-                        for _ in 0..16 {
-                            if c.write_all(&chunk).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    "/redirect" => {
-                        reply(&mut c, "302 Found", "location: http://10.9.9.9/x\r\n", "")
-                    }
-                    _ => reply(&mut c, "404 Not Found", "", "no"),
-                }
-            });
-        }
-    });
-    (port, seen)
 }
 
 /// `weft.toml` with tight `[net]` limits.
@@ -121,8 +59,9 @@ fn fetch(state: &Path, url: &str) -> serde_json::Value {
 fn outbound_requests_are_allowed_refused_limited_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("state");
-    let (port, seen) = upstream();
-    let (other, _) = upstream();
+    let up = Upstream::start();
+    let port = up.port;
+    let other = Upstream::start().port;
     let cfg = config(dir.path());
     let _k = start_kernel(&s, &["--config", cfg.to_str().unwrap()]);
     let caps = dir.path().join("caps.toml");
@@ -154,11 +93,10 @@ fn outbound_requests_are_allowed_refused_limited_and_recorded() {
         (Some(200), Some("upstream ok")),
         "{r}"
     );
-    assert!(seen
-        .lock()
-        .unwrap()
+    assert!(up
+        .seen()
         .iter()
-        .any(|l| l.starts_with("/status?key=hidden-query")));
+        .any(|r| r.path == "/status?key=hidden-query"));
 
     // Outside the allow-list: refused by the gate, nothing sent.
     let r = fetch(&s, &format!("http://127.0.0.1:{other}/status"));
@@ -172,11 +110,11 @@ fn outbound_requests_are_allowed_refused_limited_and_recorded() {
 
     // `localhost` matches only the wildcard grant, which may not reach a
     // loopback address: refused after resolving, before connecting.
-    let before = seen.lock().unwrap().len();
+    let before = up.seen().len();
     let r = fetch(&s, &format!("http://localhost:{port}/status"));
     assert!(r["error"].as_str().unwrap().contains("not public"), "{r}");
     assert_eq!(
-        seen.lock().unwrap().len(),
+        up.seen().len(),
         before,
         "a refused address was connected to"
     );
@@ -248,6 +186,7 @@ fn webhook_app(dir: &Path, port: u16) -> PathBuf {
     );
     std::fs::write(app.join("weftapp.toml"), text).unwrap();
     std::fs::copy(guest("fetcher"), app.join("components/fetcher.wasm")).unwrap();
+    std::fs::copy(guest("hello_http"), app.join("components/hello_http.wasm")).unwrap();
     app
 }
 
@@ -281,37 +220,12 @@ fn pack(dir: &Path, app: &Path) -> (PathBuf, String) {
     (out, public)
 }
 
-/// One HTTP/1.1 request; (status, body).
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    let auth = token
-        .map(|t| format!("authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        c,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = c.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 #[test]
 fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().join("state");
-    let (port, seen) = upstream();
+    let up = Upstream::start();
+    let port = up.port;
     let cfg = config(dir.path());
     let _k = start_kernel(
         &s,
@@ -345,7 +259,9 @@ fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
     let ls = ok(&s, &["net", "ls", "--json"]).json();
     let addr = ls["listen"].as_str().unwrap().to_string();
     let app = &ls["apps"][0];
-    assert_eq!(app["routes"][0]["path"], "/hooks/github");
+    // Sorted by path: the example's handler component, then the webhook.
+    assert_eq!(app["routes"][0]["component"], "components/hello_http.wasm");
+    assert_eq!(app["routes"][1]["path"], "/hooks/github");
     assert!(
         app["agents"]
             .to_string()
@@ -366,11 +282,10 @@ fn a_webhook_reaches_its_agent_and_secrets_stay_off_the_chain() {
         body,
         "POST /hooks/github got 7 bytes; upstream said 200: upstream ok"
     );
-    assert!(seen
-        .lock()
-        .unwrap()
+    assert!(up
+        .seen()
         .iter()
-        .any(|l| l == "/status Bearer sk-very-secret-4711"));
+        .any(|r| r.path == "/status" && r.header("authorization") == "Bearer sk-very-secret-4711"));
 
     assert_eq!(http(&addr, "POST", "/hooks/github", None, "").0, 401);
     assert_eq!(

@@ -6,6 +6,9 @@ use std::process::{Command, Output, Stdio};
 
 pub use weft_testkit::{guest, shared_cache_dir, weaver_bin};
 
+#[path = "support/upstream.rs"]
+pub mod upstream;
+
 /// The result of one `weaver` invocation.
 pub struct Run {
     /// Exit code; -1 when a signal killed it.

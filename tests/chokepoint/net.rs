@@ -75,7 +75,7 @@ pub async fn prepare(k: &Kernel) {
     k.act(&Principal::app("web", None), Spawn::new(req))
         .await
         .unwrap();
-    unit(k).routes().add("web", route()).unwrap();
+    unit(k).routes().add("web", route(), None).unwrap();
 }
 
 /// What `kind` needs in place first.
@@ -85,7 +85,7 @@ pub async fn setup(k: &Kernel, kind: &str) {
             let r = json!({ "op": "secret-set", "app": "web", "name": "K", "value": "v" });
             super::control(k, "net", r).await.unwrap();
         }
-        "net.ingress.*" => unit(k).routes().add("web", route()).unwrap(),
+        "net.ingress.*" => unit(k).routes().add("web", route(), None).unwrap(),
         _ => {}
     }
 }

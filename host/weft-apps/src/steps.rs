@@ -219,6 +219,7 @@ impl Version<'_> {
                 let mut entry = ToolEntry::new(&t.name, self.load(&t.component)?);
                 entry.limits = convert::tool_limits(&t.limits, &Limits::default());
                 entry.grants = convert::tool_grants(t, &self.data_dir);
+                entry.network = t.network.clone();
                 // The description is the tool's own `describe()` (filled in at
                 // registration); the owner column already names the app.
                 k.act(app, RegisterTool(entry)).await.map_err(kernel_err(
@@ -439,6 +440,7 @@ pub(crate) fn describe(step: &Step) -> String {
         Step::RegisterService(s) => format!("service `{}`", s.name),
         Step::PrepareImage(s) => format!("the image of service `{}`", s.name),
         Step::AddCron(c) => format!("cron job `{}` for `{}`", c.schedule, c.target),
+        Step::AddRoute(r) => format!("route `{}`", r.path),
         other => format!("{other:?}"),
     }
 }

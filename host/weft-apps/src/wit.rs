@@ -33,6 +33,15 @@ pub(crate) fn policy(p: &weft_model::policy::CheckPolicy) -> w::CheckPolicy {
                 max_nano_cpus: c.max_nano_cpus,
             }),
         },
+        default_environment: p.default_environment.clone(),
+        outbound: p
+            .outbound
+            .iter()
+            .map(|e| w::EnvOutbound {
+                environment: e.environment.clone(),
+                outbound: e.outbound.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -67,17 +76,7 @@ fn manifest(x: w::Manifest) -> m::Manifest {
         },
         environment: x.environment,
         cron: x.cron.into_iter().map(cron).collect(),
-        routes: x
-            .routes
-            .into_iter()
-            .map(|r| weft_model::net::Route {
-                path: r.path,
-                agent: r.agent,
-                max_body_bytes: r.max_body_bytes,
-                timeout_ms: r.timeout_ms,
-                token_secret: r.token_secret,
-            })
-            .collect(),
+        routes: x.routes.into_iter().map(route).collect(),
     }
 }
 
@@ -105,20 +104,23 @@ fn caps(c: w::Capabilities) -> Capabilities {
             ops: c.ecc.ops,
             namespaces: c.ecc.namespaces,
         },
-        network: weft_model::NetCaps {
-            outbound: c.network.outbound,
-            secrets: c
-                .network
-                .secrets
-                .into_iter()
-                .map(|s| weft_model::net::SecretHeader {
-                    secret: s.secret,
-                    server: s.server,
-                    header: s.header,
-                    prefix: s.prefix,
-                })
-                .collect(),
-        },
+        network: net_caps(c.network),
+    }
+}
+
+fn net_caps(n: w::NetCaps) -> weft_model::NetCaps {
+    weft_model::NetCaps {
+        outbound: n.outbound,
+        secrets: n
+            .secrets
+            .into_iter()
+            .map(|s| weft_model::net::SecretHeader {
+                secret: s.secret,
+                server: s.server,
+                header: s.header,
+                prefix: s.prefix,
+            })
+            .collect(),
     }
 }
 
@@ -174,6 +176,7 @@ fn tool(t: w::ToolSpec) -> m::ToolSpec {
             })
             .collect(),
         env: env(t.env),
+        network: net_caps(t.network),
         limits: m::ToolLimits {
             fuel: t.limits.fuel,
             timeout_ms: t.limits.timeout_ms,
@@ -284,12 +287,17 @@ fn step(s: w::Step) -> m::Step {
         w::Step::RegisterService(s) => m::Step::RegisterService(service(s)),
         w::Step::SpawnAgent(a) => m::Step::SpawnAgent(agent(a)),
         w::Step::AddCron(c) => m::Step::AddCron(cron(c)),
-        w::Step::AddRoute(r) => m::Step::AddRoute(weft_model::net::Route {
-            path: r.path,
-            agent: r.agent,
-            max_body_bytes: r.max_body_bytes,
-            timeout_ms: r.timeout_ms,
-            token_secret: r.token_secret,
-        }),
+        w::Step::AddRoute(r) => m::Step::AddRoute(route(r)),
+    }
+}
+
+fn route(r: w::Route) -> weft_model::net::Route {
+    weft_model::net::Route {
+        path: r.path,
+        agent: r.agent,
+        component: r.component,
+        max_body_bytes: r.max_body_bytes,
+        timeout_ms: r.timeout_ms,
+        token_secret: r.token_secret,
     }
 }

@@ -363,12 +363,20 @@ impl KernelConfig {
         if self.runtime.pool_instances < 16 {
             return bad("runtime.pool_instances", "must be at least 16");
         }
-        for name in self.environments.keys() {
+        for (name, env) in &self.environments {
             if !weft_model::env::valid_env_name(name) {
                 return bad(
                     &format!("environments.{name}"),
                     "is not a valid environment name (1 to 32 of a-z, 0-9 and -, starting with a letter)",
                 );
+            }
+            for (i, g) in env.outbound.iter().flatten().enumerate() {
+                if let Err(e) = weft_model::net::Grant::parse(g) {
+                    return bad(
+                        &format!("environments.{name}.outbound[{i}]"),
+                        &format!("is not a grant: {e}"),
+                    );
+                }
             }
         }
         let env = self.kernel.environment.as_str();

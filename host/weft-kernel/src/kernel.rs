@@ -253,6 +253,9 @@ impl Kernel {
         }
         for u in units.iter() {
             u.link(&mut linker)?;
+            if let Some(link) = u.tool_imports() {
+                runtime.link_tools(u.name(), link);
+            }
         }
         if units.get("ecc").is_none() {
             // Agents import `ecc`; without the unit they get a typed error.
@@ -591,8 +594,20 @@ impl Kernel {
     /// What this kernel allows a manifest: each subsystem adds its part
     /// (no container engine unless a unit says there is one).
     pub fn check_policy(&self) -> weft_model::policy::CheckPolicy {
+        let envs = &self.shared.environments;
         let mut p = weft_model::policy::CheckPolicy {
             containers: weft_model::policy::ContainerEngine::Absent,
+            default_environment: Some(envs.default_env().name.clone()),
+            outbound: envs
+                .list()
+                .into_iter()
+                .filter_map(|e| {
+                    Some(weft_model::policy::EnvOutbound {
+                        environment: e.name.clone(),
+                        outbound: e.outbound.clone()?,
+                    })
+                })
+                .collect(),
         };
         for u in self.shared.units().iter() {
             u.check_policy(&mut p);

@@ -47,7 +47,7 @@ pub use kernel::{default_state_dir, Kernel, KernelState, KernelStats};
 pub use process::{Pid, ProcessInfo, ProcessState};
 pub use subsystem::{
     AppClearCx, AppStepCx, BoxFuture, BuiltinCx, ClearReason, Extensions, InitCx, Subsystem,
-    SubsystemError,
+    SubsystemError, ToolRun,
 };
 pub use supervisor::{Restart, RestartPolicy, Spawn, SpawnRequest, Stop};
 

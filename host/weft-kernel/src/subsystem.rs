@@ -9,7 +9,7 @@
 //! (IPC, tools, chain appends) are built-in subsystems of the same shape.
 //! `docs/architecture.md` walks through adding one.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -166,6 +166,18 @@ pub trait Subsystem: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Host interfaces for tools and WASI commands (added to the runtime's
+    /// tool linker once, at boot; see [`weft_runtime::Runtime::link_tools`]).
+    fn tool_imports(&self) -> Option<weft_runtime::LinkTools> {
+        None
+    }
+
+    /// Per-run state for [`Subsystem::tool_imports`], put into the tool's
+    /// store before each run.
+    fn prepare_tool(&self, _run: &ToolRun<'_>, _ext: &mut Extensions) -> KernelResult<()> {
+        Ok(())
+    }
+
     /// Message built-ins it answers (`{"cmd": NAME, ...}` handled by the
     /// host before the receiving agent's guest sees the message).
     fn builtins(&self) -> &'static [&'static str] {
@@ -192,6 +204,19 @@ pub trait Subsystem: Send + Sync + 'static {
 
     /// For typed access (`Kernel::subsystem::<T>()`).
     fn as_any(&self) -> &dyn Any;
+}
+
+/// One run of a registered tool, for [`Subsystem::prepare_tool`].
+pub struct ToolRun<'a> {
+    /// The kernel, for what the tool's host calls do as actions.
+    pub kernel: &'a Kernel,
+    /// The tool.
+    pub tool: &'a crate::tools::ToolEntry,
+    /// Who registered it (the app for an app's tool): what its host calls
+    /// act as.
+    pub registrar: &'a Principal,
+    /// Who asked for the run.
+    pub caller: &'a Principal,
 }
 
 /// What [`Subsystem::init`] may use.
@@ -281,6 +306,26 @@ impl AppStepCx<'_> {
             .map(AppPrincipal::name)
             .unwrap_or_default()
     }
+
+    /// Load bundle file `rel` as a component, its BLAKE3 checked again
+    /// against the lock verified at install (a file changed since is
+    /// refused).
+    pub fn load_component(&self, rel: &str) -> KernelResult<weft_runtime::LoadedComponent> {
+        let path = self.dir.join(rel);
+        let bytes = std::fs::read(&path).map_err(|source| KernelError::Io {
+            context: format!("cannot read {}", path.display()),
+            source,
+        })?;
+        let actual = blake3::hash(&bytes).to_hex().to_string();
+        let expected = self.digests.get(rel).map(String::as_str).unwrap_or("");
+        if actual != expected {
+            return Err(KernelError::Denied(format!(
+                "`{rel}` does not match its bundle's lock (expected BLAKE3 {expected}, found \
+                 {actual}): changed after install"
+            )));
+        }
+        self.kernel.load_component_bytes(&bytes)
+    }
 }
 
 /// Why [`Subsystem::app_clear`] is called.
@@ -332,39 +377,7 @@ pub struct BuiltinCx<'a> {
     pub request: &'a Value,
 }
 
-/// Per-agent state subsystems attach to an instance: a map from type to
-/// value, read by their host functions.
-#[derive(Default)]
-pub struct Extensions {
-    map: HashMap<TypeId, Box<dyn Any + Send>>,
-}
-
-impl Extensions {
-    /// Attach `value` (replacing any earlier value of its type).
-    pub fn insert<T: Any + Send>(&mut self, value: T) {
-        self.map.insert(TypeId::of::<T>(), Box::new(value));
-    }
-
-    /// The value of type `T`, attaching its default first if none was.
-    pub fn get_or_default<T: Any + Send + Default>(&mut self) -> &mut T {
-        let b = self
-            .map
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(T::default()));
-        match b.downcast_mut::<T>() {
-            Some(v) => v,
-            // The map is keyed by the type id: the box holds a `T`.
-            None => unreachable!("extension of the wrong type"),
-        }
-    }
-
-    /// The value of type `T`, if one was attached.
-    pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
-        self.map
-            .get_mut(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_mut())
-    }
-}
+pub use weft_runtime::Extensions;
 
 /// The registered subsystems, in registration order, with the built-in
 /// index.

@@ -114,6 +114,21 @@ impl EccCaps {
     }
 }
 
+impl NetCaps {
+    /// Is every outbound grant covered by one of `ceiling`'s? (A tool's
+    /// `network` against its app's ceiling; an agent's is checked with the
+    /// rest of its capabilities by [`Capabilities::within`].)
+    pub fn within(&self, ceiling: &NetCaps) -> Result<(), Vec<Excess>> {
+        let mut out = Vec::new();
+        net_within(self, ceiling, &mut out);
+        if out.is_empty() {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    }
+}
+
 /// Pushes an excess for every outbound grant no ceiling grant covers
 /// (an unparsable one included: the checker reports it with its place).
 fn net_within(own: &NetCaps, ceiling: &NetCaps, out: &mut Vec<Excess>) {

@@ -51,8 +51,12 @@ pub struct SecretHeader {
 pub struct Route {
     /// The exact path (`/hooks/github`).
     pub path: String,
-    /// The agent's id in the app (sent to `<app>.<agent>`).
+    /// The agent's id in the app (sent to `<app>.<agent>`); empty for a
+    /// component route.
     pub agent: String,
+    /// Instead of an agent: a bundle path to a component exporting
+    /// `wasi:http/incoming-handler`, instantiated for each request.
+    pub component: Option<String>,
     /// Largest request body, bytes (0: `[net] max_body_bytes`).
     pub max_body_bytes: u64,
     /// Time for the agent's reply, ms (0: `[net] route_timeout_ms`).

@@ -145,6 +145,9 @@ pub struct ToolSpec {
     pub dirs: Vec<DirGrant>,
     /// `grants.env`, in key order.
     pub env: Vec<EnvVar>,
+    /// `network`: where its runs may make HTTP requests, as the app.
+    #[serde(default)]
+    pub network: crate::net::NetCaps,
     /// `limits`.
     pub limits: ToolLimits,
 }

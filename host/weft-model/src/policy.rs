@@ -15,6 +15,33 @@ use serde::{Deserialize, Serialize};
 pub struct CheckPolicy {
     /// What container services may ask for.
     pub containers: ContainerEngine,
+    /// The kernel's default environment (where an app that names none
+    /// goes); `None` when checking without a kernel.
+    #[serde(default)]
+    pub default_environment: Option<String>,
+    /// The environments with an outbound allow-list (`[environments.NAME]
+    /// outbound`): every agent's and tool's `network.outbound` grant must
+    /// be within the list of the app's environment.
+    #[serde(default)]
+    pub outbound: Vec<EnvOutbound>,
+}
+
+/// One environment's outbound allow-list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvOutbound {
+    /// The environment.
+    pub environment: String,
+    /// Its `scheme://host[:port]` grants.
+    pub outbound: Vec<String>,
+}
+
+impl CheckPolicy {
+    /// The allow-list of the environment an app naming `named` (or none)
+    /// goes into, with that environment's name.
+    pub fn outbound_of(&self, named: Option<&str>) -> Option<&EnvOutbound> {
+        let env = named.or(self.default_environment.as_deref())?;
+        self.outbound.iter().find(|e| e.environment == env)
+    }
 }
 
 /// Whether the kernel runs container services, and within what.
@@ -140,6 +167,12 @@ mod tests {
         assert!(p.cpus_problem(1_000_000_000).is_none());
         assert!(p.cpus_problem(1_500_000_000).unwrap().contains("1.5 CPUs"));
         let text = serde_json::to_string(&CheckPolicy::default()).unwrap();
-        assert_eq!(text, r#"{"containers":"unchecked"}"#);
+        assert_eq!(
+            text,
+            r#"{"containers":"unchecked","default_environment":null,"outbound":[]}"#
+        );
+        // What an older kernel wrote still reads.
+        let old: CheckPolicy = serde_json::from_str(r#"{"containers":"unchecked"}"#).unwrap();
+        assert_eq!(old, CheckPolicy::default());
     }
 }

@@ -196,7 +196,7 @@ async fn main() {
         agent: "f".into(),
         ..Route::default()
     };
-    unit.routes().add("bench", route).expect("route");
+    unit.routes().add("bench", route, None).expect("route");
     let listen: std::net::SocketAddr = unit.listening().expect("listening").parse().expect("addr");
 
     let plain = mean(|| plain_get(addr)).await;

@@ -72,7 +72,8 @@ pub(crate) async fn serve(unit: &NetUnit, cx: ControlCx<'_>) -> ControlReply {
     }
 }
 
-/// Every app's routes and its agents' outbound grants (agents started by hand under their owner).
+/// Every app's routes and its agents' and tools' outbound grants (agents
+/// started by hand under their owner).
 fn listing(unit: &NetUnit, kernel: &Kernel) -> Value {
     let mut apps: std::collections::BTreeMap<String, (Vec<Value>, Vec<Value>)> = Default::default();
     for p in kernel.processes() {
@@ -89,9 +90,19 @@ fn listing(unit: &NetUnit, kernel: &Kernel) -> Value {
             "secrets": caps.network.secrets.iter().map(|s| &s.secret).collect::<Vec<_>>(),
         }));
     }
+    for t in kernel.tools() {
+        if t.outbound.is_empty() {
+            continue;
+        }
+        let app = t.owner.strip_prefix("app:").unwrap_or(&t.owner);
+        apps.entry(app.to_string()).or_default().1.push(json!({
+            "tool": t.name, "outbound": t.outbound,
+        }));
+    }
     for r in unit.routes().all() {
         apps.entry(r.app.clone()).or_default().0.push(json!({
-            "path": r.route.path, "agent": r.route.agent, "running": r.running,
+            "path": r.route.path, "agent": r.route.agent, "component": r.route.component,
+            "running": r.running,
             "max_body_bytes": r.route.max_body_bytes, "timeout_ms": r.route.timeout_ms,
             "token": r.route.token_secret.is_some(),
         }));
@@ -224,17 +235,25 @@ async fn run_net(state: &Path, m: &clap::ArgMatches) -> anyhow::Result<ExitCode>
                         } else {
                             "stopped"
                         };
+                        let to = match r["component"].as_str() {
+                            Some(c) => format!("component {c}"),
+                            None => cell(&r["agent"]),
+                        };
                         rows.push(vec![
                             cell(&a["app"]),
                             format!("route {}", cell(&r["path"])),
-                            format!("-> {} ({run})", cell(&r["agent"])),
+                            format!("-> {to} ({run})"),
                         ]);
                     }
                     for g in items(&a["agents"]) {
                         let list: Vec<String> = items(&g["outbound"]).iter().map(cell).collect();
+                        let who = match g["tool"].as_str() {
+                            Some(t) => format!("tool {t}"),
+                            None => format!("agent {}", cell(&g["agent"])),
+                        };
                         rows.push(vec![
                             cell(&a["app"]),
-                            format!("agent {}", cell(&g["agent"])),
+                            who,
                             format!("outbound {}", list.join(" ")),
                         ]);
                     }

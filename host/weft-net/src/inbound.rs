@@ -2,11 +2,13 @@
 //! A request on a route's path becomes a JSON message to the app's agent
 //! (method, path, query, headers, body as text or base64); the agent's
 //! reply is the response (a reply object may set `status`, `headers`,
-//! `body`). Each request is one [`NetIngress`] action as the app (gate
-//! action `net.ingress.<app>`) and one `net.ingress` record.
+//! `body`). A route to a component hands the request to a fresh instance
+//! of it instead ([`crate::handler`]). Each request is one [`NetIngress`]
+//! action as the app (gate action `net.ingress.<app>`) and one
+//! `net.ingress` record.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,6 +29,7 @@ use weft_kernel::{
 };
 use weft_model::net::Route;
 
+use crate::handler::{Handler, HandlerError};
 use crate::NetConfig;
 
 /// A route as the unit keeps it.
@@ -45,6 +48,9 @@ pub struct RouteEntry {
 #[derive(Default)]
 pub struct Routes {
     map: Mutex<BTreeMap<String, RouteEntry>>,
+    /// Component routes' handlers by path (set by each start: a compiled
+    /// component is not kept in the file).
+    handlers: Mutex<HashMap<String, Handler>>,
     file: OnceLock<PathBuf>,
 }
 
@@ -85,9 +91,9 @@ impl Routes {
             .map_err(|e| format!("cannot write {}: {e}", f.display()))
     }
 
-    /// Add (or refresh) `app`'s route, running. A path another app holds
-    /// is refused.
-    pub fn add(&self, app: &str, route: Route) -> Result<(), String> {
+    /// Add (or refresh) `app`'s route, running, with its handler when it
+    /// routes to a component. A path another app holds is refused.
+    pub fn add(&self, app: &str, route: Route, handler: Option<Handler>) -> Result<(), String> {
         let mut m = self.lock();
         if let Some(e) = m.get(&route.path) {
             if e.app != app {
@@ -98,6 +104,12 @@ impl Routes {
             }
         }
         let path = route.path.clone();
+        let mut handlers = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
+        match handler {
+            Some(h) => handlers.insert(path.clone(), h),
+            None => handlers.remove(&path),
+        };
+        drop(handlers);
         m.insert(
             path,
             RouteEntry {
@@ -112,6 +124,11 @@ impl Routes {
     /// Mark `app`'s routes stopped (kept) or drop them (`remove`).
     pub fn clear(&self, app: &str, remove: bool) -> Result<(), String> {
         let mut m = self.lock();
+        let mut handlers = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
+        for (path, _) in m.iter().filter(|(_, e)| e.app == app) {
+            handlers.remove(path);
+        }
+        drop(handlers);
         if remove {
             m.retain(|_, e| e.app != app);
         } else {
@@ -129,6 +146,11 @@ impl Routes {
 
     fn get(&self, path: &str) -> Option<RouteEntry> {
         self.lock().get(path).cloned()
+    }
+
+    fn handler(&self, path: &str) -> Option<Handler> {
+        let h = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
+        h.get(path).cloned()
     }
 }
 
@@ -194,10 +216,13 @@ async fn handle(
     let body = read_limited(body, &parts.headers, limit).await;
     let app = entry.app.clone();
     let action = NetIngress {
+        handler: routes.handler(&path),
         entry,
         method: parts.method.to_string(),
         query: parts.uri.query().unwrap_or_default().to_string(),
+        uri: parts.uri,
         headers: parts.headers,
+        max_response: cfg.max_response_bytes,
         body,
         limit,
         timeout: Duration::from_millis(cfg.route_timeout_ms),
@@ -233,9 +258,13 @@ async fn read_limited(mut body: Incoming, headers: &http::HeaderMap, limit: u64)
 /// One inbound request to an app's route.
 pub struct NetIngress {
     entry: RouteEntry,
+    /// The route's handler, for a component route.
+    handler: Option<Handler>,
     method: String,
     query: String,
+    uri: http::Uri,
     headers: http::HeaderMap,
+    max_response: u64,
     /// `None`: over the limit.
     body: Option<Bytes>,
     limit: u64,
@@ -251,7 +280,8 @@ impl Action for NetIngress {
     }
 
     fn gate_context(&self) -> Value {
-        json!({ "path": self.entry.route.path, "method": self.method, "agent": self.entry.route.agent })
+        json!({ "path": self.entry.route.path, "method": self.method, "agent": self.entry.route.agent,
+                "component": self.entry.route.component })
     }
 
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<Resp> {
@@ -259,7 +289,12 @@ impl Action for NetIngress {
         let r = &self.entry.route;
         let agent = format!("{}.{}", self.entry.app, r.agent);
         let bytes_in = self.body.as_ref().map(Bytes::len).unwrap_or(0);
-        let (resp, outcome) = if !self.entry.running || kernel.pid_of(&agent).is_none() {
+        let target_up = match &r.component {
+            Some(_) => self.handler.is_some(),
+            None => kernel.pid_of(&agent).is_some(),
+        };
+        let mut fuel = None;
+        let (resp, outcome) = if !self.entry.running || !target_up {
             (
                 plain(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -274,6 +309,16 @@ impl Action for NetIngress {
                 HeaderValue::from_static("Bearer"),
             );
             (r, "unauthorized")
+        } else if let (Some(body), Some(h)) = (&self.body, &self.handler) {
+            let timeout = match r.timeout_ms {
+                0 => self.timeout,
+                n => Duration::from_millis(n),
+            };
+            let req = self.request(body.clone());
+            let limits = crate::handler::limits(timeout);
+            let (result, usage) = h.serve(cx.runtime(), req, &limits, self.max_response).await;
+            fuel = Some(usage.fuel_used);
+            handled(result)
         } else if let Some(body) = &self.body {
             let timeout = match r.timeout_ms {
                 0 => self.timeout,
@@ -321,14 +366,16 @@ impl Action for NetIngress {
         let bytes_out = hyper::body::Body::size_hint(resp.body())
             .exact()
             .unwrap_or(0);
-        cx.record(
-            "net.ingress",
-            &json!({
-                "app": self.entry.app, "path": r.path, "method": self.method, "agent": r.agent,
-                "status": resp.status().as_u16(), "bytes_in": bytes_in, "bytes_out": bytes_out,
-                "duration_ms": ms, "outcome": outcome,
-            }),
-        )?;
+        let mut rec = json!({
+            "app": self.entry.app, "path": r.path, "method": self.method, "agent": r.agent,
+            "status": resp.status().as_u16(), "bytes_in": bytes_in, "bytes_out": bytes_out,
+            "duration_ms": ms, "outcome": outcome,
+        });
+        if let Some(c) = &r.component {
+            rec["component"] = json!(c);
+            rec["fuel_used"] = json!(fuel);
+        }
+        cx.record("net.ingress", &rec)?;
         kernel.log(
             LogLevel::Info,
             format!(
@@ -362,6 +409,45 @@ fn token_ok(kernel: &Kernel, e: &RouteEntry, headers: &http::HeaderMap) -> bool 
             .zip(want.as_bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+impl NetIngress {
+    /// The request a handler component gets: as it came, without the
+    /// route's bearer token (the host's business), with a `Host` (the
+    /// guest's `authority`) even when the client sent none.
+    fn request(&self, body: Bytes) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(body));
+        *req.method_mut() =
+            http::Method::from_bytes(self.method.as_bytes()).unwrap_or(http::Method::GET);
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        if self.entry.route.token_secret.is_some() {
+            req.headers_mut().remove(http::header::AUTHORIZATION);
+        }
+        if !req.headers().contains_key(http::header::HOST) {
+            req.headers_mut()
+                .insert(http::header::HOST, HeaderValue::from_static("localhost"));
+        }
+        req
+    }
+}
+
+/// The route's response for what a handler did, and the record's outcome.
+fn handled(r: Result<http::Response<Bytes>, HandlerError>) -> (Resp, &'static str) {
+    match r {
+        Ok(resp) => (resp.map(Full::new), "ok"),
+        Err(HandlerError::Timeout(ms)) => (
+            plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("the handler did not answer within {ms} ms"),
+            ),
+            "timeout",
+        ),
+        Err(e @ HandlerError::TooLarge(_)) => {
+            (plain(StatusCode::BAD_GATEWAY, e.to_string()), "too_large")
+        }
+        Err(e) => (plain(StatusCode::BAD_GATEWAY, e.to_string()), "failed"),
+    }
 }
 
 /// The message the agent gets.

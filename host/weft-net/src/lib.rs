@@ -12,7 +12,8 @@
 //!   set by the operator (`secret.*` actions, recorded without values),
 //!   added by the host as request headers; never on the chain.
 //! * **Inbound**: `[[routes]]` served on `weaver run --http ADDR` /
-//!   `[net] listen` (see [`inbound`]).
+//!   `[net] listen` (see [`inbound`]), to an agent or to a component
+//!   exporting `wasi:http/incoming-handler` (see [`handler`]).
 //! * **External services**: an app's `[[services]] url = ...`, called by
 //!   HTTP POST as the app (see [`external`]).
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod external;
 pub mod fetch;
+pub mod handler;
 pub mod inbound;
 pub mod outbound;
 pub mod pool;

@@ -1,7 +1,8 @@
-//! `wasi:http/outgoing-handler` for agents. Each request the guest sends is
-//! one [`NetHttp`] action as the agent: in-process check against its
-//! `network.outbound` grants and the per-message limit (refusals recorded as
-//! `gate.deny`), the gate (`net.http.<host>`), then the wire
+//! `wasi:http/outgoing-handler` for agents and tools. Each request the guest
+//! sends is one [`NetHttp`] action, as the agent or as the app that
+//! registered the tool: in-process check against the agent's or the tool's
+//! `network.outbound` grants and the per-message (per-run) limit (refusals
+//! recorded as `gate.deny`), the gate (`net.http.<host>`), then the wire
 //! ([`crate::fetch`]) and one `net.http` record of how it went.
 
 use std::borrow::Cow;
@@ -18,9 +19,11 @@ use wasmtime_wasi_http::{
 };
 use weft_kernel::agent::{AgentCtx, AgentLinker, Handling};
 use weft_kernel::console::LogLevel;
-use weft_kernel::{ActCx, Action, Kernel, KernelError, KernelResult, KernelView, Principal};
-use weft_model::net::Grant;
-use weft_runtime::StoreData;
+use weft_kernel::{
+    ActCx, Action, Kernel, KernelError, KernelResult, KernelView, Principal, ToolRun,
+};
+use weft_model::net::{Grant, NetCaps};
+use weft_runtime::{Extensions, StoreData, ToolLinker};
 
 use crate::fetch::{self, Failure, Fetched, Target};
 use crate::pool::Pool;
@@ -44,14 +47,40 @@ impl NetState {
             },
         }
     }
+
+    /// State for one run of `run.tool`: it acts as its registrar, within
+    /// its own `network` grants.
+    pub fn for_tool(config: Arc<NetConfig>, run: &ToolRun<'_>) -> Self {
+        let mut st = NetState::new(config);
+        st.hooks.bound = Some((run.kernel.clone(), run.registrar.clone()));
+        st.hooks.tool = Some(Arc::new(ToolNet {
+            name: run.tool.name.clone(),
+            caps: run.tool.network.clone(),
+            app: run.registrar.as_app().map(|a| a.name().to_string()),
+            caller: run.caller.gate_name().to_string(),
+        }));
+        st
+    }
 }
 
-/// What `send_request` needs: the kernel and the agent to act as (bound on
-/// first use), the message being handled and how many requests it made.
+/// A tool's side of a request: its name, grants, app (for secrets) and
+/// who ran it (for the record).
+struct ToolNet {
+    name: String,
+    caps: NetCaps,
+    app: Option<String>,
+    caller: String,
+}
+
+/// What `send_request` needs: the kernel and the agent (or tool registrar)
+/// to act as (bound on first use), the message being handled and how many
+/// requests it made.
 #[derive(Default)]
 struct NetHooks {
     config: Arc<NetConfig>,
     bound: Option<(Kernel, Principal)>,
+    /// Set for a tool's run: whose grants apply.
+    tool: Option<Arc<ToolNet>>,
     handling: Option<Handling>,
     /// (message id, requests made while handling it).
     counted: (u64, u32),
@@ -75,7 +104,8 @@ impl WasiHttpHooks for NetHooks {
         let Some((kernel, who)) = self.bound.clone() else {
             return Box::new(async {
                 Err(HttpError::InternalError(Some(
-                    "no network in this store".into(),
+                    "no network: this component's manifest entry grants no `network.outbound`"
+                        .into(),
                 )))
             });
         };
@@ -90,6 +120,7 @@ impl WasiHttpHooks for NetHooks {
             pool: self.pool.clone(),
             target: Target::of(request.uri()),
             request,
+            tool: self.tool.clone(),
             grants: Vec::new(),
         };
         Box::new(async move {
@@ -137,14 +168,38 @@ fn view(s: &mut StoreData<AgentCtx>) -> WasiHttpCtxView<'_> {
     }
 }
 
+/// The getter of a tool's store: its state was attached by
+/// [`NetState::for_tool`] (none: the default, which refuses every request).
+pub(crate) fn tool_view(s: &mut StoreData<Extensions>) -> WasiHttpCtxView<'_> {
+    let (table, ext) = s.table_and_data();
+    let st = ext.get_or_default::<NetState>();
+    WasiHttpCtxView {
+        ctx: &mut st.ctx,
+        table,
+        hooks: &mut st.hooks,
+    }
+}
+
 /// Link `wasi:http/types` and `wasi:http/outgoing-handler` (once, at boot).
 /// Agents that import neither are unaffected; one that does gets only what
 /// its grants allow.
 pub fn link(linker: &mut AgentLinker) -> KernelResult<()> {
-    let fail = |e: wasmtime::Error| KernelError::Failed(format!("cannot link wasi:http: {e:#}"));
-    b::outgoing_handler::add_to_linker::<_, WasiHttp>(linker, view).map_err(fail)?;
+    link_with(linker, view).map_err(|e| KernelError::Failed(e.to_string()))
+}
+
+/// The same for tools and WASI commands (the runtime's tool linker).
+pub fn link_tools(linker: &mut ToolLinker) -> Result<(), weft_runtime::RunError> {
+    link_with(linker, tool_view).map_err(|e| weft_runtime::RunError::Host(e.to_string()))
+}
+
+fn link_with<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> WasiHttpCtxView<'_>,
+) -> Result<(), String> {
+    let fail = |e: wasmtime::Error| format!("cannot link wasi:http: {e:#}");
+    b::outgoing_handler::add_to_linker::<_, WasiHttp>(linker, get).map_err(fail)?;
     let options = wasmtime_wasi_http::p2::bindings::LinkOptions::default();
-    b::types::add_to_linker::<_, WasiHttp>(linker, &options.into(), view).map_err(fail)?;
+    b::types::add_to_linker::<_, WasiHttp>(linker, &options.into(), get).map_err(fail)?;
     Ok(())
 }
 
@@ -155,10 +210,23 @@ pub struct NetHttp {
     over_limit: bool,
     config: Arc<NetConfig>,
     pool: Arc<Pool<WasiBody>>,
+    tool: Option<Arc<ToolNet>>,
     grants: Vec<Grant>,
 }
 
 impl NetHttp {
+    /// Whose grants apply: the tool's for a tool's request, else the
+    /// agent's; and how to name them in a refusal.
+    fn grantee<'a>(&'a self, who: &'a Principal) -> KernelResult<(&'a NetCaps, String)> {
+        match (&self.tool, who) {
+            (Some(t), _) => Ok((&t.caps, format!("tool `{}`", t.name))),
+            (None, Principal::Agent(a)) => Ok((&a.caps.network, format!("agent `{}`", a.name))),
+            _ => Err(KernelError::Denied(
+                "only agents and tools make outbound requests".into(),
+            )),
+        }
+    }
+
     fn host(&self) -> &str {
         self.target
             .as_ref()
@@ -188,31 +256,56 @@ impl Action for NetHttp {
         Some(format!("{} {}", self.request.method(), t.url()).into())
     }
 
-    fn authorize(&mut self, who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
+    fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
         let t = self.target.clone().map_err(KernelError::Invalid)?;
-        let Principal::Agent(a) = who else {
-            return Err(KernelError::Denied(
-                "only agents make outbound requests".into(),
-            ));
-        };
-        self.grants = t.grants(&a.caps.network);
-        if self.grants.is_empty() {
+        let (caps, whose) = self.grantee(who)?;
+        let grants = t.grants(caps);
+        if grants.is_empty() {
             return Err(KernelError::Denied(format!(
-                "{} is outside agent `{}`'s network.outbound",
+                "{} is outside {whose}'s network.outbound",
                 t.url(),
-                a.name
             )));
+        }
+        // Install checked the grants against it; the operator may have
+        // narrowed it since (or spawned an agent outside any app).
+        let env = k.environments().of_principal(who);
+        if let Some(list) = &env.outbound {
+            let allowed = NetCaps {
+                outbound: list.clone(),
+                ..NetCaps::default()
+            };
+            if t.grants(&allowed).is_empty() {
+                return Err(KernelError::Denied(format!(
+                    "{} is outside environment `{}`'s outbound allow-list",
+                    t.url(),
+                    env.name
+                )));
+            }
         }
         if self.over_limit {
+            let per = if self.tool.is_some() {
+                "run"
+            } else {
+                "message"
+            };
             return Err(KernelError::Denied(format!(
-                "agent `{}` made {} requests for this message ([net] max_requests_per_message)",
-                a.name, self.config.max_requests_per_message
+                "{whose} made {} requests for this {per} ([net] max_requests_per_message)",
+                self.config.max_requests_per_message
             )));
         }
+        self.grants = grants;
         Ok(())
     }
 
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<Self::Output> {
+        let (caps, _) = self.grantee(cx.who())?;
+        let caps = caps.clone();
+        let app = match (&self.tool, cx.who()) {
+            (Some(t), _) => t.app.clone(),
+            (None, Principal::Agent(a)) => a.app.as_deref().map(str::to_string),
+            _ => None,
+        };
+        let tool = self.tool.as_ref().map(|t| (t.name.clone(), t.caller.clone()));
         let NetHttp {
             mut request,
             target,
@@ -226,7 +319,12 @@ impl Action for NetHttp {
         let kernel = cx.kernel();
         let started = Instant::now();
         let limit = Duration::from_millis(config.timeout_ms);
-        let mut result = match add_secrets(&kernel, cx.who(), &t, request.headers_mut()) {
+        let secrets = Secrets {
+            kernel: &kernel,
+            app: app.as_deref(),
+            caps: &caps,
+        };
+        let mut result = match secrets.add(&t, request.headers_mut()) {
             Err(e) => Err(e),
             Ok(()) => match tokio::time::timeout(limit, async {
                 let addr = fetch::resolve(&t, &grants).await?;
@@ -241,10 +339,8 @@ impl Action for NetHttp {
             },
         };
         if let Ok(f) = &result {
-            if let (Some(to), Principal::Agent(a)) =
-                (fetch::redirect_target(&t, &f.parts), cx.who())
-            {
-                if to.grants(&a.caps.network).is_empty() {
+            if let Some(to) = fetch::redirect_target(&t, &f.parts) {
+                if to.grants(&caps).is_empty() {
                     result = Err(Failure::Refused(format!(
                         "redirect to {}, outside network.outbound",
                         to.url()
@@ -265,6 +361,10 @@ impl Action for NetHttp {
         if let Err(e) = &result {
             rec["error"] = json!(e.to_string());
         }
+        if let Some((tool, caller)) = &tool {
+            rec["tool"] = json!(tool);
+            rec["caller"] = json!(caller);
+        }
         cx.record("net.http", &rec)?;
         let level = if result.is_ok() {
             LogLevel::Info
@@ -274,11 +374,14 @@ impl Action for NetHttp {
         let shown = status
             .map(|s| s.to_string())
             .unwrap_or_else(|| outcome.into());
+        let by = match &tool {
+            Some((tool, _)) => format!("{} (tool {tool})", cx.who().gate_name()),
+            None => cx.who().gate_name().to_string(),
+        };
         kernel.log(
             level,
             format!(
-                "net: {} {method} {} -> {shown} ({bytes} B, {ms} ms)",
-                cx.who().gate_name(),
+                "net: {by} {method} {} -> {shown} ({bytes} B, {ms} ms)",
                 t.url()
             ),
         );
@@ -286,44 +389,47 @@ impl Action for NetHttp {
     }
 }
 
-/// Add the agent's secret headers whose `server` allows `t`; a secret the
-/// app has not set fails the request (it would go out unauthenticated).
-fn add_secrets(
-    kernel: &Kernel,
-    who: &Principal,
-    t: &Target,
-    headers: &mut http::HeaderMap,
-) -> Result<(), Failure> {
-    let Principal::Agent(a) = who else {
-        return Ok(());
-    };
-    let app = a.app.as_deref();
-    for s in &a.caps.network.secrets {
-        let Ok(g) = Grant::parse(&s.server) else {
-            continue;
-        };
-        if !g.allows(t.scheme, &t.host, t.port) {
-            continue;
-        }
-        let Some(app) = app else {
-            return Err(Failure::Refused(format!(
-                "secret `{}`: agent `{}` belongs to no app",
-                s.secret, a.name
-            )));
-        };
-        let value = crate::secrets::read(kernel.state_dir(), app, &s.secret)
-            .map_err(|e| Failure::Failed(e.to_string()))?
-            .ok_or_else(|| {
-                Failure::Refused(format!(
-                    "app `{app}` has no secret `{}` (weaver secret set {app} {})",
-                    s.secret, s.secret
-                ))
+/// The secret headers of one request: the agent's or tool's `secrets`
+/// entries, read from its app's store.
+struct Secrets<'a> {
+    kernel: &'a Kernel,
+    app: Option<&'a str>,
+    caps: &'a NetCaps,
+}
+
+impl Secrets<'_> {
+    /// Add the headers whose `server` allows `t`; a secret the app has not
+    /// set fails the request (it would go out unauthenticated).
+    fn add(&self, t: &Target, headers: &mut http::HeaderMap) -> Result<(), Failure> {
+        for s in &self.caps.secrets {
+            let Ok(g) = Grant::parse(&s.server) else {
+                continue;
+            };
+            if !g.allows(t.scheme, &t.host, t.port) {
+                continue;
+            }
+            let Some(app) = self.app else {
+                return Err(Failure::Refused(format!(
+                    "secret `{}`: the requester belongs to no app",
+                    s.secret
+                )));
+            };
+            let value = crate::secrets::read(self.kernel.state_dir(), app, &s.secret)
+                .map_err(|e| Failure::Failed(e.to_string()))?
+                .ok_or_else(|| {
+                    Failure::Refused(format!(
+                        "app `{app}` has no secret `{}` (weaver secret set {app} {})",
+                        s.secret, s.secret
+                    ))
+                })?;
+            let name = http::HeaderName::from_bytes(s.header.as_bytes())
+                .map_err(|e| Failure::Failed(format!("header `{}`: {e}", s.header)))?;
+            let value = http::HeaderValue::from_str(&format!("{}{}", s.prefix, value.trim_end()))
+                .map_err(|_| {
+                Failure::Failed(format!("secret `{}` is not a header value", s.secret))
             })?;
-        let name = http::HeaderName::from_bytes(s.header.as_bytes())
-            .map_err(|e| Failure::Failed(format!("header `{}`: {e}", s.header)))?;
-        let value = http::HeaderValue::from_str(&format!("{}{}", s.prefix, value.trim_end()))
-            .map_err(|_| Failure::Failed(format!("secret `{}` is not a header value", s.secret)))?;
-        headers.insert(name, value);
+            headers.insert(name, value);
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -13,10 +13,12 @@ use weft_kernel::control::{ControlCx, ControlReply};
 use weft_kernel::{
     ActCx, Action, AgentPrincipal, AppClearCx, AppStepCx, BoxFuture, ClearReason, Extensions,
     InitCx, Kernel, KernelError, KernelResult, KernelView, Principal, Subsystem, SubsystemError,
+    ToolRun,
 };
 use weft_model::net::Route;
 use weft_model::plan::{ServiceSource, Step};
 
+use crate::handler::Handler;
 use crate::inbound::Routes;
 use crate::outbound::NetState;
 use crate::NetConfig;
@@ -184,9 +186,14 @@ impl Subsystem for NetUnit {
                     cx.step
                 )));
             };
+            let component = match &route.component {
+                Some(path) => Some(cx.load_component(path)?),
+                None => None,
+            };
             let action = RouteAdd {
                 app: cx.app_name().to_string(),
                 route: route.clone(),
+                component,
                 routes: self.routes.clone(),
             };
             cx.kernel.act(cx.app, action).await
@@ -210,6 +217,17 @@ impl Subsystem for NetUnit {
 
     fn prepare(&self, _agent: &AgentPrincipal, ext: &mut Extensions) -> KernelResult<()> {
         ext.insert(NetState::new(self.config()));
+        Ok(())
+    }
+
+    fn tool_imports(&self) -> Option<weft_runtime::LinkTools> {
+        Some(Arc::new(crate::outbound::link_tools))
+    }
+
+    fn prepare_tool(&self, run: &ToolRun<'_>, ext: &mut Extensions) -> KernelResult<()> {
+        if !run.tool.network.outbound.is_empty() {
+            ext.insert(NetState::for_tool(self.config(), run));
+        }
         Ok(())
     }
 
@@ -237,19 +255,23 @@ impl Subsystem for NetUnit {
     }
 }
 
-/// `net.route.add`: an app's start routes `path` to its agent.
+/// `net.route.add`: an app's start routes `path` to its agent or to its
+/// handler component.
 pub struct RouteAdd {
     app: String,
     route: Route,
+    /// The route's `component`, loaded (digest checked).
+    component: Option<weft_runtime::LoadedComponent>,
     routes: Arc<Routes>,
 }
 
 impl RouteAdd {
-    /// Route `route` for `app` in `unit`'s table.
+    /// Route `route` (to an agent) for `app` in `unit`'s table.
     pub fn new(unit: &NetUnit, app: &str, route: Route) -> Self {
         RouteAdd {
             app: app.into(),
             route,
+            component: None,
             routes: unit.routes.clone(),
         }
     }
@@ -261,7 +283,8 @@ impl Action for RouteAdd {
         "net.route.add".into()
     }
     fn gate_context(&self) -> Value {
-        json!({ "app": self.app, "path": self.route.path, "agent": self.route.agent })
+        json!({ "app": self.app, "path": self.route.path, "agent": self.route.agent,
+                "component": self.route.component })
     }
     fn authorize(&mut self, who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
         match who {
@@ -274,12 +297,27 @@ impl Action for RouteAdd {
         }
     }
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<()> {
+        let handler = match (&self.component, &self.route.component) {
+            (Some(c), Some(path)) => Some(
+                Handler::new(cx.runtime(), c)
+                    .map_err(|e| KernelError::Invalid(format!("`{path}`: {e}")))?,
+            ),
+            (None, Some(path)) => {
+                return Err(KernelError::Invalid(format!(
+                    "route `{}`: `{path}` was not loaded",
+                    self.route.path
+                )))
+            }
+            _ => None,
+        };
         self.routes
-            .add(&self.app, self.route.clone())
+            .add(&self.app, self.route.clone(), handler)
             .map_err(KernelError::Invalid)?;
         cx.record(
             "net.route.add",
-            &json!({ "app": self.app, "path": self.route.path, "agent": self.route.agent }),
+            &json!({ "app": self.app, "path": self.route.path, "agent": self.route.agent,
+                     "component": self.route.component,
+                     "digest": self.component.as_ref().map(|c| c.digest.to_hex()) }),
         )?;
         Ok(())
     }

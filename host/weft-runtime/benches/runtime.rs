@@ -7,7 +7,7 @@ use weft_runtime::bindings::Tool;
 use weft_runtime::wasmtime::component::{Component, Linker, ResourceTable};
 use weft_runtime::wasmtime::{Config, Engine, Store};
 use weft_runtime::wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use weft_runtime::{Grants, Limits, Runtime, RuntimeConfig};
+use weft_runtime::{Extensions, Grants, Limits, Runtime, RuntimeConfig};
 use weft_testkit::guest;
 
 struct Row {
@@ -100,7 +100,7 @@ async fn main() {
     let pre = rt.tool_pre(&c).expect("pre");
     let inst = per_iter(200, 50, async || {
         let mut store = rt
-            .new_store(&limits, &Grants::default(), ())
+            .new_store(&limits, &Grants::default(), Extensions::default())
             .expect("store");
         let t = pre
             .instantiate_async(&mut store)
@@ -130,7 +130,7 @@ async fn main() {
     })
     .await;
     let mut store = rt
-        .new_store(&limits, &Grants::default(), ())
+        .new_store(&limits, &Grants::default(), Extensions::default())
         .expect("store");
     let tool = pre
         .instantiate_async(&mut store)

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::config::Limits;
 use crate::error::{Failure, Usage};
+use crate::extensions::Extensions;
 use crate::runtime::{LoadedComponent, Runtime};
 use crate::sandbox::Grants;
 
@@ -31,13 +32,26 @@ impl Runtime {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<CommandOutcome, Failure> {
+        self.run_command_with(c, limits, grants, Extensions::default())
+            .await
+    }
+
+    /// [`Runtime::run_command`] with `ext` in the store, for the interfaces
+    /// added by [`Runtime::link_tools`] (not for preview1 modules).
+    pub async fn run_command_with(
+        &self,
+        c: &LoadedComponent,
+        limits: &Limits,
+        grants: &Grants,
+        ext: Extensions,
+    ) -> Result<CommandOutcome, Failure> {
         if c.kind == crate::ComponentKind::Preview1 {
             return self.run_preview1(c, limits, grants).await;
         }
         let pre = self.command_pre(c).map_err(Failure::before_start)?;
         let start = Instant::now();
         let mut store = self
-            .new_store(limits, grants, ())
+            .new_store(limits, grants, ext)
             .map_err(Failure::before_start)?;
         let exit_code = self
             .guard(&mut store, limits, async |s| {
@@ -65,7 +79,7 @@ impl Runtime {
         let pre = self.preview1_pre(c).map_err(Failure::before_start)?;
         let start = Instant::now();
         let mut store = self
-            .new_store(limits, grants, ())
+            .new_store(limits, grants, Extensions::default())
             .map_err(Failure::before_start)?;
         let exit_code = self
             .guard(&mut store, limits, async |s| {
@@ -87,7 +101,7 @@ impl Runtime {
 
 fn finish(
     rt: &Runtime,
-    store: &wasmtime::Store<crate::StoreData<()>>,
+    store: &wasmtime::Store<crate::StoreData<Extensions>>,
     limits: &Limits,
     start: Instant,
     exit_code: Result<i32, crate::RunError>,

@@ -9,16 +9,21 @@ use wasmtime::{InstancePre, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::cache::Digest;
+use crate::extensions::{Extensions, LinkTools, ToolImports, ToolLinker};
 use crate::runtime::{lock, ComponentKind, LoadedComponent, Runtime};
 use crate::sandbox::StoreData;
 use crate::tool::bindings::ToolPre;
 use crate::RunError;
 
+/// What tools, commands and preview1 programs run in.
+pub type ToolStoreData = StoreData<Extensions>;
+
 #[derive(Default)]
 pub(crate) struct PreCache {
-    tools: Mutex<HashMap<Digest, ToolPre<StoreData<()>>>>,
-    commands: Mutex<HashMap<Digest, CommandPre<StoreData<()>>>>,
-    modules: Mutex<HashMap<Digest, InstancePre<StoreData<()>>>>,
+    tools: Mutex<HashMap<Digest, ToolPre<ToolStoreData>>>,
+    commands: Mutex<HashMap<Digest, CommandPre<ToolStoreData>>>,
+    modules: Mutex<HashMap<Digest, InstancePre<ToolStoreData>>>,
+    imports: Mutex<ToolImports>,
 }
 
 impl PreCache {
@@ -30,8 +35,27 @@ impl PreCache {
 }
 
 impl Runtime {
+    /// Add host interfaces (under `name`, replacing what `name` added
+    /// before) to the linker of every tool and WASI command from now on; a
+    /// subsystem's per-run state goes in the [`Extensions`] passed to
+    /// [`Runtime::invoke_with`]. Pre-instantiations made before are dropped.
+    pub fn link_tools(&self, name: &'static str, link: LinkTools) {
+        lock(&self.pres().imports).set(name, link);
+        lock(&self.pres().tools).clear();
+        lock(&self.pres().commands).clear();
+    }
+
+    /// A linker for tools, commands and other components that are not
+    /// agents (an HTTP route's handler): WASI plus what
+    /// [`Runtime::link_tools`] added.
+    pub fn tool_linker(&self) -> Result<ToolLinker, RunError> {
+        let mut linker = self.linker::<Extensions>()?;
+        lock(&self.pres().imports).apply(&mut linker)?;
+        Ok(linker)
+    }
+
     /// The pre-instantiated tool for `c`, created on first use.
-    pub fn tool_pre(&self, c: &LoadedComponent) -> Result<ToolPre<StoreData<()>>, RunError> {
+    pub fn tool_pre(&self, c: &LoadedComponent) -> Result<ToolPre<ToolStoreData>, RunError> {
         if let Some(p) = lock(&self.pres().tools).get(&c.digest) {
             return Ok(p.clone());
         }
@@ -41,7 +65,7 @@ impl Runtime {
                 "the weft:kernel tool world (exports `describe` and `invoke`)",
             ));
         }
-        let linker = self.linker::<()>()?;
+        let linker = self.tool_linker()?;
         let pre = linker
             .instantiate_pre(c.component()?)
             .map_err(RunError::invalid)?;
@@ -51,7 +75,7 @@ impl Runtime {
     }
 
     /// The pre-instantiated command for `c`, created on first use.
-    pub fn command_pre(&self, c: &LoadedComponent) -> Result<CommandPre<StoreData<()>>, RunError> {
+    pub fn command_pre(&self, c: &LoadedComponent) -> Result<CommandPre<ToolStoreData>, RunError> {
         if let Some(p) = lock(&self.pres().commands).get(&c.digest) {
             return Ok(p.clone());
         }
@@ -61,7 +85,7 @@ impl Runtime {
                 "a WASI 0.2 command (exports `wasi:cli/run`)",
             ));
         }
-        let linker = self.linker::<()>()?;
+        let linker = self.tool_linker()?;
         let pre = linker
             .instantiate_pre(c.component()?)
             .map_err(RunError::invalid)?;
@@ -77,7 +101,7 @@ impl Runtime {
     pub fn preview1_pre(
         &self,
         c: &LoadedComponent,
-    ) -> Result<InstancePre<StoreData<()>>, RunError> {
+    ) -> Result<InstancePre<ToolStoreData>, RunError> {
         if let Some(p) = lock(&self.pres().modules).get(&c.digest) {
             return Ok(p.clone());
         }
@@ -98,7 +122,7 @@ impl Runtime {
                 i.name()
             )));
         }
-        let mut linker: Linker<StoreData<()>> = Linker::new(self.engine());
+        let mut linker: Linker<ToolStoreData> = Linker::new(self.engine());
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s.p1())
             .map_err(|e| RunError::Host(format!("cannot link WASI preview1: {e:#}")))?;
         let pre = linker.instantiate_pre(module).map_err(RunError::invalid)?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::Limits;
 use crate::error::{Failure, Usage};
+use crate::extensions::Extensions;
 use crate::runtime::{LoadedComponent, Runtime};
 use crate::sandbox::Grants;
 use crate::RunError;
@@ -64,7 +65,7 @@ impl Runtime {
         limits: &Limits,
     ) -> Result<ToolInfo, RunError> {
         let pre = self.tool_pre(c)?;
-        let mut store = self.new_store(limits, &Grants::default(), ())?;
+        let mut store = self.new_store(limits, &Grants::default(), Extensions::default())?;
         self.guard(&mut store, limits, async |s| {
             let tool = pre.instantiate_async(&mut *s).await?;
             tool.call_describe(&mut *s).await
@@ -81,6 +82,20 @@ impl Runtime {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<ToolOutcome, Failure> {
+        self.run_tool_with(c, input, limits, grants, Extensions::default())
+            .await
+    }
+
+    /// [`Runtime::run_tool`] with `ext` in the store, for the interfaces
+    /// added by [`Runtime::link_tools`].
+    pub async fn run_tool_with(
+        &self,
+        c: &LoadedComponent,
+        input: &str,
+        limits: &Limits,
+        grants: &Grants,
+        ext: Extensions,
+    ) -> Result<ToolOutcome, Failure> {
         if let Err(e) = serde_json::from_str::<serde_json::Value>(input) {
             return Ok(ToolOutcome {
                 result: Err(ToolFailure::InvalidInput(format!("input is not JSON: {e}"))),
@@ -91,7 +106,7 @@ impl Runtime {
         let pre = self.tool_pre(c).map_err(Failure::before_start)?;
         let start = Instant::now();
         let mut store = self
-            .new_store(limits, grants, ())
+            .new_store(limits, grants, ext)
             .map_err(Failure::before_start)?;
         let raw = self
             .guard(&mut store, limits, async |s| {
@@ -127,8 +142,22 @@ impl Runtime {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<ToolOutcome, Failure> {
+        self.invoke_with(c, input, limits, grants, Extensions::default())
+            .await
+    }
+
+    /// [`Runtime::invoke`] with `ext` in the store, for the interfaces
+    /// added by [`Runtime::link_tools`] (a kernel's `wasi:http`).
+    pub async fn invoke_with(
+        &self,
+        c: &LoadedComponent,
+        input: &str,
+        limits: &Limits,
+        grants: &Grants,
+        ext: Extensions,
+    ) -> Result<ToolOutcome, Failure> {
         if c.kind == crate::ComponentKind::Tool {
-            return self.run_tool(c, input, limits, grants).await;
+            return self.run_tool_with(c, input, limits, grants, ext).await;
         }
         if !c.kind.is_command() {
             return Err(Failure::before_start(RunError::invalid(format!(
@@ -144,7 +173,7 @@ impl Runtime {
         let mut g = grants.clone();
         g.args = vec!["tool".into()];
         g.stdin = input.as_bytes().to_vec();
-        let out = self.run_command(c, limits, &g).await?;
+        let out = self.run_command_with(c, limits, &g, ext).await?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let result = if out.exit_code == 0 {
             let text = String::from_utf8_lossy(&out.stdout);

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use weft_runtime::{
-    ComponentKind, DirGrant, Grants, Limits, LoadSource, Preemption, RunError, Runtime,
+    ComponentKind, DirGrant, Extensions, Grants, Limits, LoadSource, Preemption, RunError, Runtime,
     RuntimeConfig,
 };
 use weft_testkit::{guest, shared_cache_dir};
@@ -389,7 +389,9 @@ fn a_blocking_call_is_dropped_at_its_deadline() {
     };
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let _enter = tokio.enter();
-    let mut store = rt.new_store(&l, &Grants::default(), ()).unwrap();
+    let mut store = rt
+        .new_store(&l, &Grants::default(), Extensions::default())
+        .unwrap();
     let start = Instant::now();
     let e = rt
         .guard_blocking(&mut store, &l, async |s| {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use weft_kernel::tools::{InvokeTool, RegisterTool, ToolEntry};
 use weft_kernel::{Kernel, KernelConfig, Principal};
-use weft_runtime::{Grants, Limits};
+use weft_runtime::{Extensions, Grants, Limits};
 use weft_subsystems::governance::GovernanceUnit;
 use weft_testkit::{dist_guest, guest, shared_cache_dir};
 
@@ -175,7 +175,7 @@ async fn main() {
         for _ in 0..51 {
             let t = Instant::now();
             let mut store = rt
-                .new_store(&limits, &Grants::default(), ())
+                .new_store(&limits, &Grants::default(), Extensions::default())
                 .expect("store");
             let tool = pre
                 .instantiate_async(&mut store)

@@ -271,7 +271,7 @@ pub fn caps(
 }
 
 /// The diagnostic for one excess, naming the ceiling's value it breaks.
-fn ceiling_message(e: &Excess, s: &Spot, c: &Capabilities) -> String {
+pub(crate) fn ceiling_message(e: &Excess, s: &Spot, c: &Capabilities) -> String {
     let reach = |what: &str, limit: String| {
         let p = s.pattern.as_deref().unwrap_or_default();
         match &e.witness {
@@ -675,7 +675,7 @@ fn ipc_text(i: &IpcScope) -> String {
     }
 }
 
-fn list_text(items: &[String]) -> String {
+pub(crate) fn list_text(items: &[String]) -> String {
     let q: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
     format!("[{}]", q.join(", "))
 }

@@ -94,6 +94,12 @@ fn manifest(
         None => Some(None),
         Some(v) => agents::caps(cx, v, "capabilities", None).map(Some),
     };
+    let environment = match t.get("environment") {
+        None => Some(None),
+        Some(v) => services::environment(cx, v).map(Some),
+    };
+    let named = environment.as_ref().and_then(|e| e.as_deref());
+    cx.env_outbound = cx.policy.outbound_of(named).cloned();
     let mut ids = Vec::new();
     let agents = list(cx, &t, "agents", |cx, v, k| {
         agents::agent(
@@ -106,7 +112,13 @@ fn manifest(
     });
     let mut names = Vec::new();
     let tools = list(cx, &t, "tools", |cx, v, k| {
-        services::tool(cx, v, k, &mut names)
+        services::tool(
+            cx,
+            v,
+            k,
+            ceiling.as_ref().and_then(Option::as_ref),
+            &mut names,
+        )
     });
     let mut names = Vec::new();
     let svcs = list(cx, &t, "services", |cx, v, k| {
@@ -115,10 +127,6 @@ fn manifest(
     let hooks = t
         .get("hooks")
         .map_or(Some(Default::default()), |v| services::hooks(cx, v));
-    let environment = match t.get("environment") {
-        None => Some(None),
-        Some(v) => services::environment(cx, v).map(Some),
-    };
     let cron = list(cx, &t, "cron", |cx, v, k| agents::cron_job(cx, v, k, &ids));
     let mut paths = Vec::new();
     let routes = list(cx, &t, "routes", |cx, v, k| {
@@ -245,7 +253,7 @@ pub fn plan(m: Manifest) -> InstallPlan {
         })
     };
     // Every component, once, in manifest order: agents, tools, component
-    // services, hooks.
+    // services, route handlers, hooks.
     let mut components: Vec<String> = Vec::new();
     let all = m
         .agents
@@ -256,6 +264,7 @@ pub fn plan(m: Manifest) -> InstallPlan {
             ServiceSource::Component(c) => Some(c),
             _ => None,
         }))
+        .chain(m.routes.iter().filter_map(|r| r.component.as_ref()))
         .chain(
             [&h.on_install, &h.on_start, &h.on_stop, &h.on_remove]
                 .into_iter()

@@ -634,7 +634,14 @@ fn the_documented_example_checks() {
 }
 
 fn with_policy(src: &str, containers: ContainerEngine) -> Vec<String> {
-    match check_with(src, "weftapp.toml", CheckPolicy { containers }) {
+    match check_with(
+        src,
+        "weftapp.toml",
+        CheckPolicy {
+            containers,
+            ..Default::default()
+        },
+    ) {
         Ok(p) => panic!("expected errors, got {p:?}\n{src}"),
         Err(d) => d.iter().map(|d| d.to_string()).collect(),
     }
@@ -672,6 +679,7 @@ fn a_kernel_without_an_engine_refuses_container_services_at_their_source() {
         "weftapp.toml",
         CheckPolicy {
             containers: ContainerEngine::Absent,
+            ..Default::default()
         },
     )
     .expect("a component service installs without an engine");
@@ -715,7 +723,7 @@ fn asking_for_more_than_the_kernel_allows_is_refused_at_the_key() {
     check_with(
         &image("ports = [\"20080:80\"]\ncap_add = [\"NET_BIND_SERVICE\"]\nresources = { memory = \"64m\" }"),
         "weftapp.toml",
-        CheckPolicy { containers: kernel_policy() },
+        CheckPolicy { containers: kernel_policy(), ..Default::default() },
     )
     .expect("within the kernel's policy");
 }

@@ -77,6 +77,15 @@ fn policy_m(p: w::CheckPolicy) -> weft_model::policy::CheckPolicy {
                 max_nano_cpus: c.max_nano_cpus,
             }),
         },
+        default_environment: p.default_environment,
+        outbound: p
+            .outbound
+            .into_iter()
+            .map(|e| pm::EnvOutbound {
+                environment: e.environment,
+                outbound: e.outbound,
+            })
+            .collect(),
     }
 }
 
@@ -109,6 +118,7 @@ fn route_w(r: weft_model::net::Route) -> w::Route {
     w::Route {
         path: r.path,
         agent: r.agent,
+        component: r.component,
         max_body_bytes: r.max_body_bytes,
         timeout_ms: r.timeout_ms,
         token_secret: r.token_secret,
@@ -147,20 +157,23 @@ fn caps_w(x: c::Capabilities) -> w::Capabilities {
             ops: x.ecc.ops,
             namespaces: x.ecc.namespaces,
         },
-        network: w::NetCaps {
-            outbound: x.network.outbound,
-            secrets: x
-                .network
-                .secrets
-                .into_iter()
-                .map(|s| w::SecretHeader {
-                    secret: s.secret,
-                    server: s.server,
-                    header: s.header,
-                    prefix: s.prefix,
-                })
-                .collect(),
-        },
+        network: net_caps_w(x.network),
+    }
+}
+
+fn net_caps_w(n: weft_model::net::NetCaps) -> w::NetCaps {
+    w::NetCaps {
+        outbound: n.outbound,
+        secrets: n
+            .secrets
+            .into_iter()
+            .map(|s| w::SecretHeader {
+                secret: s.secret,
+                server: s.server,
+                header: s.header,
+                prefix: s.prefix,
+            })
+            .collect(),
     }
 }
 
@@ -216,6 +229,7 @@ fn tool_w(t: m::ToolSpec) -> w::ToolSpec {
             })
             .collect(),
         env: env_w(t.env),
+        network: net_caps_w(t.network),
         limits: w::ToolLimits {
             fuel: t.limits.fuel,
             timeout_ms: t.limits.timeout_ms,

@@ -9,9 +9,54 @@ use weft_model::net::{
 };
 
 use crate::agents::Spot;
+use crate::paths::component_path;
 use crate::walk::{as_str, Cx, Tbl, Val};
+use weft_model::caps::Capabilities;
 
 const SECRET_KEYS: &[&str] = &["secret", "server", "header", "prefix"];
+
+/// A tool's `network`: read like an agent's, each grant beyond the app
+/// `ceiling` reported at its place.
+pub(crate) fn tool_net(
+    cx: &mut Cx<'_>,
+    v: &Val<'_>,
+    path: &str,
+    ceiling: Option<&Capabilities>,
+) -> Option<NetCaps> {
+    let (mut spots, mut ok) = (Vec::new(), true);
+    let caps = net_caps(cx, v, path, &mut spots, &mut ok);
+    if let Some(c) = ceiling {
+        for e in caps.within(&c.network).err().unwrap_or_default() {
+            ok = false;
+            let Some(s) = spots.iter().find(|s| s.field == e.field) else {
+                cx.err(&v.span(), path, e.message);
+                continue;
+            };
+            cx.err(&s.span, &s.key, crate::agents::ceiling_message(&e, s, c));
+        }
+    }
+    ok.then_some(caps)
+}
+
+/// Why grant `g` (written `p`) is outside the app's environment's
+/// allow-list, if it is.
+fn outside_environment(cx: &Cx<'_>, g: &Grant, p: &str) -> Option<String> {
+    let env = cx.env_outbound.as_ref()?;
+    let inside = env
+        .outbound
+        .iter()
+        .filter_map(|e| Grant::parse(e).ok())
+        .any(|e| g.within(&e));
+    (!inside).then(|| {
+        format!(
+            "\"{p}\" is outside environment `{}`'s outbound allow-list ({}: \
+             [environments.{}] outbound in the kernel's weft.toml)",
+            env.environment,
+            crate::agents::list_text(&env.outbound),
+            env.environment
+        )
+    })
+}
 
 /// Read a `network` value; lists keep the entries that could be read.
 pub(crate) fn net_caps(
@@ -37,8 +82,16 @@ pub(crate) fn net_caps(
                         *ok = false;
                         continue;
                     };
-                    if let Err(e) = Grant::parse(&p) {
-                        cx.err(&item.span(), &ik, format!("bad outbound grant {e}"));
+                    let g = match Grant::parse(&p) {
+                        Ok(g) => g,
+                        Err(e) => {
+                            cx.err(&item.span(), &ik, format!("bad outbound grant {e}"));
+                            *ok = false;
+                            continue;
+                        }
+                    };
+                    if let Some(why) = outside_environment(cx, &g, &p) {
+                        cx.err(&item.span(), &ik, why);
                         *ok = false;
                         continue;
                     }
@@ -139,6 +192,7 @@ fn secret(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, outbound: &[String]) -> Opti
 const ROUTE_KEYS: &[&str] = &[
     "path",
     "agent",
+    "component",
     "max_body_bytes",
     "timeout_ms",
     "token_secret",
@@ -167,15 +221,33 @@ pub(crate) fn route(
         paths.push(p.clone());
         Some(p)
     });
-    let agent = t.req(cx, "agent", "a string").and_then(|av| {
-        let id = as_str(cx, av, &t.key("agent"))?;
-        if !agents.contains(&id) {
-            let m = format!("expected the id of an agent in [[agents]], found \"{id}\"");
-            cx.err(&av.span(), &t.key("agent"), m);
-            return None;
+    // Exactly one target: an agent of the app, or a component exporting
+    // `wasi:http/incoming-handler`.
+    let (agent, component) = match (t.get("agent"), t.get("component")) {
+        (Some(_), Some(cv)) => {
+            let m = "expected exactly one of `agent` and `component`, found both";
+            cx.err(&cv.span(), &t.key("component"), m.to_string());
+            (None, None)
         }
-        Some(id)
-    });
+        (None, Some(cv)) => (
+            Some(String::new()),
+            component_path(cx, cv, &t.key("component")).map(Some),
+        ),
+        _ => {
+            let what = "the id of an agent in [[agents]] (or `component`: a component \
+                        exporting wasi:http/incoming-handler)";
+            let agent = t.req(cx, "agent", what).and_then(|av| {
+                let id = as_str(cx, av, &t.key("agent"))?;
+                if !agents.contains(&id) {
+                    let m = format!("expected the id of an agent in [[agents]], found \"{id}\"");
+                    cx.err(&av.span(), &t.key("agent"), m);
+                    return None;
+                }
+                Some(id)
+            });
+            (agent, Some(None))
+        }
+    };
     let max_body_bytes = match t.get("max_body_bytes") {
         None => Some(0),
         Some(_) => t.int(cx, "max_body_bytes", 1, 64 << 20),
@@ -200,6 +272,7 @@ pub(crate) fn route(
     Some(Route {
         path: p?,
         agent: agent?,
+        component: component?,
         max_body_bytes: max_body_bytes?,
         timeout_ms: timeout_ms?,
         token_secret: token_secret?,

@@ -7,6 +7,8 @@ use crate::check::{name_ok, NAME_CHARS};
 use crate::containers;
 use crate::paths::{bundle_file_path, component_path, data_dir_path, guest_path};
 use crate::walk::{as_choice, as_str, Cx, Tbl, Val};
+use weft_model::caps::Capabilities;
+use weft_model::net::NetCaps;
 use weft_model::plan::{
     DirGrant, EnvVar, HealthCheck, Hooks, Probe, ProbeKind, ServiceSource, ServiceSpec, ToolLimits,
     ToolSpec,
@@ -41,10 +43,21 @@ fn unique_name(
     Some(name)
 }
 
-/// Reads one `[[tools]]` entry; `seen` catches duplicate names.
-pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) -> Option<ToolSpec> {
-    let keys = ["name", "component", "grants", "limits"];
+/// Reads one `[[tools]]` entry; `seen` catches duplicate names. Its
+/// `network` must be within the app ceiling's, when there is one.
+pub fn tool(
+    cx: &mut Cx<'_>,
+    v: &Val<'_>,
+    path: &str,
+    ceiling: Option<&Capabilities>,
+    seen: &mut Vec<String>,
+) -> Option<ToolSpec> {
+    let keys = ["name", "component", "grants", "network", "limits"];
     let t = Tbl::of(cx, v, path, "a table ([[tools]])", &keys)?;
+    let network = match t.get("network") {
+        None => Some(NetCaps::default()),
+        Some(nv) => crate::network::tool_net(cx, nv, &t.key("network"), ceiling),
+    };
     let name = unique_name(cx, &t, "tool", seen);
     let component = t
         .req(cx, "component", "a component path")
@@ -78,6 +91,7 @@ pub fn tool(cx: &mut Cx<'_>, v: &Val<'_>, path: &str, seen: &mut Vec<String>) ->
         component: component?,
         dirs: dirs?,
         env,
+        network: network?,
         limits: limits?,
     })
 }

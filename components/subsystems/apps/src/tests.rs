@@ -270,3 +270,72 @@ fn oversized_manifest_is_refused() {
     let big = format!("{APP}# {}\n", "x".repeat(crate::check::MAX_MANIFEST_BYTES));
     assert!(first_err(&big).contains("expected at most"));
 }
+
+#[test]
+fn a_tools_network_is_read_and_held_to_the_ceiling() {
+    let tool = "[[tools]]\nname = \"get\"\ncomponent = \"c/get.wasm\"\n";
+    let src = format!(
+        "{APP}[capabilities]\nnetwork = {{ outbound = [\"https://*.example.com\"] }}\n\
+         {tool}network = {{ outbound = [\"https://api.example.com\"] }}\n"
+    );
+    let plan = check(&src, "weftapp.toml").unwrap();
+    assert_eq!(
+        plan.manifest.tools[0].network.outbound,
+        ["https://api.example.com"]
+    );
+    let beyond = src.replace("https://api.example.com", "http://10.0.0.1");
+    let e = first_err(&beyond);
+    assert!(
+        e.starts_with("9:25: tools[0].network.outbound[0]:")
+            && e.contains("exceeds the app ceiling"),
+        "{e}"
+    );
+    let bad = format!("{APP}{tool}network = {{ outbound = [\"ftp://x\"] }}\n");
+    let e = first_err(&bad);
+    assert!(
+        e.contains("tools[0].network.outbound[0]") && e.contains("bad outbound grant"),
+        "{e}"
+    );
+    let no_key = format!("{APP}{tool}network = {{ inbound = [] }}\n");
+    assert!(first_err(&no_key).contains("tools[0].network"));
+}
+
+#[test]
+fn a_route_targets_an_agent_or_a_component() {
+    let agent = "[[agents]]\nid = \"a\"\ncomponent = \"c/a.wasm\"\n";
+    let src = format!(
+        "{APP}{agent}[[routes]]\npath = \"/h\"\ncomponent = \"c/h.wasm\"\n\
+         [[routes]]\npath = \"/a\"\nagent = \"a\"\n"
+    );
+    let plan = check(&src, "weftapp.toml").unwrap();
+    let r = &plan.manifest.routes;
+    assert_eq!(
+        (r[0].agent.as_str(), r[0].component.as_deref()),
+        ("", Some("c/h.wasm"))
+    );
+    assert_eq!(
+        (r[1].agent.as_str(), r[1].component.as_deref()),
+        ("a", None)
+    );
+    // The handler is locked and compiled at install like any component.
+    assert_eq!(
+        plan.install[0],
+        Step::VerifyDigests(vec!["c/a.wasm".into(), "c/h.wasm".into()])
+    );
+    assert!(plan.install.contains(&Step::Precompile("c/h.wasm".into())));
+    let both =
+        format!("{APP}{agent}[[routes]]\npath = \"/h\"\nagent = \"a\"\ncomponent = \"c/h.wasm\"\n");
+    let e = first_err(&both);
+    assert!(
+        e.contains("routes[0].component") && e.contains("exactly one of"),
+        "{e}"
+    );
+    let neither = format!("{APP}[[routes]]\npath = \"/h\"\n");
+    let e = first_err(&neither);
+    assert!(
+        e.contains("missing key `agent`") && e.contains("`component`"),
+        "{e}"
+    );
+    let outside = format!("{APP}[[routes]]\npath = \"/h\"\ncomponent = \"../h.wasm\"\n");
+    assert!(first_err(&outside).contains("routes[0].component"));
+}

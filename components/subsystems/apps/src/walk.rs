@@ -22,6 +22,10 @@ pub struct Cx<'s> {
     /// What the kernel allows (checked where each key is read, so a refusal
     /// points at the key that asks).
     pub policy: CheckPolicy,
+    /// The outbound allow-list of the app's environment, once known (set
+    /// after the ceiling is read: it holds agents and tools, not the
+    /// ceiling).
+    pub env_outbound: Option<weft_model::policy::EnvOutbound>,
     /// Every problem found, in the order found.
     pub diags: Vec<Diagnostic>,
 }
@@ -35,6 +39,7 @@ impl<'s> Cx<'s> {
             src,
             line_starts,
             policy: CheckPolicy::default(),
+            env_outbound: None,
             diags: Vec::new(),
         }
     }

@@ -51,6 +51,10 @@ pub struct EnvSection {
     /// Governance policy for this environment (relative to `weft.toml`);
     /// default: the `[governance] policy`.
     pub policy: Option<PathBuf>,
+    /// Outbound HTTP allow-list (`scheme://host[:port]` grants): every
+    /// agent's and tool's `network.outbound` grant in an app installed here
+    /// must be within one of these; `None`: no limit beyond the app's.
+    pub outbound: Option<Vec<String>>,
 }
 
 /// One environment as the kernel runs it.
@@ -66,6 +70,8 @@ pub struct Environment {
     pub learning: bool,
     /// Its own governance policy file, if any.
     pub policy: Option<PathBuf>,
+    /// Its outbound allow-list, if it has one.
+    pub outbound: Option<Vec<String>>,
 }
 
 impl Environment {
@@ -81,6 +87,7 @@ impl Environment {
             audit: s.audit,
             learning: s.learning,
             policy: s.policy.clone(),
+            outbound: s.outbound.clone(),
         }
     }
 }

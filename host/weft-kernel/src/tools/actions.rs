@@ -119,10 +119,17 @@ impl InvokeTool {
         if let Principal::Agent(a) = cx.who() {
             a.usage.tool_calls.fetch_add(1, Ordering::Relaxed);
         }
+        let ext = prepare(cx, &entry, self.via.as_ref())?;
         let r = cx
             .shared
             .runtime
-            .invoke(&entry.component, &self.input, &entry.limits, &entry.grants)
+            .invoke_with(
+                &entry.component,
+                &self.input,
+                &entry.limits,
+                &entry.grants,
+                ext,
+            )
             .await;
         let (result, error, usage) = match r {
             Ok(o) => match o.result {
@@ -162,6 +169,27 @@ impl InvokeTool {
             usage,
         })
     }
+}
+
+/// The per-run state of the subsystems' tool interfaces (`wasi:http`).
+fn prepare(
+    cx: &ActCx<'_>,
+    entry: &ToolEntry,
+    via: Option<&Principal>,
+) -> KernelResult<weft_runtime::Extensions> {
+    let mut ext = weft_runtime::Extensions::default();
+    let kernel = cx.kernel();
+    let nobody = Principal::Kernel;
+    let run = crate::subsystem::ToolRun {
+        kernel: &kernel,
+        tool: entry,
+        registrar: entry.registrar.as_ref().unwrap_or(&nobody),
+        caller: via.unwrap_or(cx.who()),
+    };
+    for u in cx.shared.units().iter() {
+        u.prepare_tool(&run, &mut ext)?;
+    }
+    Ok(ext)
 }
 
 /// What one run of a registered tool gave, whatever the outcome: the
@@ -295,11 +323,23 @@ impl Action for RegisterTool {
                 who.gate_name()
             )));
         }
+        // The manifest checker refuses this first; the kernel holds the
+        // line for any other caller.
+        if let Some(c) = who.as_app().and_then(|a| a.ceiling.as_ref()) {
+            if let Err(e) = self.0.network.within(&c.network) {
+                let why: Vec<String> = e.into_iter().map(|e| e.message).collect();
+                return Err(KernelError::Denied(format!(
+                    "tool `{name}`: {}",
+                    why.join("; ")
+                )));
+            }
+        }
         Ok(())
     }
 
     async fn perform(mut self, cx: &mut ActCx<'_>) -> KernelResult<u64> {
         self.0.owner = cx.who().gate_name().to_string();
+        self.0.registrar = Some(cx.who().clone());
         // What `tool ls` shows is the tool's own `describe()` unless the
         // registrant gave a description.
         if self.0.description.is_empty() {
@@ -308,7 +348,7 @@ impl Action for RegisterTool {
         let seq = cx.record(
             "tool.register",
             &json!({ "name": self.0.name, "digest": self.0.component.digest.to_hex(),
-                     "owner": self.0.owner }),
+                     "owner": self.0.owner, "outbound": self.0.network.outbound }),
         )?;
         cx.shared.tools.insert(self.0);
         Ok(seq)

@@ -2,7 +2,10 @@
 
 use dashmap::DashMap;
 use serde::Serialize;
+use weft_model::net::NetCaps;
 use weft_runtime::{Grants, Limits, LoadedComponent};
+
+use crate::act::Principal;
 
 /// A registered tool: a tool-world component (or WASI command) plus the
 /// limits and grants it runs with.
@@ -16,10 +19,15 @@ pub struct ToolEntry {
     pub limits: Limits,
     /// WASI resources each run gets.
     pub grants: Grants,
+    /// Where its runs may make HTTP requests (`[[tools]] network`), as
+    /// its registrar; nothing by default.
+    pub network: NetCaps,
     /// What `weaver tool ls` shows.
     pub description: String,
     /// The principal that registered it (set by [`super::RegisterTool`]).
     pub owner: String,
+    /// That principal, what the tool's host calls act as.
+    pub(crate) registrar: Option<Principal>,
 }
 
 /// A tool as `weaver tool ls` shows it.
@@ -35,6 +43,8 @@ pub struct ToolListing {
     pub description: String,
     /// Who registered it.
     pub owner: String,
+    /// Where its runs may make HTTP requests.
+    pub outbound: Vec<String>,
 }
 
 /// The registered tools.
@@ -52,8 +62,10 @@ impl ToolEntry {
             component,
             limits: Limits::default(),
             grants: Grants::default(),
+            network: NetCaps::default(),
             description: String::new(),
             owner: String::new(),
+            registrar: None,
         }
     }
 }
@@ -81,6 +93,7 @@ impl ToolRegistry {
                 digest: e.component.digest.to_hex(),
                 description: e.description.clone(),
                 owner: e.owner.clone(),
+                outbound: e.network.outbound.clone(),
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
