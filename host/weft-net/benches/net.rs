@@ -9,9 +9,18 @@
 //!   vs an agent's `wasi:http` request through the kernel (gate, chain
 //!   record, address check, kept connection), minus the message round trip
 //!   it rides on, and the ratios;
+//! * tools: the `http-get` command making one request per run, as a
+//!   governed Weft tool vs raw wasmtime-wasi-http calling the same wire code
+//!   (what the gate, grants and record cost, and what `wasi:http` costs);
 //! * inbound: requests/s through a route to an echo agent vs the same
 //!   agent reached by a kernel send (what `weaver agent send` does, without
 //!   the CLI process).
+//!
+//! `NET_BENCH_PROFILE_AGENT=N` makes only N agent requests and prints
+//! nothing, for a profiler (`perf record`).
+
+#[path = "support/raw_http.rs"]
+mod raw_http;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +30,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use weft_kernel::ipc::SendMessage;
+use weft_kernel::tools::{InvokeTool, RegisterTool, ToolEntry};
 use weft_kernel::{
     Capabilities, Kernel, KernelConfig, MessageTarget, Payload, Principal, Spawn, SpawnRequest,
 };
@@ -199,6 +209,14 @@ async fn main() {
     unit.routes().add("bench", route, None).expect("route");
     let listen: std::net::SocketAddr = unit.listening().expect("listening").parse().expect("addr");
 
+    if let Ok(n) = std::env::var("NET_BENCH_PROFILE_AGENT") {
+        // Only the agent's requests, N of them, for a profiler.
+        let url = format!("http://{addr}/x?q=1");
+        for _ in 0..n.parse::<u32>().unwrap_or(10_000) {
+            let _ = send(&k, json!({ "fetch": url })).await;
+        }
+        return;
+    }
     let plain = mean(|| plain_get(addr)).await;
     let keep = KeepAlive(tokio::sync::Mutex::new(None));
     let plain_keep = mean(|| keep.get(addr)).await;
@@ -259,6 +277,44 @@ async fn main() {
     println!(
         "  ratio outbound / plain new connection:     {:>9.2}x",
         overhead.as_secs_f64() / plain.as_secs_f64()
+    );
+
+    // Tools: one request per run of the `http-get` command.
+    let get_wasm = root.join("components/target/wasm32-wasip2/release/http-get.wasm");
+    let raw = raw_http::RawCommand::new(&get_wasm);
+    let input = json!({ "url": url }).to_string();
+    let raw_tool = mean(|| async {
+        let _ = raw.run(&input).await;
+    })
+    .await;
+    let mut entry = ToolEntry::new("get", k.load_component(&get_wasm).expect("load http-get"));
+    entry.network = NetCaps {
+        outbound: vec![format!("http://{addr}")],
+        secrets: vec![],
+    };
+    k.act(&app, RegisterTool(entry)).await.expect("register");
+    let tool = mean(|| async {
+        let v = k
+            .act(&Principal::Operator, InvokeTool::new("get", input.clone()))
+            .await
+            .expect("tool");
+        assert_eq!(v["status"], 200, "{v}");
+    })
+    .await;
+    println!(
+        "tools, {N} sequential runs of http-get (instantiate, one GET), median of 10 batches:"
+    );
+    println!(
+        "  raw wasmtime-wasi-http, the same wire code: {:>8.1} µs",
+        us(raw_tool)
+    );
+    println!(
+        "  governed Weft tool (gate, grants, record):  {:>8.1} µs",
+        us(tool)
+    );
+    println!(
+        "  ratio Weft tool / raw:                      {:>8.2}x",
+        tool.as_secs_f64() / raw_tool.as_secs_f64()
     );
 
     // Inbound: one keep-alive connection, sequential requests.

@@ -305,7 +305,10 @@ impl Action for NetHttp {
             (None, Principal::Agent(a)) => a.app.as_deref().map(str::to_string),
             _ => None,
         };
-        let tool = self.tool.as_ref().map(|t| (t.name.clone(), t.caller.clone()));
+        let tool = self
+            .tool
+            .as_ref()
+            .map(|t| (t.name.clone(), t.caller.clone()));
         let NetHttp {
             mut request,
             target,
