@@ -166,6 +166,16 @@ fn a_route_component_that_is_no_handler_is_refused_at_start() {
     let text = MANIFEST.replace("hello_http.wasm", "calc.wasm");
     let bundle = pack_app(d, "hello", &text, &["calc"]);
     ok(&s, &["app", "install", bundle.to_str().unwrap()]);
+    // `app check` names it at its line before anything is installed...
+    let r = weaver(&["app", "check", d.join("hello").to_str().unwrap()], b"");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("weftapp.toml:8:13: `components/calc.wasm` is not a route handler"),
+        "{}",
+        r.stderr
+    );
+    // ...and a kernel refuses to start it (a bundle that skipped the check).
     let r = w(&s, &["app", "start", "hello"]);
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(

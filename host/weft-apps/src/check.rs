@@ -20,6 +20,8 @@ enum Role {
     Agent,
     /// `[[tools]]` and `[hooks]`: the tool world or a WASI program.
     Tool,
+    /// A `[[routes]]` `component`: exports `wasi:http/incoming-handler`.
+    Handler,
 }
 
 /// What [`check`] found.
@@ -129,6 +131,11 @@ fn roles(plan: &InstallPlan) -> Vec<(String, Role)> {
     for t in &m.tools {
         add(&t.component, Role::Tool);
     }
+    for r in &m.routes {
+        if let Some(c) = &r.component {
+            add(c, Role::Handler);
+        }
+    }
     let h = &m.hooks;
     for c in [&h.on_install, &h.on_start, &h.on_stop, &h.on_remove]
         .into_iter()
@@ -222,6 +229,19 @@ fn fits(bytes: &[u8], role: Role) -> Result<(), String> {
         Role::Tool => Err(format!(
             "is neither a tool (exports `describe` and `invoke`) nor a WASI command (exports \
              `wasi:cli/run`); it exports {}",
+            list()
+        )),
+        Role::Handler
+            if component
+                && names
+                    .iter()
+                    .any(|e| e.starts_with("wasi:http/incoming-handler@0.2")) =>
+        {
+            Ok(())
+        }
+        Role::Handler => Err(format!(
+            "is not a route handler: it must be a component exporting \
+             `wasi:http/incoming-handler@0.2.x`; it exports {}",
             list()
         )),
     }

@@ -280,8 +280,11 @@ impl Action for NetIngress {
     }
 
     fn gate_context(&self) -> Value {
-        json!({ "path": self.entry.route.path, "method": self.method, "agent": self.entry.route.agent,
-                "component": self.entry.route.component })
+        let r = &self.entry.route;
+        match &r.component {
+            Some(c) => json!({ "path": r.path, "method": self.method, "component": c }),
+            None => json!({ "path": r.path, "method": self.method, "agent": r.agent }),
+        }
     }
 
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<Resp> {
@@ -367,13 +370,16 @@ impl Action for NetIngress {
             .exact()
             .unwrap_or(0);
         let mut rec = json!({
-            "app": self.entry.app, "path": r.path, "method": self.method, "agent": r.agent,
+            "app": self.entry.app, "path": r.path, "method": self.method,
             "status": resp.status().as_u16(), "bytes_in": bytes_in, "bytes_out": bytes_out,
             "duration_ms": ms, "outcome": outcome,
         });
-        if let Some(c) = &r.component {
-            rec["component"] = json!(c);
-            rec["fuel_used"] = json!(fuel);
+        match &r.component {
+            Some(c) => {
+                rec["component"] = json!(c);
+                rec["fuel_used"] = json!(fuel);
+            }
+            None => rec["agent"] = json!(r.agent),
         }
         cx.record("net.ingress", &rec)?;
         kernel.log(

@@ -283,8 +283,7 @@ impl Action for RouteAdd {
         "net.route.add".into()
     }
     fn gate_context(&self) -> Value {
-        json!({ "app": self.app, "path": self.route.path, "agent": self.route.agent,
-                "component": self.route.component })
+        json!({ "app": self.app, "path": self.route.path, "to": target(&self.route) })
     }
     fn authorize(&mut self, who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
         match who {
@@ -313,13 +312,24 @@ impl Action for RouteAdd {
         self.routes
             .add(&self.app, self.route.clone(), handler)
             .map_err(KernelError::Invalid)?;
-        cx.record(
-            "net.route.add",
-            &json!({ "app": self.app, "path": self.route.path, "agent": self.route.agent,
-                     "component": self.route.component,
-                     "digest": self.component.as_ref().map(|c| c.digest.to_hex()) }),
-        )?;
+        let mut rec = json!({ "app": self.app, "path": self.route.path });
+        match &self.component {
+            Some(c) => {
+                rec["component"] = json!(self.route.component);
+                rec["digest"] = json!(c.digest.to_hex());
+            }
+            None => rec["agent"] = json!(self.route.agent),
+        }
+        cx.record("net.route.add", &rec)?;
         Ok(())
+    }
+}
+
+/// What a route leads to, for the gate: `agent:ID` or `component:PATH`.
+fn target(r: &Route) -> String {
+    match &r.component {
+        Some(c) => format!("component:{c}"),
+        None => format!("agent:{}", r.agent),
     }
 }
 
