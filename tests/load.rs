@@ -135,9 +135,7 @@ fn ipc_all() -> Capabilities {
 }
 
 fn rss_mib() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (pages * 4096) as f64 / (1 << 20) as f64
+    weft_testkit::memory::mib(weft_testkit::memory::resident_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

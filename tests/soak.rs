@@ -20,9 +20,7 @@ use weft_kernel::{
 };
 
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    weft_testkit::memory::resident_bytes() / 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,17 +56,8 @@ fn fmt_rate(r: f64) -> String {
 
 /// Peak and current resident set of this process, in MiB.
 fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    use weft_testkit::memory::{mib, peak_resident_bytes, resident_bytes};
+    (mib(peak_resident_bytes()), mib(resident_bytes()))
 }
 
 fn child(args: &[String]) {

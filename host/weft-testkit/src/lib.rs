@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub mod docker;
 pub mod etcd;
+pub mod memory;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
