@@ -1,5 +1,8 @@
 //! `cargo bench -p weft-kernel`: spawn latency and rate, agent-to-agent
 //! message throughput, and memory per idle agent, with real components.
+//!
+//! `KERNEL_BENCH_PROFILE_SPAWN=N` makes only N detached spawns (each
+//! running, then stopped) and prints nothing, for a profiler.
 
 use std::time::{Duration, Instant};
 
@@ -69,6 +72,21 @@ async fn boot(config: KernelConfig) -> (Kernel, weft_runtime::LoadedComponent, t
 async fn bench() {
     let (k, probe, _dir) = boot(KernelConfig::default()).await;
     let mut rows: Rows = Vec::new();
+    if let Ok(n) = std::env::var("KERNEL_BENCH_PROFILE_SPAWN") {
+        // Only N detached spawns, stopped in turn, for a profiler.
+        for i in 0..n.parse::<u32>().unwrap_or(20_000) {
+            let req = SpawnRequest::new(format!("p{i}"), probe.clone());
+            let pid = k
+                .act(&Principal::Operator, Spawn::detached(req))
+                .await
+                .expect("spawn");
+            while k.inspect(pid).map(|p| p.state) != Some(ProcessState::Running) {
+                tokio::task::yield_now().await;
+            }
+            k.stop(pid).await.expect("stop");
+        }
+        return;
+    }
 
     // Spawn as the caller sees it: gated, recorded and registered; the
     // instance and its `init` come up in the agent's own task.
