@@ -296,6 +296,10 @@ impl Action for NetIngress {
             Some(_) => self.handler.is_some(),
             None => kernel.pid_of(&agent).is_some(),
         };
+        let timeout = match r.timeout_ms {
+            0 => self.timeout,
+            n => Duration::from_millis(n),
+        };
         let mut fuel = None;
         let (resp, outcome) = if !self.entry.running || !target_up {
             (
@@ -313,20 +317,12 @@ impl Action for NetIngress {
             );
             (r, "unauthorized")
         } else if let (Some(body), Some(h)) = (&self.body, &self.handler) {
-            let timeout = match r.timeout_ms {
-                0 => self.timeout,
-                n => Duration::from_millis(n),
-            };
             let req = self.request(body.clone());
             let limits = crate::handler::limits(timeout);
             let (result, usage) = h.serve(cx.runtime(), req, &limits, self.max_response).await;
             fuel = Some(usage.fuel_used);
             handled(result)
         } else if let Some(body) = &self.body {
-            let timeout = match r.timeout_ms {
-                0 => self.timeout,
-                n => Duration::from_millis(n),
-            };
             let msg = message(&self, body);
             let send = weft_kernel::ipc::SendMessage::new(
                 MessageTarget::Named(agent.clone()),
