@@ -124,3 +124,37 @@ name = "dev"
     let r = weaver_at(&state, &["tree", "ls", "/kernel/services", "--json"]);
     assert!(!r.stdout.contains("remote"), "{}", r.stdout);
 }
+
+#[test]
+fn an_external_service_outside_the_environments_list_is_refused() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    let cfg = d.join("weft.toml");
+    // Another port than the service's.
+    std::fs::write(
+        &cfg,
+        "[environments.dev]\noutbound = [\"http://127.0.0.1:1\"]\n",
+    )
+    .unwrap();
+    let _k = start_kernel(&state, &["--config", cfg.to_str().unwrap()]);
+    let manifest = format!(
+        "[app]\nname = \"ext\"\nversion = \"0.1.0\"\n\n[[agents]]\nid = \"caller\"\n\
+         component = \"components/probe.wasm\"\ncapabilities = {{ ipc = \"all\" }}\n\n\
+         [[services]]\nname = \"remote\"\nurl = \"http://127.0.0.1:{}/api\"\n\n\
+         [environment]\nname = \"dev\"\n",
+        up.port
+    );
+    let bundle = pack_app(d, "ext", &manifest, &["probe"]);
+    ok(&state, &["app", "install", bundle.to_str().unwrap()]);
+    ok(&state, &["app", "start", "ext"]);
+    let r = call(&state, "service:remote", "hello");
+    assert!(
+        r["err"]
+            .to_string()
+            .contains("outside environment `dev`'s outbound allow-list"),
+        "{r}"
+    );
+    assert!(up.seen().is_empty(), "a refused call reached the server");
+}

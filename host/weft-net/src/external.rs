@@ -169,9 +169,9 @@ impl Action for ExternalCall {
                 "sender": self.req.sender })
     }
 
-    fn authorize(&mut self, who: &Principal, _k: &KernelView<'_>) -> KernelResult<()> {
+    fn authorize(&mut self, who: &Principal, k: &KernelView<'_>) -> KernelResult<()> {
         match who {
-            Principal::App(_) => Ok(()),
+            Principal::App(_) => crate::outbound::environment_allows(who, &self.target, k),
             _ => Err(KernelError::Denied(
                 "external services are called as the app that declared them".into(),
             )),

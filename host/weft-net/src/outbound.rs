@@ -266,22 +266,7 @@ impl Action for NetHttp {
                 t.url(),
             )));
         }
-        // Install checked the grants against it; the operator may have
-        // narrowed it since (or spawned an agent outside any app).
-        let env = k.environments().of_principal(who);
-        if let Some(list) = &env.outbound {
-            let allowed = NetCaps {
-                outbound: list.clone(),
-                ..NetCaps::default()
-            };
-            if t.grants(&allowed).is_empty() {
-                return Err(KernelError::Denied(format!(
-                    "{} is outside environment `{}`'s outbound allow-list",
-                    t.url(),
-                    env.name
-                )));
-            }
-        }
+        environment_allows(who, &t, k)?;
         if self.over_limit {
             let per = if self.tool.is_some() {
                 "run"
@@ -390,6 +375,33 @@ impl Action for NetHttp {
         );
         Ok(result)
     }
+}
+
+/// Is `t` within the outbound allow-list of `who`'s environment (when it
+/// has one)? Install checked the grants against it; the operator may have
+/// narrowed it since, spawned an agent outside any app, or declared an
+/// external service's URL.
+pub(crate) fn environment_allows(
+    who: &Principal,
+    t: &Target,
+    k: &KernelView<'_>,
+) -> KernelResult<()> {
+    let env = k.environments().of_principal(who);
+    let Some(list) = &env.outbound else {
+        return Ok(());
+    };
+    let allowed = NetCaps {
+        outbound: list.clone(),
+        ..NetCaps::default()
+    };
+    if t.grants(&allowed).is_empty() {
+        return Err(KernelError::Denied(format!(
+            "{} is outside environment `{}`'s outbound allow-list",
+            t.url(),
+            env.name
+        )));
+    }
+    Ok(())
 }
 
 /// The secret headers of one request: the agent's or tool's `secrets`
