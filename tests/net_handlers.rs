@@ -3,7 +3,8 @@
 //! instance and its response comes back; the route's token, time limit and
 //! the kernel's response limit hold; a stopped app's route answers 503;
 //! each request is a `net.ingress` record naming the component and the fuel
-//! it used.
+//! it used; the handler reaches what the route's `network` grants, as the
+//! app, and nothing else.
 
 // Test code: helpers unwrap too (clippy.toml allows it only inside #[test] fns).
 #![allow(clippy::unwrap_used)]
@@ -11,7 +12,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use weft_e2e::upstream::request as http;
+use weft_e2e::upstream::{request as http, Upstream};
 use weft_e2e::{pack_app, start_kernel, weaver, weaver_at as w, Run};
 
 fn ok(state: &Path, args: &[&str]) -> Run {
@@ -28,6 +29,11 @@ version = "0.1.0"
 [[routes]]
 path = "/hello"
 component = "components/hello_http.wasm"
+
+[[routes]]
+path = "/fetch"
+component = "components/hello_http.wasm"
+network = { outbound = ["http://127.0.0.1:UPSTREAM"] }
 
 [[routes]]
 path = "/private"
@@ -50,7 +56,9 @@ fn a_component_route_answers_with_its_handlers_response() {
         &s,
         &["--config", cfg.to_str().unwrap(), "--http", "127.0.0.1:0"],
     );
-    let bundle = pack_app(d, "hello", MANIFEST, &["hello_http"]);
+    let up = Upstream::start();
+    let manifest = MANIFEST.replace("UPSTREAM", &up.port.to_string());
+    let bundle = pack_app(d, "hello", &manifest, &["hello_http"]);
     ok(&s, &["app", "install", bundle.to_str().unwrap()]);
     let st = s.to_str().unwrap();
     let r = weaver(
@@ -106,6 +114,29 @@ fn a_component_route_answers_with_its_handlers_response() {
     // ...and the route still serves the next request.
     assert_eq!(http(&addr, "GET", "/hello", None, "").0, 200);
 
+    // Outbound from a handler: what its route grants, as the app; a route
+    // without grants reaches nothing.
+    let status_url = format!("http://127.0.0.1:{}/status", up.port);
+    let (status, body) = http(
+        &addr,
+        "GET",
+        &format!("/fetch?fetch={status_url}"),
+        None,
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["fetched"]["body"], "upstream ok", "{v}");
+    let (_, body) = http(
+        &addr,
+        "GET",
+        &format!("/hello?fetch={status_url}"),
+        None,
+        "",
+    );
+    assert!(body.contains("no network"), "{body}");
+    assert_eq!(up.seen().len(), 1);
+
     ok(&s, &["app", "stop", "hello"]);
     assert_eq!(http(&addr, "GET", "/hello", None, "").0, 503);
 
@@ -140,6 +171,8 @@ fn a_component_route_answers_with_its_handlers_response() {
             ("timeout", 504),
             ("failed", 502),
             ("ok", 200),
+            ("ok", 200),
+            ("ok", 200),
             ("stopped", 503)
         ],
         "{ingress:?}"
@@ -150,6 +183,10 @@ fn a_component_route_answers_with_its_handlers_response() {
         "{:?}",
         ingress[0]
     );
+    let fetched: Vec<&Value> = events.iter().filter(|e| e["kind"] == "net.http").collect();
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    assert_eq!(fetched[0]["source"], "app:hello");
+    assert_eq!(fetched[0]["payload"]["route"], "/fetch");
     assert!(events.iter().any(|e| e["kind"] == "net.route.add"
         && e["payload"]["component"] == "components/hello_http.wasm"
         && e["payload"]["digest"]
@@ -163,7 +200,9 @@ fn a_route_component_that_is_no_handler_is_refused_at_start() {
     let d = dir.path();
     let s = d.join("state");
     let _k = start_kernel(&s, &["--http", "127.0.0.1:0"]);
-    let text = MANIFEST.replace("hello_http.wasm", "calc.wasm");
+    let text = MANIFEST
+        .replace("hello_http.wasm", "calc.wasm")
+        .replace("UPSTREAM", "8080");
     let bundle = pack_app(d, "hello", &text, &["calc"]);
     ok(&s, &["app", "install", bundle.to_str().unwrap()]);
     // `app check` names it at its line before anything is installed...

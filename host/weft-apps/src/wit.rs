@@ -296,6 +296,7 @@ fn route(r: w::Route) -> weft_model::net::Route {
         path: r.path,
         agent: r.agent,
         component: r.component,
+        network: net_caps(r.network),
         max_body_bytes: r.max_body_bytes,
         timeout_ms: r.timeout_ms,
         token_secret: r.token_secret,

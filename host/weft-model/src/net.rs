@@ -57,6 +57,8 @@ pub struct Route {
     /// Instead of an agent: a bundle path to a component exporting
     /// `wasi:http/incoming-handler`, instantiated for each request.
     pub component: Option<String>,
+    /// Where that component may make HTTP requests, as the app.
+    pub network: NetCaps,
     /// Largest request body, bytes (0: `[net] max_body_bytes`).
     pub max_body_bytes: u64,
     /// Time for the agent's reply, ms (0: `[net] route_timeout_ms`).

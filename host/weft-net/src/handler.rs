@@ -1,8 +1,9 @@
 //! Routes served by a component exporting `wasi:http/incoming-handler`
 //! (the `wasi:http/proxy` world `wasmtime serve` and Spin run): a fresh
 //! instance per request, under the route's time limit and the runtime's
-//! fuel and memory limits, with WASI but no files, no environment and no
-//! outbound network; its response is the route's.
+//! fuel and memory limits, with WASI but no files and no environment, and
+//! outbound HTTP only as far as the route's `network` grants; its response
+//! is the route's.
 
 use std::time::{Duration, Instant};
 
@@ -56,16 +57,18 @@ impl Handler {
 
     /// Run `req` in a fresh instance; the response, its body read in full
     /// (at most `max` bytes), and what the instance used.
+    /// `ext` holds its outbound network state, if the route grants any.
     pub async fn serve(
         &self,
         rt: &Runtime,
         req: http::Request<Full<Bytes>>,
         limits: &Limits,
         max: u64,
+        ext: Extensions,
     ) -> (Result<http::Response<Bytes>, HandlerError>, Usage) {
         let started = Instant::now();
         let failed = |e: &dyn std::fmt::Display| HandlerError::Failed(e.to_string());
-        let mut store = match rt.new_store(limits, &Grants::default(), Extensions::default()) {
+        let mut store = match rt.new_store(limits, &Grants::default(), ext) {
             Ok(s) => s,
             Err(e) => return (Err(failed(&e)), Usage::default()),
         };

@@ -30,6 +30,7 @@ use weft_kernel::{
 use weft_model::net::Route;
 
 use crate::handler::{Handler, HandlerError};
+use crate::outbound::NetState;
 use crate::NetConfig;
 
 /// A route as the unit keeps it.
@@ -200,7 +201,7 @@ async fn handle(
     req: http::Request<Incoming>,
     kernel: &Kernel,
     routes: &Routes,
-    cfg: &NetConfig,
+    cfg: &Arc<NetConfig>,
 ) -> Resp {
     let path = req.uri().path().to_string();
     // Unknown paths are not recorded: no app to attribute them to.
@@ -222,7 +223,7 @@ async fn handle(
         query: parts.uri.query().unwrap_or_default().to_string(),
         uri: parts.uri,
         headers: parts.headers,
-        max_response: cfg.max_response_bytes,
+        config: cfg.clone(),
         body,
         limit,
         timeout: Duration::from_millis(cfg.route_timeout_ms),
@@ -264,7 +265,7 @@ pub struct NetIngress {
     query: String,
     uri: http::Uri,
     headers: http::HeaderMap,
-    max_response: u64,
+    config: Arc<NetConfig>,
     /// `None`: over the limit.
     body: Option<Bytes>,
     limit: u64,
@@ -319,7 +320,19 @@ impl Action for NetIngress {
         } else if let (Some(body), Some(h)) = (&self.body, &self.handler) {
             let req = self.request(body.clone());
             let limits = crate::handler::limits(timeout);
-            let (result, usage) = h.serve(cx.runtime(), req, &limits, self.max_response).await;
+            let mut ext = weft_runtime::Extensions::default();
+            if !r.network.outbound.is_empty() {
+                let st = NetState::for_route(
+                    self.config.clone(),
+                    &kernel,
+                    cx.who(),
+                    &r.path,
+                    &r.network,
+                );
+                ext.insert(st);
+            }
+            let max = self.config.max_response_bytes;
+            let (result, usage) = h.serve(cx.runtime(), req, &limits, max, ext).await;
             fuel = Some(usage.fuel_used);
             handled(result)
         } else if let Some(body) = &self.body {

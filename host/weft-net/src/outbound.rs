@@ -51,21 +51,49 @@ impl NetState {
     /// State for one run of `run.tool`: it acts as its registrar, within
     /// its own `network` grants.
     pub fn for_tool(config: Arc<NetConfig>, run: &ToolRun<'_>) -> Self {
-        let mut st = NetState::new(config);
-        st.hooks.bound = Some((run.kernel.clone(), run.registrar.clone()));
-        st.hooks.tool = Some(Arc::new(ToolNet {
+        let grantee = Grantee {
+            kind: "tool",
             name: run.tool.name.clone(),
             caps: run.tool.network.clone(),
             app: run.registrar.as_app().map(|a| a.name().to_string()),
             caller: run.caller.gate_name().to_string(),
-        }));
+        };
+        Self::for_grantee(config, run.kernel, run.registrar, grantee)
+    }
+
+    /// State for one request to route `path`'s handler component: it acts
+    /// as `app`, within the route's `network` grants.
+    pub fn for_route(
+        config: Arc<NetConfig>,
+        kernel: &Kernel,
+        app: &Principal,
+        path: &str,
+        caps: &NetCaps,
+    ) -> Self {
+        let grantee = Grantee {
+            kind: "route",
+            name: path.to_string(),
+            caps: caps.clone(),
+            app: app.as_app().map(|a| a.name().to_string()),
+            caller: "http".to_string(),
+        };
+        Self::for_grantee(config, kernel, app, grantee)
+    }
+
+    fn for_grantee(config: Arc<NetConfig>, k: &Kernel, who: &Principal, g: Grantee) -> Self {
+        let mut st = NetState::new(config);
+        st.hooks.bound = Some((k.clone(), who.clone()));
+        st.hooks.grantee = Some(Arc::new(g));
         st
     }
 }
 
-/// A tool's side of a request: its name, grants, app (for secrets) and
-/// who ran it (for the record).
-struct ToolNet {
+/// A tool's or a route handler's side of a request: what it is, its
+/// grants, its app (for secrets) and who ran it (for the record).
+struct Grantee {
+    /// `tool` or `route`.
+    kind: &'static str,
+    /// The tool's name or the route's path.
     name: String,
     caps: NetCaps,
     app: Option<String>,
@@ -79,8 +107,9 @@ struct ToolNet {
 struct NetHooks {
     config: Arc<NetConfig>,
     bound: Option<(Kernel, Principal)>,
-    /// Set for a tool's run: whose grants apply.
-    tool: Option<Arc<ToolNet>>,
+    /// Set for a tool's run or a route handler's request: whose grants
+    /// apply (an agent's are its own).
+    grantee: Option<Arc<Grantee>>,
     handling: Option<Handling>,
     /// (message id, requests made while handling it).
     counted: (u64, u32),
@@ -120,7 +149,7 @@ impl WasiHttpHooks for NetHooks {
             pool: self.pool.clone(),
             target: Target::of(request.uri()),
             request,
-            tool: self.tool.clone(),
+            grantee: self.grantee.clone(),
             grants: Vec::new(),
         };
         Box::new(async move {
@@ -210,19 +239,19 @@ pub struct NetHttp {
     over_limit: bool,
     config: Arc<NetConfig>,
     pool: Arc<Pool<WasiBody>>,
-    tool: Option<Arc<ToolNet>>,
+    grantee: Option<Arc<Grantee>>,
     grants: Vec<Grant>,
 }
 
 impl NetHttp {
-    /// Whose grants apply: the tool's for a tool's request, else the
+    /// Whose grants apply: the tool's or route's for theirs, else the
     /// agent's; and how to name them in a refusal.
     fn grantee<'a>(&'a self, who: &'a Principal) -> KernelResult<(&'a NetCaps, String)> {
-        match (&self.tool, who) {
-            (Some(t), _) => Ok((&t.caps, format!("tool `{}`", t.name))),
+        match (&self.grantee, who) {
+            (Some(g), _) => Ok((&g.caps, format!("{} `{}`", g.kind, g.name))),
             (None, Principal::Agent(a)) => Ok((&a.caps.network, format!("agent `{}`", a.name))),
             _ => Err(KernelError::Denied(
-                "only agents and tools make outbound requests".into(),
+                "only agents, tools and route handlers make outbound requests".into(),
             )),
         }
     }
@@ -268,7 +297,7 @@ impl Action for NetHttp {
         }
         environment_allows(who, &t, k)?;
         if self.over_limit {
-            let per = if self.tool.is_some() {
+            let per = if self.grantee.is_some() {
                 "run"
             } else {
                 "message"
@@ -285,15 +314,12 @@ impl Action for NetHttp {
     async fn perform(self, cx: &mut ActCx<'_>) -> KernelResult<Self::Output> {
         let (caps, _) = self.grantee(cx.who())?;
         let caps = caps.clone();
-        let app = match (&self.tool, cx.who()) {
-            (Some(t), _) => t.app.clone(),
+        let app = match (&self.grantee, cx.who()) {
+            (Some(g), _) => g.app.clone(),
             (None, Principal::Agent(a)) => a.app.as_deref().map(str::to_string),
             _ => None,
         };
-        let tool = self
-            .tool
-            .as_ref()
-            .map(|t| (t.name.clone(), t.caller.clone()));
+        let grantee = self.grantee.clone();
         let NetHttp {
             mut request,
             target,
@@ -349,9 +375,9 @@ impl Action for NetHttp {
         if let Err(e) = &result {
             rec["error"] = json!(e.to_string());
         }
-        if let Some((tool, caller)) = &tool {
-            rec["tool"] = json!(tool);
-            rec["caller"] = json!(caller);
+        if let Some(g) = &grantee {
+            rec[g.kind] = json!(g.name);
+            rec["caller"] = json!(g.caller);
         }
         cx.record("net.http", &rec)?;
         let level = if result.is_ok() {
@@ -362,8 +388,8 @@ impl Action for NetHttp {
         let shown = status
             .map(|s| s.to_string())
             .unwrap_or_else(|| outcome.into());
-        let by = match &tool {
-            Some((tool, _)) => format!("{} (tool {tool})", cx.who().gate_name()),
+        let by = match &grantee {
+            Some(g) => format!("{} ({} {})", cx.who().gate_name(), g.kind, g.name),
             None => cx.who().gate_name().to_string(),
         };
         kernel.log(

@@ -4,12 +4,18 @@
 //! "query", "authority", "body"}`. Query parameters show the kernel's
 //! limits at work: `bytes=N` answers N bytes of `x` instead (the response
 //! limit), `sleep=MS` waits that long first (the route's time limit), `spin`
-//! loops until the fuel runs out.
+//! loops until the fuel runs out, and `fetch=URL` makes a GET first and
+//! answers with what it got (`{"fetched": {"status", "body"}}` or
+//! `{"fetched": {"error"}}`), allowed as far as the route's `network` grants.
 
 // Generated from the WIT in wit/; private.
 mod bindings {
     wit_bindgen::generate!({ path: "wit", world: "handler", generate_all });
 }
+
+// The request code, shared with the `fetcher` agent.
+#[path = "../../../agents/fetcher/src/http.rs"]
+mod http;
 
 use bindings::exports::wasi::http::incoming_handler::Guest;
 use bindings::wasi::clocks::monotonic_clock::subscribe_duration;
@@ -35,6 +41,14 @@ impl Guest for Hello {
             loop {
                 i = std::hint::black_box(i.wrapping_add(1));
             }
+        }
+        if let Some(url) = query.split('&').find_map(|p| p.strip_prefix("fetch=")) {
+            let fetched = match http::fetch("GET", url, None) {
+                Ok((status, body)) => serde_json::json!({ "status": status, "body": body }),
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+            let text = serde_json::json!({ "fetched": fetched }).to_string();
+            return respond(out, text.as_bytes());
         }
         let text = match query
             .split('&')

@@ -130,7 +130,8 @@ fn manifest(
     let cron = list(cx, &t, "cron", |cx, v, k| agents::cron_job(cx, v, k, &ids));
     let mut paths = Vec::new();
     let routes = list(cx, &t, "routes", |cx, v, k| {
-        crate::network::route(cx, v, k, &ids, &mut paths)
+        let ceiling = ceiling.as_ref().and_then(Option::as_ref);
+        crate::network::route(cx, v, k, &ids, ceiling, &mut paths)
     });
     Some(Manifest {
         app: app?,

@@ -119,6 +119,7 @@ fn route_w(r: weft_model::net::Route) -> w::Route {
         path: r.path,
         agent: r.agent,
         component: r.component,
+        network: net_caps_w(r.network),
         max_body_bytes: r.max_body_bytes,
         timeout_ms: r.timeout_ms,
         token_secret: r.token_secret,

@@ -15,8 +15,8 @@ use weft_model::caps::Capabilities;
 
 const SECRET_KEYS: &[&str] = &["secret", "server", "header", "prefix"];
 
-/// A tool's `network`: read like an agent's, each grant beyond the app
-/// `ceiling` reported at its place.
+/// A tool's or a route component's `network`: read like an agent's, each
+/// grant beyond the app `ceiling` reported at its place.
 pub(crate) fn tool_net(
     cx: &mut Cx<'_>,
     v: &Val<'_>,
@@ -193,6 +193,7 @@ const ROUTE_KEYS: &[&str] = &[
     "path",
     "agent",
     "component",
+    "network",
     "max_body_bytes",
     "timeout_ms",
     "token_secret",
@@ -204,6 +205,7 @@ pub(crate) fn route(
     v: &Val<'_>,
     path: &str,
     agents: &[String],
+    ceiling: Option<&Capabilities>,
     paths: &mut Vec<String>,
 ) -> Option<Route> {
     let t = Tbl::of(cx, v, path, "a table ([[routes]])", ROUTE_KEYS)?;
@@ -269,10 +271,21 @@ pub(crate) fn route(
             }
         }),
     };
+    let network = match (t.get("network"), &component) {
+        (None, _) => Some(NetCaps::default()),
+        (Some(nv), Some(Some(_))) => tool_net(cx, nv, &t.key("network"), ceiling),
+        (Some(nv), _) => {
+            let m = "only a `component` route has `network`; an agent's grants are its \
+                     capabilities.network";
+            cx.err(&nv.span(), &t.key("network"), m.to_string());
+            None
+        }
+    };
     Some(Route {
         path: p?,
         agent: agent?,
         component: component?,
+        network: network?,
         max_body_bytes: max_body_bytes?,
         timeout_ms: timeout_ms?,
         token_secret: token_secret?,

@@ -338,4 +338,28 @@ fn a_route_targets_an_agent_or_a_component() {
     );
     let outside = format!("{APP}[[routes]]\npath = \"/h\"\ncomponent = \"../h.wasm\"\n");
     assert!(first_err(&outside).contains("routes[0].component"));
+    // A component route may have grants, within the ceiling; an agent
+    // route may not (its agent has its own).
+    let net = "network = { outbound = [\"https://api.example.com\"] }\n";
+    let with = format!("{APP}[[routes]]\npath = \"/h\"\ncomponent = \"c/h.wasm\"\n{net}");
+    let plan = check(&with, "weftapp.toml").unwrap();
+    assert_eq!(
+        plan.manifest.routes[0].network.outbound,
+        ["https://api.example.com"]
+    );
+    let ceiling = "[capabilities]\nnetwork = { outbound = [\"http://127.0.0.1:*\"] }\n";
+    let e = first_err(&format!(
+        "{APP}{ceiling}[[routes]]\npath = \"/h\"\ncomponent = \"c/h.wasm\"\n{net}"
+    ));
+    assert!(
+        e.contains("routes[0].network.outbound[0]") && e.contains("exceeds the app ceiling"),
+        "{e}"
+    );
+    let e = first_err(&format!(
+        "{APP}{agent}[[routes]]\npath = \"/h\"\nagent = \"a\"\n{net}"
+    ));
+    assert!(
+        e.contains("routes[0].network") && e.contains("only a `component` route"),
+        "{e}"
+    );
 }
