@@ -318,9 +318,13 @@ mod tests {
         let mut c = EtcdCluster::three();
         assert_eq!(c.endpoints().len(), 3);
         c.kill(2);
-        // Two of three: still a quorum, so a leader and health.
-        std::thread::sleep(Duration::from_millis(800));
-        assert!(health(c.member(0).client_port), "{}", c.log_tail(0));
+        // Two of three: still a quorum, so a leader and health once any
+        // election the kill caused (it may have been the leader) is over.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !health(c.member(0).client_port) {
+            assert!(Instant::now() < deadline, "{}", c.log_tail(0));
+            std::thread::sleep(Duration::from_millis(100));
+        }
         c.kill(1);
         // One of three: no quorum, /health turns false within an election timeout or two.
         let deadline = Instant::now() + Duration::from_secs(10);
