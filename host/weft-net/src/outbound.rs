@@ -118,7 +118,8 @@ struct NetHooks {
     pool: Arc<Pool<WasiBody>>,
 }
 
-type SendResult = wasmtime_wasi_http::Result<(
+/// What a `WasiHttpHooks::send_request` future gives.
+pub type SendResult = wasmtime_wasi_http::Result<(
     http::Response<WasiBody>,
     Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
 )>;

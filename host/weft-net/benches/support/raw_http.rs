@@ -18,6 +18,7 @@ use wasmtime_wasi_http::{
 };
 use weft_model::net::NetCaps;
 use weft_net::fetch::{self, Target};
+use weft_net::outbound::SendResult;
 use weft_net::pool::Pool;
 use weft_runtime::wasmtime_wasi::p2::bindings::CommandPre;
 use weft_runtime::wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -28,11 +29,6 @@ use weft_runtime::wasmtime_wasi::{self, WasiCtx, WasiCtxView, WasiView};
 struct Hooks {
     pool: Arc<Pool<WasiBody>>,
 }
-
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
 
 impl WasiHttpHooks for Hooks {
     fn send_request(
